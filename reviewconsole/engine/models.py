@@ -1,0 +1,196 @@
+"""Durable flow runs: the run itself, its status log, checkpoints and step record."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    WAITING_REVIEW = "waiting_review", "Waiting for review"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_RUN_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class FlowRun(models.Model):
+    """One execution of a registered flow; its id is also the CrewAI state id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    flow_name = models.CharField(max_length=100)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    inputs = models.JSONField(default=dict)
+    state = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # A running run belongs to the worker whose lease has not expired; the
+    # sweeper reclaims runs whose worker died without finishing them.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    trigger = models.CharField(max_length=20, default="ui")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Run list: newest first, optionally filtered by status or flow.
+            models.Index(fields=["status", "-created_at"], name="run_status_created_idx"),
+            models.Index(fields=["flow_name", "-created_at"], name="run_flow_created_idx"),
+            models.Index(fields=["-created_at"], name="run_created_idx"),
+            # Sweeper: running runs whose lease has expired.
+            models.Index(fields=["status", "lease_expires_at"], name="run_status_lease_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow_name} {self.id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_RUN_STATUSES
+
+
+class RunTransition(models.Model):
+    """Append-only log of every status change of a run."""
+
+    run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=20, choices=RunStatus.choices)
+    to_status = models.CharField(max_length=20, choices=RunStatus.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.from_status} → {self.to_status}"
+
+
+class Checkpoint(models.Model):
+    """State after one completed flow method, appended by the CrewAI persistence.
+
+    Keyed by the CrewAI flow id (a FlowRun's id for runs started here), so the
+    persistence also works for flows run outside the engine. `output` and
+    `outcome` let a re-run replay the method instead of executing it again.
+    """
+
+    flow_uuid = models.CharField(max_length=64)
+    sequence = models.PositiveIntegerField()
+    method = models.CharField(max_length=200)
+    # Nth completion of this method in the run: loops replay by occurrence.
+    occurrence = models.PositiveIntegerField()
+    state = models.JSONField()
+    output = models.JSONField(null=True, blank=True)
+    outcome = models.CharField(max_length=200, blank=True)
+    feedback = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["flow_uuid", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow_uuid", "sequence"], name="checkpoint_flow_sequence_uniq"),
+            models.UniqueConstraint(
+                fields=["flow_uuid", "method", "occurrence"], name="checkpoint_flow_method_occurrence_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow_uuid} #{self.sequence} {self.method}"
+
+
+class PendingFeedback(models.Model):
+    """A flow paused for human feedback: CrewAI's context and the state to resume from.
+
+    Rows are marked cleared, never deleted, so the record of each pause stays.
+    """
+
+    flow_uuid = models.CharField(max_length=64)
+    method = models.CharField(max_length=200)
+    context = models.JSONField()
+    state = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # A flow waits on at most one feedback request at a time.
+            models.UniqueConstraint(
+                fields=["flow_uuid"], condition=models.Q(cleared_at__isnull=True), name="pending_feedback_open_uniq"
+            ),
+        ]
+        indexes = [models.Index(fields=["flow_uuid", "-created_at"], name="pending_flow_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.flow_uuid} paused at {self.method}"
+
+
+class StepStatus(models.TextChoices):
+    STARTED = "started", "Started"
+    FINISHED = "finished", "Finished"
+    FAILED = "failed", "Failed"
+    PAUSED = "paused", "Paused for review"
+    REPLAYED = "replayed", "Replayed"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+class StepKind(models.TextChoices):
+    METHOD = "method", "Method"
+    LLM = "llm", "LLM call"
+
+
+class Step(models.Model):
+    """One execution of a flow method, or one LLM call inside it."""
+
+    run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="steps")
+    kind = models.CharField(max_length=10, choices=StepKind.choices, default=StepKind.METHOD)
+    method = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=StepStatus.choices, default=StepStatus.STARTED)
+    # Correlates the finished/failed event with the row its started event made.
+    event_key = models.CharField(max_length=100, blank=True)
+    attempt = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    tokens_in = models.PositiveIntegerField(null=True, blank=True)
+    tokens_out = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [
+            # Run timeline and API: a run's steps in order.
+            models.Index(fields=["run", "started_at"], name="step_run_started_idx"),
+            models.Index(fields=["run", "event_key"], name="step_run_event_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.status}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API. Only its SHA-256 digest is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"

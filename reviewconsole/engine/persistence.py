@@ -1,0 +1,219 @@
+"""CrewAI's FlowPersistence contract on the Django ORM.
+
+Checkpoints are append-only. When the flow is one of our runs (an active
+Execution), each checkpoint also records the method's return value and routing
+outcome, which is what lets a re-run replay finished steps instead of executing
+them again (see replay.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from crewai.flow.async_feedback.types import PendingFeedbackContext
+from crewai.flow.human_feedback import HumanFeedbackResult
+from crewai.flow.persistence.base import FlowPersistence
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+from pydantic import BaseModel, Field
+from pydantic_core import to_jsonable_python
+
+from reviewconsole.engine.context import Execution, execution_for
+from reviewconsole.engine.models import Checkpoint, FlowRun, PendingFeedback
+
+T = TypeVar("T")
+
+# Parallel listeners can finish at the same moment and race for the next
+# sequence number; the unique constraint catches the loser, which retries.
+_SEQUENCE_RETRIES = 5
+
+
+def to_json(value: Any) -> Any:
+    """Encode flow values (models, dates, sets) as JSON-ready data.
+
+    Unknown objects fall back to their string form rather than failing a step.
+    """
+    return to_jsonable_python(value, fallback=str)
+
+
+def _state_json(state_data: dict[str, Any] | BaseModel) -> dict[str, Any]:
+    if isinstance(state_data, BaseModel):
+        return to_json(state_data.model_dump(mode="python"))
+    if isinstance(state_data, dict):
+        return to_json(state_data)
+    raise ValueError(f"state_data must be a pydantic model or a dict, got {type(state_data).__name__}")
+
+
+def _outside_event_loop(func: Callable[..., T]) -> Callable[..., T]:
+    """Run an ORM call on a plain thread when CrewAI calls it from its event loop.
+
+    CrewAI calls load_state, save_pending_feedback and clear_pending_feedback
+    directly inside `asyncio.run`, where Django refuses synchronous queries.
+    """
+
+    @functools.wraps(func)
+    def call(*args: Any, **kwargs: Any) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return func(*args, **kwargs)
+
+        def in_thread() -> T:
+            try:
+                return func(*args, **kwargs)
+            finally:
+                connection.close()
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(contextvars.copy_context().run, in_thread).result()
+
+    return call
+
+
+def _run_id(flow_uuid: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(flow_uuid))
+    except ValueError:
+        return None
+
+
+def _completion_record(execution: Execution | None, method_name: str) -> dict[str, Any]:
+    """The return value, routing outcome and feedback of the method that just completed.
+
+    CrewAI calls save_state after appending the method's output (normal path),
+    or, when resuming a paused method, after recording the human feedback but
+    before appending the output; both cases are read off the flow here.
+    """
+    if execution is None or execution.flow is None:
+        return {}
+    flow = execution.flow
+    pending = flow._pending_feedback_context
+    if pending is not None and pending.method_name == method_name:
+        feedback: HumanFeedbackResult | None = flow.last_human_feedback
+        output = feedback.output if feedback else None
+    else:
+        entries = flow._method_outputs
+        entry = entries[-1] if entries and entries[-1].get("method") == method_name else {}
+        feedback = entry.get("human_feedback")
+        output = entry.get("output")
+    outcome = ""
+    if feedback is not None and feedback.outcome:
+        outcome = str(feedback.outcome)
+    elif flow._is_router(method_name) and output is not None:
+        outcome = str(getattr(output, "value", output))
+    return {
+        "output": to_json(output),
+        "outcome": outcome,
+        "feedback": to_json(feedback) if feedback is not None else None,
+    }
+
+
+class DjangoFlowPersistence(FlowPersistence):
+    """Flow state, checkpoints and pending feedback in the project's database."""
+
+    persistence_type: str = Field(default="DjangoFlowPersistence")
+
+    def init_db(self) -> None:
+        """Nothing to do: migrations own the schema."""
+
+    @_outside_event_loop
+    def save_state(self, flow_uuid: str, method_name: str, state_data: dict[str, Any] | BaseModel) -> None:
+        """Append a checkpoint for a completed method.
+
+        Side effects: one Checkpoint row; for our runs, FlowRun.state is updated
+        to the same state in the same transaction.
+        """
+        flow_uuid = str(flow_uuid)
+        state = _state_json(state_data)
+        record = _completion_record(execution_for(flow_uuid), method_name)
+        for attempt in range(_SEQUENCE_RETRIES):
+            try:
+                with transaction.atomic():
+                    self._append_checkpoint(flow_uuid, method_name, state, record)
+                return
+            except IntegrityError:
+                if attempt == _SEQUENCE_RETRIES - 1:
+                    raise
+
+    @staticmethod
+    def _append_checkpoint(flow_uuid: str, method_name: str, state: dict, record: dict) -> None:
+        existing = Checkpoint.objects.filter(flow_uuid=flow_uuid)
+        sequence = (existing.aggregate(m=Max("sequence"))["m"] or 0) + 1
+        occurrence = existing.filter(method=method_name).count() + 1
+        Checkpoint.objects.create(
+            flow_uuid=flow_uuid,
+            sequence=sequence,
+            method=method_name,
+            occurrence=occurrence,
+            state=state,
+            output=record.get("output"),
+            outcome=record.get("outcome", ""),
+            feedback=record.get("feedback"),
+        )
+        run_id = _run_id(flow_uuid)
+        if run_id is not None:
+            FlowRun.objects.filter(id=run_id).update(state=state, updated_at=timezone.now())
+
+    @_outside_event_loop
+    def load_state(self, flow_uuid: str) -> dict[str, Any] | None:
+        """The paused state if the flow waits for feedback, else the latest checkpoint's."""
+        pending = self._open_pending(str(flow_uuid))
+        if pending is not None:
+            return pending.state
+        latest = Checkpoint.objects.filter(flow_uuid=str(flow_uuid)).order_by("-sequence").values("state").first()
+        return latest["state"] if latest else None
+
+    @_outside_event_loop
+    def save_pending_feedback(
+        self, flow_uuid: str, context: PendingFeedbackContext, state_data: dict[str, Any] | BaseModel
+    ) -> None:
+        """Record a pause.
+
+        Side effects, in one transaction: a PendingFeedback row (or the open one
+        replaced); for a new pause of our runs, the review item and the run's
+        move to waiting_review (see reviews.services.review_item_create_for_pause).
+        """
+        flow_uuid = str(flow_uuid)
+        state = _state_json(state_data)
+        encoded = to_json(context.to_dict())
+        with transaction.atomic():
+            # A provider may save the pause itself before CrewAI saves it again:
+            # the second save replaces the first, as in CrewAI's own backend.
+            replaced = PendingFeedback.objects.filter(flow_uuid=flow_uuid, cleared_at__isnull=True).update(
+                method=context.method_name, context=encoded, state=state
+            )
+            if replaced:
+                return
+            pending = PendingFeedback.objects.create(
+                flow_uuid=flow_uuid, method=context.method_name, context=encoded, state=state
+            )
+            run_id = _run_id(flow_uuid)
+            if run_id is not None and FlowRun.objects.filter(id=run_id).exists():
+                from reviewconsole.reviews.services import review_item_create_for_pause
+
+                review_item_create_for_pause(run_id=run_id, pending=pending, context=context, state=state)
+
+    @_outside_event_loop
+    def load_pending_feedback(self, flow_uuid: str) -> tuple[dict[str, Any], PendingFeedbackContext] | None:
+        pending = self._open_pending(str(flow_uuid))
+        if pending is None:
+            return None
+        return pending.state, PendingFeedbackContext.from_dict(pending.context)
+
+    @_outside_event_loop
+    def clear_pending_feedback(self, flow_uuid: str) -> None:
+        """Mark the open pause as answered; the row stays as a record."""
+        PendingFeedback.objects.filter(flow_uuid=str(flow_uuid), cleared_at__isnull=True).update(
+            cleared_at=timezone.now()
+        )
+
+    @staticmethod
+    def _open_pending(flow_uuid: str) -> PendingFeedback | None:
+        return PendingFeedback.objects.filter(flow_uuid=flow_uuid, cleared_at__isnull=True).first()

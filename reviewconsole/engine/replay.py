@@ -1,0 +1,134 @@
+"""Recovery by replay: a re-run skips every method whose completion is checkpointed.
+
+CrewAI's own resume by id re-executes every method, and its checkpoint
+skipping ends a flow at the first router it skips. So on each (re-)run the
+engine wraps the flow instance: the Nth call of a method whose Nth completion
+is checkpointed returns the recorded value without running, routers return
+their recorded label, and execution continues from the first unfinished step.
+Flow state itself is restored from the latest checkpoint, so replayed methods
+need not run to rebuild it; values kept outside `self.state` are not restored.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from datetime import datetime
+from typing import Any
+
+from crewai.flow.human_feedback import HumanFeedbackResult
+
+from reviewconsole.engine.context import Execution
+from reviewconsole.engine.events import record_replayed
+from reviewconsole.engine.models import Checkpoint
+
+
+class RunCancelledError(Exception):
+    """The run was cancelled while a worker executed it."""
+
+
+class UndeclaredRouterLabelError(RuntimeError):
+    """A router returned a label its declaration does not list."""
+
+
+def load_recorded(execution: Execution) -> None:
+    """Read the run's checkpoints once, before execution starts."""
+    rows = Checkpoint.objects.filter(flow_uuid=execution.run_id).order_by("sequence")
+    execution.recorded = {(row.method, row.occurrence): row for row in rows}
+
+
+def _feedback_result(data: dict[str, Any]) -> HumanFeedbackResult:
+    timestamp = data.get("timestamp")
+    return HumanFeedbackResult(
+        output=data.get("output"),
+        feedback=data.get("feedback", ""),
+        outcome=data.get("outcome"),
+        timestamp=datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else datetime.now(),
+        method_name=data.get("method_name", ""),
+        metadata=data.get("metadata") or {},
+    )
+
+
+def _replay(flow: Any, method: str, checkpoint: Checkpoint) -> Any:
+    """Reproduce what CrewAI's `_execute_method` leaves behind, without running the method."""
+    definition = flow._definition.methods[method]
+    entry: dict[str, Any] = {"method": method, "output": checkpoint.output}
+    feedback = _feedback_result(checkpoint.feedback) if checkpoint.feedback else None
+    if feedback is not None:
+        entry["human_feedback"] = feedback
+        flow.human_feedback_history.append(feedback)
+        flow.last_human_feedback = feedback
+    flow._method_outputs.append(entry)
+    flow._method_execution_counts[method] = flow._method_execution_counts.get(method, 0) + 1
+    flow._completed_methods.add(method)
+    if definition.human_feedback is not None and definition.human_feedback.emit:
+        return checkpoint.outcome
+    if feedback is not None:
+        return feedback
+    if definition.router:
+        return checkpoint.outcome
+    return checkpoint.output
+
+
+def _guard_labels(flow_name: str, method: str, declared: list[str], bound: Any) -> Any:
+    """Wrap a router so an undeclared label fails the run instead of silently ending it."""
+
+    def check(label: Any) -> Any:
+        value = getattr(label, "value", label)
+        if value is not None and str(value) not in declared:
+            raise UndeclaredRouterLabelError(
+                f"Flow '{flow_name}': router '{method}' returned undeclared label '{value}' "
+                f"(declared: {', '.join(declared)})"
+            )
+        return label
+
+    if inspect.iscoroutinefunction(bound):
+
+        @functools.wraps(bound)
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            return check(await bound(*args, **kwargs))
+
+        return guarded_async
+
+    @functools.wraps(bound)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        return check(bound(*args, **kwargs))
+
+    return guarded
+
+
+def install(flow: Any, execution: Execution) -> None:
+    """Make this flow instance durable: replay recorded steps, guard router labels."""
+    from reviewconsole.engine.structure import router_labels
+
+    execution.flow = flow
+    for method, declared in router_labels(_structure_of(flow)).items():
+        definition = flow._definition.methods[method]
+        if declared and definition.human_feedback is None:
+            flow._methods[method] = _guard_labels(
+                execution.flow_name or flow._definition.name, method, declared, flow._methods[method]
+            )
+
+    original = flow._execute_method
+
+    async def durable_execute(method_name: Any, method: Any, *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
+        name = str(method_name)
+        occurrence = execution.occurrences.get(name, 0) + 1
+        execution.occurrences[name] = occurrence
+        checkpoint = execution.recorded.get((name, occurrence))
+        if checkpoint is not None:
+            record_replayed(execution.run_id, name)
+            return _replay(flow, name, checkpoint), None
+        if execution.cancelled:
+            raise RunCancelledError(f"Run {execution.run_id} was cancelled before step '{name}'")
+        return await original(method_name, method, *args, **kwargs)
+
+    # The flow is a pydantic model; object.__setattr__ puts the wrapper on this
+    # instance only, shadowing the class's method for this run.
+    object.__setattr__(flow, "_execute_method", durable_execute)
+
+
+def _structure_of(flow: Any) -> Any:
+    from crewai.flow.visualization import build_flow_structure
+
+    return build_flow_structure(type(flow))

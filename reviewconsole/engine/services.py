@@ -1,0 +1,260 @@
+"""Writes for flow runs. Every status change goes through `run_transition`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepStatus
+
+logger = logging.getLogger(__name__)
+
+
+class RunStateError(Exception):
+    """The run is not in a status that allows the requested change."""
+
+
+def run_transition(
+    *,
+    run_id: Any,
+    to: RunStatus,
+    allowed_from: Iterable[RunStatus],
+    actor: Any = None,
+    note: str = "",
+    extra_filter: dict[str, Any] | None = None,
+    **fields: Any,
+) -> bool:
+    """Move a run to `to` if it is currently in one of `allowed_from`.
+
+    Side effects: a conditional UPDATE on the run (so of two concurrent callers
+    exactly one wins), the given extra `fields` written in the same statement,
+    and a RunTransition row naming who and why. Returns False, writing
+    nothing, when the run has moved on.
+    """
+    allowed = [str(status) for status in allowed_from]
+    with transaction.atomic():
+        current = FlowRun.objects.filter(id=run_id).values_list("status", flat=True).first()
+        if current is None or current not in allowed:
+            return False
+        updated = FlowRun.objects.filter(id=run_id, status=current, **(extra_filter or {})).update(
+            status=to, updated_at=timezone.now(), **fields
+        )
+        if not updated:
+            return False
+        RunTransition.objects.create(
+            run_id=run_id,
+            from_status=current,
+            to_status=to,
+            actor=actor if getattr(actor, "pk", None) else None,
+            note=note,
+        )
+    logger.info("run %s: %s -> %s %s", run_id, current, to, note)
+    return True
+
+
+def _enqueue_on_commit(task: str, *args: str) -> None:
+    from django_q.tasks import async_task
+
+    transaction.on_commit(lambda: async_task(task, *args, group=task.rsplit(".", 1)[-1]))
+
+
+def run_enqueue(run_id: Any) -> None:
+    """Queue `run_flow` once the current transaction commits."""
+    _enqueue_on_commit("reviewconsole.engine.tasks.run_flow", str(run_id))
+
+
+def run_create(
+    *, flow_name: str, inputs: dict[str, Any], user: Any = None, trigger: str = "ui", enqueue: bool = True
+) -> FlowRun:
+    """Create a queued run from inputs already validated against the flow's input model.
+
+    Side effects: a FlowRun row and a RunTransition row; `run_flow` is
+    enqueued on commit unless the caller executes the run itself (`enqueue=False`).
+    """
+    with transaction.atomic():
+        run = FlowRun.objects.create(
+            flow_name=flow_name,
+            inputs=inputs,
+            created_by=user if getattr(user, "pk", None) else None,
+            trigger=trigger,
+        )
+        RunTransition.objects.create(
+            run=run,
+            from_status=RunStatus.QUEUED,
+            to_status=RunStatus.QUEUED,
+            actor=run.created_by,
+            note=f"created via {trigger}",
+        )
+        if enqueue:
+            run_enqueue(run.id)
+    return run
+
+
+def _lease_until() -> Any:
+    return timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
+
+
+def run_claim(*, run_id: Any, worker: str) -> bool:
+    """Take a queued run, or a running run whose worker's lease expired.
+
+    Side effects: status running, attempts + 1, a fresh lease for `worker`;
+    steps left open by a dead worker are marked interrupted.
+    """
+    now = timezone.now()
+    fields = {"attempts": F("attempts") + 1, "lease_expires_at": _lease_until(), "worker": worker}
+    claimed = run_transition(
+        run_id=run_id, to=RunStatus.RUNNING, allowed_from=[RunStatus.QUEUED], note=f"claimed by {worker}", **fields
+    ) or run_transition(
+        run_id=run_id,
+        to=RunStatus.RUNNING,
+        allowed_from=[RunStatus.RUNNING],
+        note=f"reclaimed by {worker} after the previous lease expired",
+        extra_filter={"lease_expires_at__lt": now},
+        **fields,
+    )
+    if claimed:
+        FlowRun.objects.filter(id=run_id, started_at__isnull=True).update(started_at=now)
+        steps_interrupt_open(run_id=run_id)
+    return claimed
+
+
+def run_claim_for_resume(*, run_id: Any, worker: str, note: str) -> bool:
+    """Take a run waiting for review so a decision can be applied to it."""
+    return run_transition(
+        run_id=run_id,
+        to=RunStatus.RUNNING,
+        allowed_from=[RunStatus.WAITING_REVIEW],
+        note=note,
+        attempts=F("attempts") + 1,
+        lease_expires_at=_lease_until(),
+        worker=worker,
+    )
+
+
+def run_renew_lease(*, run_id: Any, worker: str) -> bool:
+    """Extend the lease; False when the run is no longer this worker's (cancelled, reclaimed)."""
+    return bool(
+        FlowRun.objects.filter(id=run_id, status=RunStatus.RUNNING, worker=worker).update(
+            lease_expires_at=_lease_until()
+        )
+    )
+
+
+def run_pause(*, run_id: Any, note: str) -> bool:
+    """Running → waiting_review, releasing the lease."""
+    return run_transition(
+        run_id=run_id,
+        to=RunStatus.WAITING_REVIEW,
+        allowed_from=[RunStatus.RUNNING],
+        note=note,
+        lease_expires_at=None,
+        worker="",
+    )
+
+
+def run_complete(*, run_id: Any, worker: str, result: Any, state: dict[str, Any]) -> bool:
+    return run_transition(
+        run_id=run_id,
+        to=RunStatus.COMPLETED,
+        allowed_from=[RunStatus.RUNNING],
+        extra_filter={"worker": worker},
+        result=result,
+        state=state,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+    )
+
+
+def run_fail(*, run_id: Any, worker: str, error: str, traceback: str) -> bool:
+    return run_transition(
+        run_id=run_id,
+        to=RunStatus.FAILED,
+        allowed_from=[RunStatus.RUNNING],
+        extra_filter={"worker": worker},
+        note=error[:500],
+        error=error,
+        traceback=traceback,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+    )
+
+
+def run_cancel(*, run_id: Any, actor: Any) -> None:
+    """Stop a run. A running worker notices at its next step or lease renewal.
+
+    Side effects: status cancelled; pending review items of the run are cancelled.
+    """
+    cancelled = run_transition(
+        run_id=run_id,
+        to=RunStatus.CANCELLED,
+        allowed_from=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_REVIEW],
+        actor=actor,
+        note="cancelled",
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+    )
+    if not cancelled:
+        raise RunStateError("Only a queued, running or waiting run can be cancelled.")
+    from reviewconsole.reviews.services import review_items_cancel_for_run
+
+    review_items_cancel_for_run(run_id=run_id)
+
+
+def run_retry(*, run_id: Any, actor: Any) -> None:
+    """Queue a failed or cancelled run again; finished steps are replayed, not repeated.
+
+    Side effects: status queued, error cleared, `run_flow` enqueued on commit.
+    """
+    with transaction.atomic():
+        retried = run_transition(
+            run_id=run_id,
+            to=RunStatus.QUEUED,
+            allowed_from=[RunStatus.FAILED, RunStatus.CANCELLED],
+            actor=actor,
+            note="retry",
+            error="",
+            traceback="",
+            finished_at=None,
+        )
+        if not retried:
+            raise RunStateError("Only a failed or cancelled run can be retried.")
+        run_enqueue(run_id)
+
+
+def runs_reclaim_expired() -> list[str]:
+    """Requeue running runs whose worker stopped renewing its lease (it died).
+
+    Side effects: each such run goes back to queued and `run_flow` is
+    enqueued; the new worker replays its finished steps.
+    """
+    expired = FlowRun.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now())
+    requeued = []
+    for run_id in expired.values_list("id", flat=True):
+        with transaction.atomic():
+            if run_transition(
+                run_id=run_id,
+                to=RunStatus.QUEUED,
+                allowed_from=[RunStatus.RUNNING],
+                note="worker lost: lease expired",
+                extra_filter={"lease_expires_at__lt": timezone.now()},
+                lease_expires_at=None,
+                worker="",
+            ):
+                steps_interrupt_open(run_id=run_id)
+                run_enqueue(run_id)
+                requeued.append(str(run_id))
+    return requeued
+
+
+def steps_interrupt_open(*, run_id: Any) -> int:
+    """Close step rows a dead worker left as started."""
+    return Step.objects.filter(run_id=run_id, status=StepStatus.STARTED).update(
+        status=StepStatus.INTERRUPTED, finished_at=timezone.now(), error="worker stopped during this step"
+    )

@@ -1,0 +1,86 @@
+"""Start-up check of a flow's routing, built on CrewAI's own structure projection.
+
+CrewAI only warns when a router label has no listener, and a label returned at
+run time that nobody listens to silently ends the flow. Both are authoring
+mistakes, so they fail loudly here, naming the flow and the label.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from crewai.flow.visualization import build_flow_structure
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from crewai.flow.visualization.types import FlowStructure
+
+    from reviewconsole.engine.registry import FlowSpec
+
+
+class FlowStructureError(ValueError):
+    """A registered flow whose routing cannot work as written."""
+
+
+def _trigger_strings(condition: object) -> set[str]:
+    """Every plain name a listen/start condition refers to, at any depth."""
+    if condition is None or isinstance(condition, bool):
+        return set()
+    if isinstance(condition, str):
+        return {condition}
+    if isinstance(condition, dict):
+        names: set[str] = set()
+        for value in condition.values():
+            names |= _trigger_strings(value)
+        return names
+    if isinstance(condition, (list, tuple)):
+        names = set()
+        for value in condition:
+            names |= _trigger_strings(value)
+        return names
+    return _trigger_strings(getattr(condition, "model_dump", lambda: None)())
+
+
+def router_labels(structure: FlowStructure) -> dict[str, list[str]]:
+    """The labels each router declares (through `emit=` or a Literal return type)."""
+    return {name: list(structure["nodes"][name].get("router_events", [])) for name in structure["router_methods"]}
+
+
+def check_flow_structure(spec: FlowSpec) -> FlowStructure:
+    """Raise FlowStructureError unless every route of the flow leads somewhere."""
+    flow_class = spec.flow_class
+    definition = flow_class.flow_definition()
+    structure = build_flow_structure(flow_class)
+    problems: list[str] = []
+
+    if definition.persist is None or not definition.persist.enabled:
+        problems.append("the class needs @persist() so its steps are checkpointed")
+
+    methods = set(definition.methods)
+    listened: set[str] = set()
+    for method in definition.methods.values():
+        listened |= _trigger_strings(method.listen)
+        if not isinstance(method.start, bool):
+            listened |= _trigger_strings(method.start)
+
+    emitted: set[str] = set()
+    for router, labels in router_labels(structure).items():
+        if not labels:
+            problems.append(f"router '{router}' declares no labels; give it emit=[...] or a Literal return annotation")
+        for label in labels:
+            emitted.add(label)
+            if label not in listened:
+                problems.append(f"router '{router}' emits label '{label}' that no method listens to")
+
+    for name in sorted(listened - methods - emitted):
+        problems.append(f"label '{name}' is listened to but no router emits it")
+
+    state_type = getattr(flow_class, "_initial_state_t", None)
+    if isinstance(state_type, type) and issubclass(state_type, BaseModel):
+        missing = sorted(set(spec.input_model.model_fields) - set(state_type.model_fields))
+        for field_name in missing:
+            problems.append(f"input '{field_name}' has no field of the same name in the flow state")
+
+    if problems:
+        raise FlowStructureError(f"Flow '{spec.name}': " + "; ".join(problems))
+    return structure

@@ -1,0 +1,45 @@
+"""django-q2 tasks. They take ids, claim their run by a conditional update, and
+return quietly when a redelivered task finds the work already taken or done."""
+
+from __future__ import annotations
+
+import logging
+
+from reviewconsole.engine import runner, services
+
+logger = logging.getLogger(__name__)
+
+
+def run_flow(run_id: str) -> None:
+    """Execute a queued run (or one whose previous worker died) to its next stop."""
+    worker = runner.worker_name()
+    if not services.run_claim(run_id=run_id, worker=worker):
+        logger.info("run %s not claimable (already taken or finished)", run_id)
+        return
+    runner.execute(run_id, worker)
+
+
+def resume_flow(review_item_id: str) -> None:
+    """Apply a decided review item to its paused run and continue the flow."""
+    from reviewconsole.reviews.services import review_item_claim_resume
+
+    worker = runner.worker_name()
+    run_id = review_item_claim_resume(item_id=review_item_id, worker=worker)
+    if run_id is None:
+        logger.info("review item %s: resume already taken or not decided", review_item_id)
+        return
+    runner.execute(run_id, worker)
+
+
+def sweep_expired_runs() -> int:
+    """Requeue runs whose worker died (scheduled every minute)."""
+    return len(services.runs_reclaim_expired())
+
+
+def start_scheduled_run(flow_name: str, inputs_json: str = "{}") -> str:
+    """Entry point for django-q2 schedules: validate the inputs and queue a run."""
+    from reviewconsole.engine.registry import get_flow
+
+    spec = get_flow(flow_name)
+    inputs = spec.input_model.model_validate_json(inputs_json)
+    return str(services.run_create(flow_name=spec.name, inputs=inputs.model_dump(mode="json"), trigger="schedule").id)

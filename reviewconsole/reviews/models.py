@@ -1,0 +1,81 @@
+"""Review items created when a flow pauses, and the decisions that resume them."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from reviewconsole.engine.models import FlowRun, PendingFeedback
+
+
+class ReviewReason(models.TextChoices):
+    LOW_CONFIDENCE = "low_confidence", "Low confidence"
+    HIGH_VALUE = "high_value", "High value"
+    ALWAYS_REVIEW = "always_review", "Always reviewed"
+    AUDIT_SAMPLE = "audit_sample", "Audit sample"
+    FLOW_REQUESTED = "flow_requested", "Requested by the flow"
+
+
+class ReviewStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DECIDED = "decided", "Decided"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ReviewItem(models.Model):
+    """One paused flow step waiting for a person."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="review_items")
+    pending = models.OneToOneField(PendingFeedback, on_delete=models.PROTECT, related_name="review_item")
+    method = models.CharField(max_length=200)
+    output_type = models.CharField(max_length=100)
+    reason = models.CharField(max_length=20, choices=ReviewReason.choices, default=ReviewReason.FLOW_REQUESTED)
+    confidence = models.FloatField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    output = models.JSONField(null=True, blank=True)
+    schema = models.JSONField(null=True, blank=True)
+    outcomes = models.JSONField(default=list)
+    # True when the flow routes on the decision through CrewAI's `emit`;
+    # False when it reads the JSON feedback payload itself.
+    uses_emit = models.BooleanField(default=False)
+    status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # Set when a worker takes the decision back into the flow; the resume task
+    # is idempotent on it.
+    resumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            # Queue: pending items of some types, oldest first.
+            models.Index(fields=["status", "output_type", "created_at"], name="review_status_type_created_idx"),
+            models.Index(fields=["status", "created_at"], name="review_status_created_idx"),
+            models.Index(fields=["run", "created_at"], name="review_run_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.output_type} review {self.id}"
+
+
+class Decision(models.Model):
+    """The one decision on a review item."""
+
+    item = models.OneToOneField(ReviewItem, on_delete=models.CASCADE, related_name="decision")
+    outcome = models.CharField(max_length=100)
+    edited_output = models.JSONField(null=True, blank=True)
+    diff = models.JSONField(default=list, blank=True)
+    comment = models.TextField(blank=True)
+    reason_code = models.CharField(max_length=100, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "at"], name="decision_user_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} on {self.item_id}"

@@ -1,0 +1,58 @@
+"""CrewAI HumanFeedbackProvider that sends a paused step to the review queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crewai.flow.async_feedback.types import HumanFeedbackPending, PendingFeedbackContext
+from pydantic import BaseModel
+
+REVIEW_METADATA_KEY = "review_console"
+
+
+class ReviewConsoleProvider:
+    """Pause the flow; `save_pending_feedback` then creates the review item.
+
+    The provider only describes the item (type, reason, confidence, schema);
+    it writes nothing, because CrewAI persists the pause itself once this
+    raises, and that write must be the single transaction that creates the
+    item and moves the run to waiting_review.
+    """
+
+    def __init__(
+        self,
+        output_type: str,
+        *,
+        schema: type[BaseModel] | None = None,
+        outcomes: list[str] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.output_type = output_type
+        self.schema = schema
+        self.outcomes = outcomes
+        self.reason = reason
+
+    def request_feedback(self, context: PendingFeedbackContext, flow: Any) -> str:
+        output = context.method_output
+        schema_model = self.schema or (type(output) if isinstance(output, BaseModel) else None)
+        state = flow.state
+        context.metadata = {
+            **(context.metadata or {}),
+            REVIEW_METADATA_KEY: {
+                "output_type": self.output_type,
+                "reason": self.reason or getattr(state, "review_reason", None) or "flow_requested",
+                "confidence": _confidence(output, state),
+                "schema": schema_model.model_json_schema() if schema_model else None,
+                "outcomes": list(context.emit or self.outcomes or ["approved", "rejected"]),
+                "uses_emit": bool(context.emit),
+            },
+        }
+        raise HumanFeedbackPending(context=context)
+
+
+def _confidence(output: Any, state: Any) -> float | None:
+    for source in (output, state):
+        value = source.get("confidence") if isinstance(source, dict) else getattr(source, "confidence", None)
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None

@@ -1,0 +1,152 @@
+"""Settings for Review Console, driven entirely by environment variables.
+
+DATABASE_URL   default: SQLite file ./db.sqlite3 (WAL); postgres://… uses psycopg 3
+REDIS_URL      if set, django-q2 uses Redis as its broker; otherwise the ORM broker
+TASKS_SYNC=1   django-q2 runs tasks inline (tests, debugging)
+SECRET_KEY, DEBUG, ALLOWED_HOSTS
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = _env_bool("DEBUG")
+# The fallback only suits a single-machine demo; deployments set SECRET_KEY.
+SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-review-console-key-change-me"
+
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "django_q",
+    "reviewconsole.engine",
+    "reviewconsole.reviews",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "reviewconsole.security.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "reviewconsole.security.HtmxLoginRedirectMiddleware",
+]
+
+ROOT_URLCONF = "reviewconsole.urls"
+WSGI_APPLICATION = "reviewconsole.wsgi.application"
+ASGI_APPLICATION = "reviewconsole.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+
+def _database_config(url: str) -> dict:
+    config = dj_database_url.parse(url, conn_max_age=0)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Web and workers share one file: WAL lets readers proceed during a
+        # write, IMMEDIATE takes the write lock up front so two writers queue on
+        # the busy timeout instead of failing with "database is locked".
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        # A file, not Django's in-memory default, so worker processes started
+        # by the tests share the test database; one per test session.
+        config["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")}
+    return config
+
+
+DATABASES = {"default": _database_config(os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # HTMX reads the token from the page, not the cookie.
+X_FRAME_OPTIONS = "DENY"
+
+# Task queue. Tasks are idempotent (django-q2 delivers at least once); retry is
+# longer than timeout so a slow task is never handed to a second worker while
+# the first still runs it.
+TASK_TIMEOUT_SECONDS = int(os.environ.get("TASK_TIMEOUT_SECONDS", "600"))
+REDIS_URL = os.environ.get("REDIS_URL", "")
+Q_CLUSTER = {
+    "name": "reviewconsole",
+    "workers": int(os.environ.get("Q_WORKERS", "1")),
+    "timeout": TASK_TIMEOUT_SECONDS,
+    "retry": TASK_TIMEOUT_SECONDS + 60,
+    "max_attempts": 3,
+    "ack_failures": True,
+    "catch_up": False,
+    "sync": _env_bool("TASKS_SYNC"),
+    "save_limit": 1000,
+    "poll": float(os.environ.get("Q_POLL_SECONDS", "0.1")),
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# A run whose worker stopped renewing its lease for this long is reclaimed by
+# the sweeper and continued from its last checkpoint.
+RUN_LEASE_SECONDS = int(os.environ.get("RUN_LEASE_SECONDS", "60"))
+
+DEMO_LLM_DELAY_MS = int(os.environ.get("DEMO_LLM_DELAY_MS", "0"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "loggers": {"reviewconsole": {"level": os.environ.get("LOG_LEVEL", "INFO"), "propagate": True}},
+}
+
+# Modules whose import registers flows (comma-separated in the environment).
+FLOW_MODULES = [m.strip() for m in os.environ.get("FLOW_MODULES", "flows").split(",") if m.strip()]

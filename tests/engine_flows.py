@@ -1,0 +1,184 @@
+"""Flows the engine tests run, registered when FLOW_MODULES includes this module.
+
+Each step appends a line to the side-effect log named by SIDE_EFFECT_LOG, so a
+test can see across processes how often each step really executed.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+from crewai.flow.flow import Flow, listen, or_, router, start
+from crewai.flow.human_feedback import HumanFeedbackResult, human_feedback
+from crewai.flow.persistence import persist
+from pydantic import BaseModel
+
+from reviewconsole.engine.registry import register_flow
+from reviewconsole.reviews.provider import ReviewConsoleProvider
+
+
+def side_effect(step: str) -> None:
+    log = os.environ.get("SIDE_EFFECT_LOG")
+    if log:
+        with Path(log).open("a") as handle:
+            handle.write(step + "\n")
+
+
+def maybe_fail(step: str) -> None:
+    if os.environ.get("FAIL_STEP") == step:
+        raise RuntimeError(f"injected failure in {step}")
+
+
+def maybe_block(step: str) -> None:
+    """Sleep inside `step` when BLOCK_STEP names it, so a test can kill the worker there."""
+    if os.environ.get("BLOCK_STEP") == step:
+        marker = os.environ.get("BLOCK_MARKER")
+        if marker:
+            Path(marker).write_text(step)
+        time.sleep(float(os.environ.get("BLOCK_SECONDS", "30")))
+
+
+class CounterInputs(BaseModel):
+    label: str = "demo"
+    loops: int = 3
+
+
+class CounterState(BaseModel):
+    id: str = ""
+    label: str = ""
+    loops: int = 3
+    count: int = 0
+    log: list[str] = []
+
+
+@register_flow(name="counter", title="Counter (test)", inputs=CounterInputs)
+@persist()
+class CounterFlow(Flow[CounterState]):
+    """prepare → increment → check, looping on "again" until `loops`, then finish."""
+
+    @start()
+    def prepare(self) -> str:
+        side_effect("prepare")
+        self.state.log.append("prepare")
+        return f"prepared {self.state.label}"
+
+    @listen(or_(prepare, "again"))
+    def increment(self) -> int:
+        self.state.count += 1
+        side_effect(f"increment:{self.state.count}")
+        maybe_block(f"increment:{self.state.count}")
+        maybe_fail(f"increment:{self.state.count}")
+        self.state.log.append(f"increment {self.state.count}")
+        return self.state.count
+
+    @router(increment, emit=["again", "done"])
+    def check(self) -> str:
+        side_effect(f"check:{self.state.count}")
+        return "again" if self.state.count < self.state.loops else "done"
+
+    @listen("done")
+    def finish(self) -> dict:
+        side_effect("finish")
+        maybe_block("finish")
+        maybe_fail("finish")
+        return {"label": self.state.label, "count": self.state.count, "log": self.state.log}
+
+
+class EmptyInputs(BaseModel):
+    pass
+
+
+class BadRouterState(BaseModel):
+    id: str = ""
+
+
+@register_flow(name="bad_router", title="Bad router (test)", inputs=EmptyInputs)
+@persist()
+class BadRouterFlow(Flow[BadRouterState]):
+    @start()
+    def begin(self) -> str:
+        return "begun"
+
+    @router(begin, emit=["ok"])
+    def decide(self) -> str:
+        return "surprise"
+
+    @listen("ok")
+    def fine(self) -> str:
+        return "fine"
+
+
+class Draft(BaseModel):
+    title: str
+    amount: float
+    confidence: float = 0.5
+
+
+class ReviewInputs(BaseModel):
+    title: str = "Invoice 7"
+    amount: float = 120.0
+
+
+class ReviewState(BaseModel):
+    id: str = ""
+    title: str = ""
+    amount: float = 0.0
+    final: dict = {}
+
+
+@register_flow(name="emit_review", title="Emit review (test)", inputs=ReviewInputs, output_types=["draft"])
+@persist()
+class EmitReviewFlow(Flow[ReviewState]):
+    """An unchanged CrewAI human-feedback flow: `emit` routes on the outcome."""
+
+    @start()
+    @human_feedback(
+        message="Check the draft",
+        emit=["approved", "rejected"],
+        provider=ReviewConsoleProvider(output_type="draft"),
+    )
+    def draft(self) -> Draft:
+        side_effect("draft")
+        return Draft(title=self.state.title, amount=self.state.amount, confidence=0.4)
+
+    @listen("approved")
+    def publish(self, result: HumanFeedbackResult) -> dict:
+        side_effect("publish")
+        maybe_fail("publish")
+        output = result.output if isinstance(result.output, dict) else result.output.model_dump()
+        self.state.final = output
+        return {"published": output}
+
+    @listen("rejected")
+    def discard(self, result: HumanFeedbackResult) -> dict:
+        side_effect("discard")
+        return {"discarded": True, "feedback": result.feedback}
+
+
+@register_flow(name="payload_review", title="Payload review (test)", inputs=ReviewInputs, output_types=["draft"])
+@persist()
+class PayloadReviewFlow(Flow[ReviewState]):
+    """The no-`emit` pattern: a plain router reads the decision from the JSON payload."""
+
+    @start()
+    @human_feedback(message="Check the draft", provider=ReviewConsoleProvider(output_type="draft"))
+    def draft(self) -> Draft:
+        side_effect("draft")
+        return Draft(title=self.state.title, amount=self.state.amount, confidence=0.4)
+
+    @router(draft, emit=["approved", "rejected"])
+    def route_decision(self, result: HumanFeedbackResult) -> str:
+        decision = json.loads(result.feedback)
+        self.state.final = decision["output"]
+        return decision["outcome"]
+
+    @listen("approved")
+    def publish(self) -> dict:
+        side_effect("publish")
+        return {"published": self.state.final}
+
+    @listen("rejected")
+    def discard(self) -> dict:
+        side_effect("discard")
+        return {"discarded": True}

@@ -1,0 +1,54 @@
+"""A run end to end through the task path (tasks execute inline in tests)."""
+
+import pytest
+from pydantic import ValidationError
+
+from reviewconsole.engine.models import Checkpoint, FlowRun, RunStatus, Step, StepStatus
+from reviewconsole.engine.services import run_create
+from reviewconsole.engine.tasks import start_scheduled_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def side_effects(tmp_path, monkeypatch):
+    log = tmp_path / "effects.log"
+    monkeypatch.setenv("SIDE_EFFECT_LOG", str(log))
+    return lambda: log.read_text().split() if log.exists() else []
+
+
+def test_counter_flow_completes_with_checkpoints_and_steps(side_effects):
+    run = run_create(flow_name="counter", inputs={"label": "x", "loops": 2})
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.result == {"label": "x", "count": 2, "log": ["prepare", "increment 1", "increment 2"]}
+    assert side_effects() == ["prepare", "increment:1", "check:1", "increment:2", "check:2", "finish"]
+    methods = list(Checkpoint.objects.filter(flow_uuid=str(run.id)).values_list("method", "occurrence", "outcome"))
+    assert methods == [
+        ("prepare", 1, ""),
+        ("increment", 1, ""),
+        ("check", 1, "again"),
+        ("increment", 2, ""),
+        ("check", 2, "done"),
+        ("finish", 1, ""),
+    ]
+    steps = list(Step.objects.filter(run=run, kind="method").values_list("method", "status"))
+    assert steps == [(m, StepStatus.FINISHED) for m, _, _ in methods]
+    assert run.attempts == 1
+
+
+def test_undeclared_router_label_fails_the_run():
+    run = run_create(flow_name="bad_router", inputs={})
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "Flow 'bad_router': router 'decide' returned undeclared label 'surprise' (declared: ok)" in run.error
+    assert "Traceback" in run.traceback
+
+
+def test_scheduled_task_starts_a_validated_run():
+    run_id = start_scheduled_run("counter", '{"label": "nightly", "loops": 1}')
+    run = FlowRun.objects.get(id=run_id)
+    assert run.trigger == "schedule"
+    assert run.status == RunStatus.COMPLETED
+    with pytest.raises(ValidationError, match="loops"):
+        start_scheduled_run("counter", '{"loops": "many"}')
