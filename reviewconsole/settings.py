@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_q",
+    "ninja",
     "reviewconsole.engine",
     "reviewconsole.reviews",
 ]

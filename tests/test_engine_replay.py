@@ -60,3 +60,13 @@ def test_replayed_router_label_routes_like_the_original(side_effects, monkeypatc
     assert side_effects().count("check:1") == 1
     assert side_effects().count("check:2") == 1
     assert side_effects().count("finish") == 2
+
+
+def test_steps_record_the_attempt_that_ran_them(monkeypatch):
+    monkeypatch.setenv("FAIL_STEP", "finish")
+    run = run_create(flow_name="counter", inputs={"loops": 1})
+    monkeypatch.delenv("FAIL_STEP")
+    run_retry(run_id=run.id, actor=None)
+    attempts = dict(Step.objects.filter(run=run, kind="method", method="finish").values_list("status", "attempt"))
+    assert attempts == {StepStatus.FAILED: 1, StepStatus.FINISHED: 2}
+    assert set(Step.objects.filter(run=run, status=StepStatus.REPLAYED).values_list("attempt", flat=True)) == {2}

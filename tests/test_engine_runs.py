@@ -1,8 +1,10 @@
 """A run end to end through the task path (tasks execute inline in tests)."""
 
 import pytest
+from django.utils import timezone
 from pydantic import ValidationError
 
+from reviewconsole.engine.events import StepRecord, write_record
 from reviewconsole.engine.models import Checkpoint, FlowRun, RunStatus, Step, StepStatus
 from reviewconsole.engine.services import run_create
 from reviewconsole.engine.tasks import start_scheduled_run
@@ -52,3 +54,11 @@ def test_scheduled_task_starts_a_validated_run():
     assert run.status == RunStatus.COMPLETED
     with pytest.raises(ValidationError, match="loops"):
         start_scheduled_run("counter", '{"loops": "many"}')
+
+
+def test_a_closing_event_that_overtakes_its_opener_still_makes_one_row():
+    run = FlowRun.objects.create(flow_name="counter")
+    at = timezone.now()
+    write_record(StepRecord(run_id=run.id, status=StepStatus.FINISHED, method="m", at=at, opener_key="e1"))
+    write_record(StepRecord(run_id=run.id, status=StepStatus.STARTED, method="m", at=at, event_key="e1"))
+    assert list(Step.objects.filter(run=run).values_list("status", flat=True)) == [StepStatus.FINISHED]

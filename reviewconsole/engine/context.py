@@ -21,6 +21,7 @@ class Execution:
 
     run_id: str
     flow_name: str = ""
+    attempt: int = 1
     flow: Any = None
     # Completed-method checkpoints recorded earlier, keyed by (method, occurrence).
     recorded: dict[tuple[str, int], Any] = field(default_factory=dict)

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from reviewconsole.engine.context import current_execution
+from reviewconsole.engine.context import Execution, current_execution
 from reviewconsole.engine.models import Step, StepKind, StepStatus
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class StepRecord:
     status: str
     method: str
     at: datetime
+    attempt: int = 1
     kind: str = StepKind.METHOD
     event_key: str = ""
     opener_key: str = ""
@@ -50,13 +51,20 @@ def _usage_tokens(usage: dict[str, Any] | None) -> tuple[int | None, int | None]
 
 
 def write_record(record: StepRecord) -> None:
-    """Apply one record: a started record inserts a row; the others close it."""
+    """Apply one record: a started record inserts a row; the others close it.
+
+    Handlers run on CrewAI's handler pool, so a closing record can arrive
+    before its opener; it then inserts the row already closed.
+    """
     if record.status in (StepStatus.STARTED, StepStatus.REPLAYED):
+        if record.event_key and Step.objects.filter(run_id=record.run_id, event_key=record.event_key).exists():
+            return  # closed already by a record that overtook this one
         Step.objects.create(
             run_id=record.run_id,
             kind=record.kind,
             method=record.method,
             status=record.status,
+            attempt=record.attempt,
             event_key=record.event_key,
             started_at=record.at,
             finished_at=record.at if record.status == StepStatus.REPLAYED else None,
@@ -68,18 +76,24 @@ def write_record(record: StepRecord) -> None:
     row = None
     if record.opener_key:
         row = open_rows.filter(event_key=record.opener_key).first()
-    if row is None:
+    if row is None and not record.opener_key:
         row = open_rows.filter(method=record.method).order_by("-started_at", "-id").first()
     if row is None:
-        logger.warning("no open step for %s %s of run %s", record.kind, record.method, record.run_id)
-        return
+        row = Step(
+            run_id=record.run_id,
+            kind=record.kind,
+            method=record.method,
+            attempt=record.attempt,
+            event_key=record.opener_key,
+            started_at=record.at,
+        )
     row.status = record.status
     row.finished_at = record.at
     row.duration_ms = (record.at - row.started_at).total_seconds() * 1000
     row.error = record.error[:5000]
     row.tokens_in, row.tokens_out = _usage_tokens(record.usage)
     row.model = record.model or row.model
-    row.save(update_fields=["status", "finished_at", "duration_ms", "error", "tokens_in", "tokens_out", "model"])
+    row.save()
 
 
 class StepCollector:
@@ -128,23 +142,25 @@ collector = StepCollector()
 _registered = False
 
 
-def _flow_run_id(source: Any) -> str | None:
+def _flow_execution(source: Any) -> Execution | None:
+    """The run this flow event belongs to, matched on the emitting flow's id."""
     execution = current_execution.get()
     flow_id = getattr(source, "flow_id", None)
     if execution is not None and flow_id and str(flow_id) == execution.run_id:
-        return execution.run_id
+        return execution
     return None
 
 
 def _method_handler(status: StepStatus):
     def handle(source: Any, event: Any) -> None:
-        run_id = _flow_run_id(source)
-        if run_id is None:
+        execution = _flow_execution(source)
+        if execution is None:
             return
         error = getattr(event, "error", "")
         collector.enqueue(
             StepRecord(
-                run_id=run_id,
+                run_id=execution.run_id,
+                attempt=execution.attempt,
                 status=status,
                 method=event.method_name,
                 at=event.timestamp,
@@ -167,6 +183,7 @@ def _llm_handler(status: StepStatus):
         collector.enqueue(
             StepRecord(
                 run_id=execution.run_id,
+                attempt=execution.attempt,
                 kind=StepKind.LLM,
                 status=status,
                 method=str(current_flow_method_name.get() or ""),
@@ -182,9 +199,11 @@ def _llm_handler(status: StepStatus):
     return handle
 
 
-def record_replayed(run_id: str, method: str) -> None:
+def record_replayed(run_id: str, method: str, attempt: int) -> None:
     """A step recovery skipped because its completion was already checkpointed."""
-    collector.enqueue(StepRecord(run_id=run_id, status=StepStatus.REPLAYED, method=method, at=timezone.now()))
+    collector.enqueue(
+        StepRecord(run_id=run_id, attempt=attempt, status=StepStatus.REPLAYED, method=method, at=timezone.now())
+    )
 
 
 def register_collector() -> None:

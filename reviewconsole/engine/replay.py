@@ -117,7 +117,7 @@ def install(flow: Any, execution: Execution) -> None:
         execution.occurrences[name] = occurrence
         checkpoint = execution.recorded.get((name, occurrence))
         if checkpoint is not None:
-            record_replayed(execution.run_id, name)
+            record_replayed(execution.run_id, name, execution.attempt)
             return _replay(flow, name, checkpoint), None
         if execution.cancelled:
             raise RunCancelledError(f"Run {execution.run_id} was cancelled before step '{name}'")

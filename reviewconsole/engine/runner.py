@@ -69,7 +69,7 @@ def execute(run_id: Any, worker: str) -> None:
     bootstrap_worker()
     run = FlowRun.objects.get(id=run_id)
     spec = get_flow(run.flow_name)
-    execution = Execution(run_id=str(run.id), flow_name=spec.name)
+    execution = Execution(run_id=str(run.id), flow_name=spec.name, attempt=run.attempts)
     replay.load_recorded(execution)
     persistence = DjangoFlowPersistence()
     token = current_execution.set(execution)

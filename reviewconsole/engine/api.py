@@ -1,0 +1,193 @@
+"""JSON endpoints for flows and runs: list the flows, start a run, list runs, read a run.
+
+No `from __future__ import annotations` here: ninja resolves a paginated view's
+parameter annotations from its wrapper's module, where these names are unknown.
+"""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import pydantic
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import Body, Query, Router, Schema, Status
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.pagination import CursorPagination, paginate
+
+from reviewconsole.engine import registry, selectors, services
+from reviewconsole.engine.models import FlowRun, RunStatus, Step, StepKind, StepStatus
+from reviewconsole.engine.registry import FlowSpec
+from reviewconsole.reviews.models import Decision, ReviewItem, ReviewReason, ReviewStatus
+
+router = Router(tags=["flows"])
+
+
+def require_perm(request: HttpRequest, perm: str) -> None:
+    """Raise PermissionDenied (403) unless the authenticated user has `perm`."""
+    if not request.auth.has_perm(perm):
+        raise PermissionDenied(f"You need the '{perm}' permission.")
+
+
+class FlowOut(Schema):
+    name: str
+    title: str
+    description: str
+    output_types: list[str]
+    input_schema: dict[str, Any] = pydantic.Field(description="JSON Schema of the inputs a run takes.")
+
+    @staticmethod
+    def resolve_input_schema(spec: FlowSpec) -> dict[str, Any]:
+        return spec.input_model.model_json_schema()
+
+
+class RunCreatedOut(Schema):
+    id: UUID
+    status: RunStatus
+    url: str = pydantic.Field(description="The run's page in the console.")
+
+
+class RunSummaryOut(Schema):
+    id: UUID
+    flow: str
+    status: RunStatus
+    trigger: str
+    created_by: str | None
+    attempts: int
+    error: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @staticmethod
+    def resolve_flow(run: FlowRun) -> str:
+        return run.flow_name
+
+    @staticmethod
+    def resolve_created_by(run: FlowRun) -> str | None:
+        return run.created_by.get_username() if run.created_by else None
+
+
+class StepOut(Schema):
+    method: str
+    kind: StepKind
+    status: StepStatus
+    started_at: datetime
+    finished_at: datetime | None
+    duration_ms: float | None
+    tokens_in: int | None
+    tokens_out: int | None
+    model: str
+    error: str
+
+
+class DecisionOut(Schema):
+    outcome: str
+    edited_output: Any
+    comment: str
+    reason_code: str
+    user: str | None
+    at: datetime
+
+    @staticmethod
+    def resolve_user(decision: Decision) -> str | None:
+        return decision.user.get_username() if decision.user else None
+
+
+class ReviewOut(Schema):
+    id: UUID
+    method: str
+    output_type: str
+    reason: ReviewReason
+    status: ReviewStatus
+    created_at: datetime
+    decision: DecisionOut | None
+
+    @staticmethod
+    def resolve_decision(item: ReviewItem) -> Decision | None:
+        return getattr(item, "decision", None)
+
+
+class RunOut(Schema):
+    id: UUID
+    flow: str
+    status: RunStatus
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+    result: Any
+    error: str
+    traceback: str
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    steps: list[StepOut]
+    reviews: list[ReviewOut]
+
+    @staticmethod
+    def resolve_flow(run: FlowRun) -> str:
+        return run.flow_name
+
+    @staticmethod
+    def resolve_steps(run: FlowRun) -> list[Step]:
+        return list(run.steps.all())
+
+    @staticmethod
+    def resolve_reviews(run: FlowRun) -> list[ReviewItem]:
+        return list(run.review_items.all())
+
+
+def _inputs_error(error: pydantic.ValidationError) -> NinjaValidationError:
+    """The flow's input errors in the shape ninja gives its own body errors."""
+    return NinjaValidationError(
+        [
+            {"loc": ["body", "inputs", *detail["loc"]], "msg": detail["msg"], "type": detail["type"]}
+            for detail in error.errors(include_url=False)
+        ]
+    )
+
+
+@router.get("/flows", response=list[FlowOut])
+def flow_list(request: HttpRequest) -> list[FlowSpec]:
+    """The flows a run can be started for, with the JSON Schema of their inputs."""
+    require_perm(request, "engine.view_flowrun")
+    return registry.all_flows()
+
+
+@router.post("/flows/{name}/runs", response={201: RunCreatedOut})
+def flow_run_create(request: HttpRequest, name: str, inputs: Body[dict[str, Any]]) -> Status[RunCreatedOut]:
+    """Start a run of flow `name`. The body is the inputs object, validated against the flow's input schema."""
+    require_perm(request, "engine.add_flowrun")
+    spec = registry.get_flow(name)
+    try:
+        validated = spec.input_model.model_validate(inputs)
+    except pydantic.ValidationError as error:
+        raise _inputs_error(error) from None
+    run = services.run_create(
+        flow_name=spec.name, inputs=validated.model_dump(mode="json"), user=request.auth, trigger="api"
+    )
+    url = request.build_absolute_uri(reverse("engine:run_detail", args=[run.id]))
+    return Status(201, RunCreatedOut(id=run.id, status=run.status, url=url))
+
+
+@router.get("/runs", response=list[RunSummaryOut])
+@paginate(CursorPagination, ordering=("-created_at", "-id"), page_size=50)
+def run_list(request: HttpRequest, flow: Query[str] = "", status: Query[RunStatus | None] = None) -> QuerySet[FlowRun]:
+    """Runs newest first, optionally of one flow or in one status; follow `next` for older ones."""
+    require_perm(request, "engine.view_flowrun")
+    return selectors.run_list(flow_name=flow, status=status or "")
+
+
+@router.get("/runs/{run_id}", response=RunOut)
+def run_detail(request: HttpRequest, run_id: UUID) -> FlowRun:
+    """A run with its steps (LLM calls included, with token counts) and its review items."""
+    require_perm(request, "engine.view_flowrun")
+    run = selectors.run_get(run_id=run_id)
+    prefetch_related_objects(
+        [run],
+        Prefetch("steps", queryset=selectors.run_steps(run_id=run.id)),
+        Prefetch("review_items", queryset=selectors.run_reviews(run_id=run.id)),
+    )
+    return run
