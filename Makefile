@@ -22,7 +22,7 @@ test: lint
 
 # Web server on http://127.0.0.1:8000 and one django-q2 worker; Ctrl-C stops both.
 run: install
-	$(PY) manage.py migrate --noinput
+	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py seed_demo
 	@trap 'kill 0' EXIT; \
 	$(PY) manage.py qcluster & \

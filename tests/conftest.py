@@ -3,6 +3,14 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture
+def side_effects(tmp_path, monkeypatch):
+    """Steps of the test flows log each execution here; returns a reader of that log."""
+    log = tmp_path / "effects.log"
+    monkeypatch.setenv("SIDE_EFFECT_LOG", str(log))
+    return lambda: log.read_text().split() if log.exists() else []
+
+
 @pytest.fixture(autouse=True)
 def _fast_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -16,13 +16,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def side_effects(tmp_path, monkeypatch):
-    log = tmp_path / "effects.log"
-    monkeypatch.setenv("SIDE_EFFECT_LOG", str(log))
-    return lambda: log.read_text().split() if log.exists() else []
-
-
-@pytest.fixture
 def reviewer(django_user_model):
     return django_user_model.objects.create_user("rita", password="pw")
 

@@ -8,13 +8,6 @@ from reviewconsole.engine.services import run_create, run_retry
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def side_effects(tmp_path, monkeypatch):
-    log = tmp_path / "effects.log"
-    monkeypatch.setenv("SIDE_EFFECT_LOG", str(log))
-    return lambda: log.read_text().split() if log.exists() else []
-
-
 def test_retry_replays_finished_steps_and_routers(side_effects, monkeypatch):
     # Step "increment" fails on its third execution; everything before it is checkpointed.
     monkeypatch.setenv("FAIL_STEP", "increment:3")

@@ -12,13 +12,6 @@ from reviewconsole.engine.tasks import start_scheduled_run
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def side_effects(tmp_path, monkeypatch):
-    log = tmp_path / "effects.log"
-    monkeypatch.setenv("SIDE_EFFECT_LOG", str(log))
-    return lambda: log.read_text().split() if log.exists() else []
-
-
 def test_counter_flow_completes_with_checkpoints_and_steps(side_effects):
     run = run_create(flow_name="counter", inputs={"label": "x", "loops": 2})
     run.refresh_from_db()

@@ -25,21 +25,16 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from reviewconsole.crewai_env import configure_environment
-
-# Idempotent (``setdefault``); the worker already did this, but a test or shell
-# that imports this module first must not let CrewAI phone home.
-configure_environment()
-
-from crewai import LLM  # noqa: E402
-from crewai.events.types.llm_events import LLMCallType  # noqa: E402
-from crewai.hooks.dispatch import HookAborted  # noqa: E402
-from crewai.llms.base_llm import BaseLLM, LLMCallBlockedError, llm_call_context  # noqa: E402
-from crewai.utilities.message_utils import message_content_text  # noqa: E402
-from pydantic import BaseModel, Field, ValidationError, model_validator  # noqa: E402
+from crewai import LLM
+from crewai.events.types.llm_events import LLMCallType
+from crewai.hooks.dispatch import HookAborted
+from crewai.llms.base_llm import BaseLLM, LLMCallBlockedError, llm_call_context
+from crewai.utilities.message_utils import message_content_text
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 if TYPE_CHECKING:
     from crewai.agents.agent_builder.base_agent import BaseAgent
@@ -462,18 +457,17 @@ class _OfflineLLM(BaseLLM):
             return _count_words(messages)
         return _count_words(_prompt_text(messages))
 
-    def call(
+    @contextmanager
+    def _observed_call(
         self,
         messages: str | list[LLMMessage],
-        tools: list[dict[str, BaseTool]] | None = None,
-        callbacks: list[Any] | None = None,
-        available_functions: dict[str, Any] | None = None,
-        from_task: Task | None = None,
-        from_agent: BaseAgent | None = None,
-        response_model: type[BaseModel] | None = None,
-        **kwargs: Any,
-    ) -> str:
-        """Answer ``messages`` offline; a JSON string when ``response_model`` is given."""
+        tools: list[dict[str, BaseTool]] | None,
+        callbacks: list[Any] | None,
+        available_functions: dict[str, Any] | None,
+        from_task: Task | None,
+        from_agent: BaseAgent | None,
+    ) -> Iterator[list[LLMMessage]]:
+        """Started event and hooks before the answer; denied or failed event if it raises."""
         with llm_call_context():
             self._emit_call_started_event(
                 messages=messages,
@@ -486,10 +480,7 @@ class _OfflineLLM(BaseLLM):
             try:
                 formatted = self._format_messages(messages)
                 self._invoke_before_llm_call_hooks(formatted, from_agent)
-                delay = self._delay_seconds()
-                if delay > 0:
-                    time.sleep(delay)
-                return self._complete(formatted, from_task, from_agent, response_model)
+                yield formatted
             except (HookAborted, LLMCallBlockedError) as exc:
                 self._emit_call_denied_event(exc, from_task, from_agent)
                 raise
@@ -498,6 +489,24 @@ class _OfflineLLM(BaseLLM):
                     error=f"{self.model} call failed: {exc}", from_task=from_task, from_agent=from_agent
                 )
                 raise
+
+    def call(
+        self,
+        messages: str | list[LLMMessage],
+        tools: list[dict[str, BaseTool]] | None = None,
+        callbacks: list[Any] | None = None,
+        available_functions: dict[str, Any] | None = None,
+        from_task: Task | None = None,
+        from_agent: BaseAgent | None = None,
+        response_model: type[BaseModel] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Answer ``messages`` offline; a JSON string when ``response_model`` is given."""
+        with self._observed_call(messages, tools, callbacks, available_functions, from_task, from_agent) as formatted:
+            delay = self._delay_seconds()
+            if delay > 0:
+                time.sleep(delay)
+            return self._complete(formatted, from_task, from_agent, response_model)
 
     async def acall(
         self,
@@ -511,30 +520,11 @@ class _OfflineLLM(BaseLLM):
         **kwargs: Any,
     ) -> str:
         """Async twin of ``call``; waits with ``asyncio.sleep`` so the loop stays free."""
-        with llm_call_context():
-            self._emit_call_started_event(
-                messages=messages,
-                tools=tools,
-                callbacks=callbacks,
-                available_functions=available_functions,
-                from_task=from_task,
-                from_agent=from_agent,
-            )
-            try:
-                formatted = self._format_messages(messages)
-                self._invoke_before_llm_call_hooks(formatted, from_agent)
-                delay = self._delay_seconds()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                return self._complete(formatted, from_task, from_agent, response_model)
-            except (HookAborted, LLMCallBlockedError) as exc:
-                self._emit_call_denied_event(exc, from_task, from_agent)
-                raise
-            except Exception as exc:
-                self._emit_call_failed_event(
-                    error=f"{self.model} call failed: {exc}", from_task=from_task, from_agent=from_agent
-                )
-                raise
+        with self._observed_call(messages, tools, callbacks, available_functions, from_task, from_agent) as formatted:
+            delay = self._delay_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return self._complete(formatted, from_task, from_agent, response_model)
 
     def _complete(
         self,
