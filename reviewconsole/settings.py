@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "ninja",
     "reviewconsole.engine",
     "reviewconsole.reviews",
+    "reviewconsole.autonomy",
 ]
 
 MIDDLEWARE = [
@@ -151,3 +152,14 @@ LOGGING = {
 
 # Modules whose import registers flows (comma-separated in the environment).
 FLOW_MODULES = [m.strip() for m in os.environ.get("FLOW_MODULES", "flows").split(",") if m.strip()]
+
+# Where links in notifications point.
+PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000")
+# New review items: a signed webhook and/or email (see reviews/notifications.py).
+REVIEW_WEBHOOK_URL = os.environ.get("REVIEW_WEBHOOK_URL", "")
+REVIEW_WEBHOOK_SECRET = os.environ.get("REVIEW_WEBHOOK_SECRET", "")
+REVIEW_NOTIFY_EMAILS = [a.strip() for a in os.environ.get("REVIEW_NOTIFY_EMAILS", "").split(",") if a.strip()]
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "review-console@localhost")

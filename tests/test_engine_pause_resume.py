@@ -51,7 +51,7 @@ def test_pause_creates_item_and_edited_approval_completes_the_run(flow_name, rev
 def test_rejection_routes_to_the_rejected_branch(reviewer, side_effects):
     run = run_create(flow_name="emit_review", inputs={})
     item = ReviewItem.objects.get(run=run)
-    decide(item_id=item.id, user=reviewer, outcome="rejected", comment="wrong vendor", reason_code="wrong_vendor")
+    decide(item_id=item.id, user=reviewer, outcome="rejected", comment="wrong vendor", reason_code="wrong_data")
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETED
     assert run.result == {"discarded": True, "feedback": "wrong vendor"}
@@ -105,7 +105,7 @@ def test_failure_after_resume_is_retried_without_asking_again(reviewer, side_eff
 def test_worker_lost_while_resuming_is_recovered_by_the_sweeper(reviewer, side_effects):
     run = run_create(flow_name="emit_review", inputs={})
     item = ReviewItem.objects.get(run=run)
-    with patch("reviewconsole.reviews.services._enqueue_resume"):
+    with patch("reviewconsole.reviews.services._enqueue"):
         decide(item_id=item.id, user=reviewer, outcome="approved")
     # A worker claims the resume and dies before applying it.
     assert review_item_claim_resume(item_id=item.id, worker="dead:1") == run.id

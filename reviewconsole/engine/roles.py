@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, Permission
 
 ROLE_PERMISSIONS = {
-    "reviewer": ["engine.view_flowrun"],
-    "manager": ["engine.view_flowrun", "engine.add_flowrun", "engine.change_flowrun"],
+    "reviewer": ["engine.view_flowrun", "reviews.review_item"],
+    "manager": ["engine.view_flowrun", "engine.add_flowrun", "engine.change_flowrun", "reviews.review_item"],
 }
+ROLES = tuple(ROLE_PERMISSIONS)
 
 
 def role_group(role: str) -> Group:

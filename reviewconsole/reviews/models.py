@@ -41,6 +41,14 @@ class ReviewItem(models.Model):
     # False when it reads the JSON feedback payload itself.
     uses_emit = models.BooleanField(default=False)
     status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
+    # Advisory lock while someone has the item open; others see who and until when.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # From the output type's policy when the item is created.
+    due_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     # Set when a worker takes the decision back into the flow; the resume task
@@ -54,7 +62,10 @@ class ReviewItem(models.Model):
             models.Index(fields=["status", "output_type", "created_at"], name="review_status_type_created_idx"),
             models.Index(fields=["status", "created_at"], name="review_status_created_idx"),
             models.Index(fields=["run", "created_at"], name="review_run_created_idx"),
+            # Expiry sweep: pending items past their deadline.
+            models.Index(fields=["status", "expires_at"], name="review_status_expires_idx"),
         ]
+        permissions = [("review_item", "Can decide review items")]
 
     def __str__(self) -> str:
         return f"{self.output_type} review {self.id}"
@@ -79,3 +90,45 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} on {self.item_id}"
+
+
+class ReviewEventKind(models.TextChoices):
+    CREATED = "created", "Created"
+    CLAIMED = "claimed", "Opened and claimed"
+    RELEASED = "released", "Claim released"
+    DECIDED = "decided", "Decided"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+    NOTIFIED = "notified", "Notification sent"
+
+
+class ReviewEvent(models.Model):
+    """Audit trail of an item: every claim, decision and notification."""
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=ReviewEventKind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["item", "at"], name="review_event_item_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.item_id}"
+
+
+class ReviewerScope(models.Model):
+    """Output types a reviewer may decide. A reviewer with no rows may decide every type."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_scopes")
+    output_type = models.CharField(max_length=100)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "output_type"], name="reviewer_scope_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.output_type}"

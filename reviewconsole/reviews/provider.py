@@ -7,6 +7,8 @@ from typing import Any
 from crewai.flow.async_feedback.types import HumanFeedbackPending, PendingFeedbackContext
 from pydantic import BaseModel
 
+from reviewconsole.reviews.schemas import register_output_schema
+
 REVIEW_METADATA_KEY = "review_console"
 
 
@@ -29,6 +31,8 @@ class ReviewConsoleProvider:
     ) -> None:
         self.output_type = output_type
         self.schema = schema
+        if schema is not None:
+            register_output_schema(output_type, schema)
         self.outcomes = outcomes
         self.reason = reason
 

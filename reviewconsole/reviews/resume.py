@@ -15,7 +15,8 @@ from reviewconsole.engine.context import Execution
 from reviewconsole.engine.llms import OutcomeLLM
 from reviewconsole.engine.models import FlowRun, PendingFeedback
 from reviewconsole.engine.persistence import DjangoFlowPersistence
-from reviewconsole.reviews.models import ReviewItem
+from reviewconsole.reviews.models import ReviewItem, ReviewStatus
+from reviewconsole.reviews.schemas import output_schema
 
 
 def decision_payload(item: ReviewItem) -> dict[str, Any]:
@@ -29,6 +30,7 @@ def decision_payload(item: ReviewItem) -> dict[str, Any]:
         "comment": decision.comment,
         "reason_code": decision.reason_code,
         "reviewer": decision.user.get_username() if decision.user else None,
+        "expired": item.status == ReviewStatus.EXPIRED,
     }
 
 
@@ -53,8 +55,9 @@ def resume_paused_flow(
     if item.uses_emit:
         pending = flow.pending_feedback
         pending.llm = OutcomeLLM(outcome=payload["outcome"])
-        if payload["edited"]:
-            pending.method_output = payload["output"]
+        # The flow gets its own model back, as if the step had not paused.
+        schema = output_schema(item.output_type)
+        pending.method_output = schema.model_validate(payload["output"]) if schema else payload["output"]
         # Non-empty feedback makes CrewAI ask the (deterministic) LLM for the outcome.
         return flow.resume(payload["comment"] or payload["outcome"])
     return flow.resume(json.dumps(payload))

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
+from pydantic import ValidationError
 
+from reviewconsole.autonomy.services import policy_ensure
 from reviewconsole.engine import services as engine_services
 from reviewconsole.engine.models import PendingFeedback
 from reviewconsole.engine.persistence import to_json
-from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
+from reviewconsole.reviews.diff import field_diff
+from reviewconsole.reviews.models import Decision, ReviewEvent, ReviewEventKind, ReviewItem, ReviewStatus
 from reviewconsole.reviews.provider import REVIEW_METADATA_KEY
+from reviewconsole.reviews.schemas import output_schema
+
+logger = logging.getLogger(__name__)
+
+REJECT_OUTCOME = "rejected"
+CLAIM_MINUTES = 5
 
 
 class DecisionError(Exception):
@@ -21,35 +34,103 @@ class DecisionError(Exception):
 class AlreadyDecidedError(DecisionError):
     def __init__(self, item: ReviewItem) -> None:
         decision = getattr(item, "decision", None)
-        if decision is not None:
+        if decision is not None and item.status == ReviewStatus.DECIDED:
             who = decision.user.get_username() if decision.user else "the system"
             message = f"Already decided by {who} at {decision.at:%Y-%m-%d %H:%M:%S %Z}"
         else:
-            message = f"This item is {item.get_status_display().lower()}"
+            message = f"This item is {item.get_status_display().lower()}; it can no longer be decided"
         super().__init__(message)
+
+
+class EditValidationError(DecisionError):
+    """The edited output does not validate against the output type's model."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'output'}: {e['msg']}" for e in errors)
+        super().__init__(f"Invalid edit: {fields}")
+
+
+def _log(item_id: Any, kind: ReviewEventKind, user: Any = None, **detail: Any) -> None:
+    ReviewEvent.objects.create(
+        item_id=item_id, kind=kind, user=user if getattr(user, "pk", None) else None, detail=to_json(detail)
+    )
 
 
 def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, context: Any, state: dict) -> ReviewItem:
     """Create the review item for a paused run (called inside the pause transaction).
 
-    Side effects: a ReviewItem row; the run moves running → waiting_review.
+    Side effects: a ReviewItem with deadlines from its type's policy; a
+    `created` event; the run moves running → waiting_review; the new-item
+    notification is enqueued on commit.
     """
     review = (context.metadata or {}).get(REVIEW_METADATA_KEY, {})
+    output_type = review.get("output_type", "unspecified")
+    policy = policy_ensure(output_type=output_type)
+    now = timezone.now()
     item = ReviewItem.objects.create(
         run_id=run_id,
         pending=pending,
         method=context.method_name,
-        output_type=review.get("output_type", "unspecified"),
+        output_type=output_type,
         reason=review.get("reason", "flow_requested"),
         confidence=review.get("confidence"),
         message=context.message or "",
         output=to_json(context.method_output),
         schema=review.get("schema"),
-        outcomes=review.get("outcomes") or list(context.emit or ["approved", "rejected"]),
+        outcomes=review.get("outcomes") or list(context.emit or ["approved", REJECT_OUTCOME]),
         uses_emit=bool(context.emit),
+        due_at=now + timedelta(minutes=policy.sla_minutes) if policy.sla_minutes else None,
+        expires_at=now + timedelta(minutes=policy.expiry_minutes) if policy.expiry_minutes else None,
     )
+    _log(item.id, ReviewEventKind.CREATED, reason=item.reason)
     engine_services.run_pause(run_id=run_id, note=f"waiting for review of {context.method_name}")
+    _enqueue("reviewconsole.reviews.tasks.notify_new_item", item.id)
     return item
+
+
+def review_item_claim(*, item_id: Any, user: Any) -> bool:
+    """Claim an open item for CLAIM_MINUTES so others see it is being reviewed.
+
+    Side effects: the claim fields, by a conditional update that succeeds only
+    when nobody else holds a live claim; a `claimed` event when newly claimed.
+    Returns whether `user` now holds the claim.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        held_by_user = ReviewItem.objects.filter(
+            id=item_id, claimed_by=user, claim_expires_at__gte=now, status=ReviewStatus.PENDING
+        ).exists()
+        claimed = (
+            ReviewItem.objects.filter(id=item_id, status=ReviewStatus.PENDING)
+            .filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lt=now) | Q(claimed_by=user))
+            .update(claimed_by=user, claim_expires_at=now + timedelta(minutes=CLAIM_MINUTES))
+        )
+        if claimed and not held_by_user:
+            _log(item_id, ReviewEventKind.CLAIMED, user)
+    return bool(claimed)
+
+
+def review_item_release(*, item_id: Any, user: Any) -> None:
+    """Give up one's own claim (the reviewer skipped the item)."""
+    with transaction.atomic():
+        if ReviewItem.objects.filter(id=item_id, claimed_by=user).update(claimed_by=None, claim_expires_at=None):
+            _log(item_id, ReviewEventKind.RELEASED, user)
+
+
+def _validated_edit(item: ReviewItem, edited_output: Any) -> Any:
+    """The edit as the type's model dumps it, or EditValidationError naming each bad field."""
+    model = output_schema(item.output_type)
+    if model is None:
+        if not isinstance(edited_output, dict):
+            raise EditValidationError([{"loc": [], "msg": "the edited output must be a JSON object"}])
+        return edited_output
+    try:
+        return to_json(model.model_validate(edited_output).model_dump(mode="json"))
+    except ValidationError as error:
+        raise EditValidationError(
+            [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+        ) from None
 
 
 def decide(
@@ -63,39 +144,107 @@ def decide(
 ) -> Decision:
     """Record the one decision on a pending item and queue the flow's resume.
 
-    Side effects: the item moves pending → decided by a conditional update
-    (of two concurrent callers exactly one wins, the other gets
-    AlreadyDecidedError); a Decision row; `resume_flow` enqueued on commit.
+    Checks, before anything is written: the outcome is one of the item's; a
+    rejection has a reason code from the type's list; an edit validates
+    against the type's model. Side effects: the item moves pending → decided
+    by a conditional update (of two concurrent callers exactly one wins, the
+    other gets AlreadyDecidedError); a Decision with the field-level diff; a
+    `decided` event; `resume_flow` enqueued on commit.
     """
+    item = ReviewItem.objects.select_related("decision__user").get(id=item_id)
+    if item.status != ReviewStatus.PENDING:
+        raise AlreadyDecidedError(item)
+    if outcome not in item.outcomes:
+        raise DecisionError(f"Unknown outcome '{outcome}'; expected one of: {', '.join(item.outcomes)}")
+    reasons = policy_ensure(output_type=item.output_type).reject_reasons
+    if outcome == REJECT_OUTCOME and reasons and reason_code not in reasons:
+        raise DecisionError(f"A rejection needs a reason code, one of: {', '.join(reasons)}")
+    diff: list[dict[str, Any]] = []
+    if edited_output is not None:
+        if outcome == REJECT_OUTCOME:
+            raise DecisionError("A rejection cannot carry an edited output")
+        edited_output = _validated_edit(item, edited_output)
+        diff = field_diff(item.output, edited_output)
+        if not diff:
+            edited_output = None  # saved unchanged: an approval as it stands
+
     with transaction.atomic():
-        item = ReviewItem.objects.select_related("decision__user").get(id=item_id)
-        if item.status != ReviewStatus.PENDING:
-            raise AlreadyDecidedError(item)
-        if outcome not in item.outcomes:
-            raise DecisionError(f"Unknown outcome '{outcome}'; expected one of: {', '.join(item.outcomes)}")
-        now = timezone.now()
         if not ReviewItem.objects.filter(id=item_id, status=ReviewStatus.PENDING).update(
-            status=ReviewStatus.DECIDED, decided_at=now
+            status=ReviewStatus.DECIDED, decided_at=timezone.now(), claimed_by=None, claim_expires_at=None
         ):
             raise AlreadyDecidedError(ReviewItem.objects.select_related("decision__user").get(id=item_id))
         decision = Decision.objects.create(
             item=item,
             outcome=outcome,
             edited_output=edited_output,
+            diff=diff,
             comment=comment,
-            reason_code=reason_code,
+            reason_code=reason_code if outcome == REJECT_OUTCOME else "",
             user=user if getattr(user, "pk", None) else None,
         )
-        _enqueue_resume(item.id)
+        _log(item.id, ReviewEventKind.DECIDED, user, outcome=outcome, changed=[c["path"] for c in diff])
+        _enqueue("reviewconsole.engine.tasks.resume_flow", item.id)
     return decision
 
 
-def _enqueue_resume(item_id: Any) -> None:
+@dataclass
+class BulkResult:
+    decided: list[str]
+    skipped: dict[str, str]
+
+
+def decide_bulk(*, item_ids: list[Any], user: Any, output_type: str, outcome: str = "approved") -> BulkResult:
+    """Decide several items of one type, each individually and exactly once.
+
+    An item that another reviewer decided meanwhile, or of another type, is
+    skipped with the reason; the others still go through.
+    """
+    result = BulkResult(decided=[], skipped={})
+    types = {str(pk): kind for pk, kind in ReviewItem.objects.filter(id__in=item_ids).values_list("id", "output_type")}
+    for item_id in item_ids:
+        key = str(item_id)
+        if key not in types:
+            result.skipped[key] = "No such item"
+        elif types[key] != output_type:
+            result.skipped[key] = f"Not an item of type {output_type}"
+        else:
+            try:
+                decide(item_id=item_id, user=user, outcome=outcome)
+                result.decided.append(key)
+            except DecisionError as error:
+                result.skipped[key] = str(error)
+    return result
+
+
+def review_items_expire_overdue() -> int:
+    """Decide items past their expiry with their type's default outcome.
+
+    Side effects per item: pending → expired by a conditional update; a
+    Decision by nobody (not a human verdict); an `expired` event; the flow's
+    resume enqueued.
+    """
+    now = timezone.now()
+    expired = 0
+    overdue = ReviewItem.objects.filter(status=ReviewStatus.PENDING, expires_at__lt=now)
+    for item in overdue.only("id", "output_type", "outcomes"):
+        policy = policy_ensure(output_type=item.output_type)
+        outcome = policy.expiry_outcome if policy.expiry_outcome in item.outcomes else item.outcomes[0]
+        with transaction.atomic():
+            if not ReviewItem.objects.filter(id=item.id, status=ReviewStatus.PENDING).update(
+                status=ReviewStatus.EXPIRED, decided_at=now, claimed_by=None, claim_expires_at=None
+            ):
+                continue
+            Decision.objects.create(item=item, outcome=outcome, comment="Expired without a decision")
+            _log(item.id, ReviewEventKind.EXPIRED, outcome=outcome)
+            _enqueue("reviewconsole.engine.tasks.resume_flow", item.id)
+        expired += 1
+    return expired
+
+
+def _enqueue(task: str, item_id: Any) -> None:
     from django_q.tasks import async_task
 
-    transaction.on_commit(
-        lambda: async_task("reviewconsole.engine.tasks.resume_flow", str(item_id), group="resume_flow")
-    )
+    transaction.on_commit(lambda: async_task(task, str(item_id), group=task.rsplit(".", 1)[-1]))
 
 
 def review_item_claim_resume(*, item_id: Any, worker: str) -> Any:
@@ -117,4 +266,9 @@ def review_item_claim_resume(*, item_id: Any, worker: str) -> Any:
 
 def review_items_cancel_for_run(*, run_id: Any) -> int:
     """Cancel the run's pending items, so nobody decides on a cancelled run."""
-    return ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.PENDING).update(status=ReviewStatus.CANCELLED)
+    ids = list(ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.PENDING).values_list("id", flat=True))
+    cancelled = ReviewItem.objects.filter(id__in=ids, status=ReviewStatus.PENDING).update(
+        status=ReviewStatus.CANCELLED, claimed_by=None, claim_expires_at=None
+    )
+    ReviewEvent.objects.bulk_create(ReviewEvent(item_id=i, kind=ReviewEventKind.CANCELLED) for i in ids)
+    return cancelled

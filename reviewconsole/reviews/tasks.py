@@ -1,0 +1,15 @@
+"""django-q2 tasks for review items: thin wrappers around services."""
+
+from __future__ import annotations
+
+from reviewconsole.reviews import notifications, services
+
+
+def notify_new_item(item_id: str) -> None:
+    """Send the configured webhook and email for a new review item."""
+    notifications.notify_new_item(item_id=item_id)
+
+
+def expire_overdue_items() -> int:
+    """Decide items past their expiry with their type's default outcome (scheduled every minute)."""
+    return services.review_items_expire_overdue()
