@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from crewai.flow.flow import Flow, listen, or_, router, start
+from crewai.flow.flow import Flow, listen, router, start
 from crewai.flow.human_feedback import HumanFeedbackResult, human_feedback
 from crewai.flow.persistence import persist
 from pydantic import BaseModel, Field
 
+from reviewconsole.autonomy.services import gate
 from reviewconsole.engine.llms import build_llm, register_responder
 from reviewconsole.engine.registry import register_flow
 from reviewconsole.reviews.provider import ReviewConsoleProvider
@@ -46,7 +47,6 @@ class InvoiceState(BaseModel):
     id: str = ""
     raw_invoice: str = ""
     invoice: dict | None = None
-    review_reason: str = ""
     stage: str = "received"
 
 
@@ -74,16 +74,16 @@ class InvoiceProcessingFlow(Flow[InvoiceState]):
         self.state.stage = "extracted"
         return self.state.invoice
 
-    @router(extract, emit=["high_value", "standard"])
+    @router(extract, emit=["human_review", "auto_approved"])
     def validate_extraction(self) -> str:
-        if self.state.invoice["total_amount"] > HIGH_VALUE_TOTAL:
-            self.state.review_reason = "high_value"
-            return "high_value"
-        # Every output type starts fully reviewed until its accuracy earns autonomy.
-        self.state.review_reason = "low_confidence"
-        return "standard"
+        invoice = self.state.invoice
+        # High value is a business rule: always reviewed, whatever the confidence.
+        high_value = invoice["total_amount"] > HIGH_VALUE_TOTAL
+        return gate(
+            "invoice", invoice["confidence"], force_review=high_value, reason="high_value" if high_value else None
+        )
 
-    @listen(or_("high_value", "standard"))
+    @listen("human_review")
     @human_feedback(
         message="Check the extracted invoice against the original text.",
         emit=["approved", "rejected"],
@@ -92,12 +92,17 @@ class InvoiceProcessingFlow(Flow[InvoiceState]):
     def review_invoice(self) -> InvoiceData:
         return InvoiceData.model_validate(self.state.invoice)
 
+    @listen("auto_approved")
+    def auto_approve(self) -> dict:
+        self.state.stage = "approved"
+        return {"stage": "approved", "invoice": self.state.invoice, "reviewed": False}
+
     @listen("approved")
     def approve(self, result: HumanFeedbackResult) -> dict:
         approved = result.output if isinstance(result.output, dict) else result.output.model_dump(mode="json")
         self.state.invoice = approved
         self.state.stage = "approved"
-        return {"stage": "approved", "invoice": approved}
+        return {"stage": "approved", "invoice": approved, "reviewed": True}
 
     @listen("rejected")
     def reject(self, result: HumanFeedbackResult) -> dict:

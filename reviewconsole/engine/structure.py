@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from reviewconsole.engine.registry import FlowSpec
 
 
+# A router branch with this label always pauses for a person.
+HUMAN_REVIEW_LABEL = "human_review"
+
+
 class FlowStructureError(ValueError):
     """A registered flow whose routing cannot work as written."""
 
@@ -71,6 +75,13 @@ def check_flow_structure(spec: FlowSpec) -> FlowStructure:
             emitted.add(label)
             if label not in listened:
                 problems.append(f"router '{router}' emits label '{label}' that no method listens to")
+
+    for method_name, method in definition.methods.items():
+        if HUMAN_REVIEW_LABEL in _trigger_strings(method.listen) and method.human_feedback is None:
+            problems.append(
+                f"'{method_name}' listens to '{HUMAN_REVIEW_LABEL}' but does not pause for review; "
+                "decorate it with @human_feedback or @human_review"
+            )
 
     for name in sorted(listened - methods - emitted):
         problems.append(f"label '{name}' is listened to but no router emits it")

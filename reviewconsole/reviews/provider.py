@@ -44,7 +44,7 @@ class ReviewConsoleProvider:
             **(context.metadata or {}),
             REVIEW_METADATA_KEY: {
                 "output_type": self.output_type,
-                "reason": self.reason or getattr(state, "review_reason", None) or "flow_requested",
+                "reason": self.reason or "flow_requested",
                 "confidence": _confidence(output, state),
                 "schema": schema_model.model_json_schema() if schema_model else None,
                 "outcomes": list(context.emit or self.outcomes or ["approved", "rejected"]),

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from pydantic import ValidationError
 
-from reviewconsole.autonomy.services import policy_ensure
+from reviewconsole.autonomy.services import gate_decision_attach, policy_ensure, verdict_record
 from reviewconsole.engine import services as engine_services
 from reviewconsole.engine.models import PendingFeedback
 from reviewconsole.engine.persistence import to_json
@@ -60,8 +60,9 @@ def _log(item_id: Any, kind: ReviewEventKind, user: Any = None, **detail: Any) -
 def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, context: Any, state: dict) -> ReviewItem:
     """Create the review item for a paused run (called inside the pause transaction).
 
-    Side effects: a ReviewItem with deadlines from its type's policy; a
-    `created` event; the run moves running → waiting_review; the new-item
+    Side effects: a ReviewItem with deadlines from its type's policy, linked
+    to the gate decision that sent it (one is recorded if the flow did not
+    ask the gate); a `created` event; the run moves running → waiting_review; the new-item
     notification is enqueued on commit.
     """
     review = (context.metadata or {}).get(REVIEW_METADATA_KEY, {})
@@ -83,6 +84,12 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
         due_at=now + timedelta(minutes=policy.sla_minutes) if policy.sla_minutes else None,
         expires_at=now + timedelta(minutes=policy.expiry_minutes) if policy.expiry_minutes else None,
     )
+    gate_decision = gate_decision_attach(item=item)
+    if gate_decision.reason and gate_decision.reason != item.reason:
+        # The gate knows why the output was sent (threshold, audit, business rule).
+        item.reason = gate_decision.reason
+        item.confidence = item.confidence if item.confidence is not None else gate_decision.confidence
+        item.save(update_fields=["reason", "confidence"])
     _log(item.id, ReviewEventKind.CREATED, reason=item.reason)
     engine_services.run_pause(run_id=run_id, note=f"waiting for review of {context.method_name}")
     _enqueue("reviewconsole.reviews.tasks.notify_new_item", item.id)
@@ -148,8 +155,8 @@ def decide(
     rejection has a reason code from the type's list; an edit validates
     against the type's model. Side effects: the item moves pending → decided
     by a conditional update (of two concurrent callers exactly one wins, the
-    other gets AlreadyDecidedError); a Decision with the field-level diff; a
-    `decided` event; `resume_flow` enqueued on commit.
+    other gets AlreadyDecidedError); a Decision with the field-level diff; the
+    verdict on the item's gate decision; a `decided` event; `resume_flow` enqueued on commit.
     """
     item = ReviewItem.objects.select_related("decision__user").get(id=item_id)
     if item.status != ReviewStatus.PENDING:
@@ -182,6 +189,7 @@ def decide(
             reason_code=reason_code if outcome == REJECT_OUTCOME else "",
             user=user if getattr(user, "pk", None) else None,
         )
+        verdict_record(item=item, decision=decision)
         _log(item.id, ReviewEventKind.DECIDED, user, outcome=outcome, changed=[c["path"] for c in diff])
         _enqueue("reviewconsole.engine.tasks.resume_flow", item.id)
     return decision
