@@ -29,7 +29,7 @@ run: install
 	$(PY) manage.py runserver 127.0.0.1:8000 --insecure --noreload
 
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) bench/engine.py --quick
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* db.sqlite3*

@@ -74,7 +74,9 @@ TEMPLATES = [
 
 
 def _database_config(url: str) -> dict:
-    config = dj_database_url.parse(url, conn_max_age=0)
+    # Persistent connections: workers touch the database many times per run,
+    # and opening a PostgreSQL connection costs more than the query.
+    config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")), conn_health_checks=True)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Web and workers share one file: WAL lets readers proceed during a
         # write, IMMEDIATE takes the write lock up front so two writers queue on
@@ -127,7 +129,9 @@ Q_CLUSTER = {
     "ack_failures": True,
     "catch_up": False,
     "sync": _env_bool("TASKS_SYNC"),
-    "save_limit": 1000,
+    # Runs record their own results; storing every successful task would cost
+    # a write and a trim per task. Failures are still stored.
+    "save_limit": -1,
     "poll": float(os.environ.get("Q_POLL_SECONDS", "0.1")),
     "label": "Task queue",
 }

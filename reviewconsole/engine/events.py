@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from reviewconsole.engine.context import Execution, current_execution
 from reviewconsole.engine.models import Step, StepKind, StepStatus
 
 logger = logging.getLogger(__name__)
+
+_MAX_BATCH = 200
 
 
 @dataclass
@@ -127,15 +129,26 @@ class StepCollector:
 
     def _write_forever(self) -> None:
         while True:
-            record = self._queue.get()
+            batch = [self._queue.get()]
+            # Whatever else is waiting goes into the same transaction: one
+            # commit per burst of events instead of one per event.
+            while len(batch) < _MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
                 close_old_connections()
-                write_record(record)
+                with transaction.atomic():
+                    for record in batch:
+                        write_record(record)
             except Exception:
-                logger.exception("could not record step %s of run %s", record.method, record.run_id)
+                logger.exception("could not record %d step events (run %s)", len(batch), batch[0].run_id)
                 connection.close()
             finally:
-                self._queue.task_done()
+                close_old_connections()
+                for _ in batch:
+                    self._queue.task_done()
 
 
 collector = StepCollector()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import os
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 from crewai.flow.async_feedback.types import PendingFeedbackContext
 from crewai.flow.human_feedback import HumanFeedbackResult
 from crewai.flow.persistence.base import FlowPersistence
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 from pydantic import BaseModel, Field
@@ -51,8 +52,25 @@ def _state_json(state_data: dict[str, Any] | BaseModel) -> dict[str, Any]:
     raise ValueError(f"state_data must be a pydantic model or a dict, got {type(state_data).__name__}")
 
 
+_db_thread: ThreadPoolExecutor | None = None
+_db_thread_pid: int | None = None
+
+
+def _database_thread() -> ThreadPoolExecutor:
+    """One long-lived thread per process for ORM calls made from CrewAI's event loop.
+
+    A thread (and so a connection) per call would cost a connect each time;
+    django-q2 forks workers, so each process makes its own.
+    """
+    global _db_thread, _db_thread_pid
+    if _db_thread_pid != os.getpid():
+        _db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flow-db")
+        _db_thread_pid = os.getpid()
+    return _db_thread
+
+
 def _outside_event_loop(func: Callable[..., T]) -> Callable[..., T]:
-    """Run an ORM call on a plain thread when CrewAI calls it from its event loop.
+    """Run an ORM call on the database thread when CrewAI calls it from its event loop.
 
     CrewAI calls load_state, save_pending_feedback and clear_pending_feedback
     directly inside `asyncio.run`, where Django refuses synchronous queries.
@@ -66,13 +84,13 @@ def _outside_event_loop(func: Callable[..., T]) -> Callable[..., T]:
             return func(*args, **kwargs)
 
         def in_thread() -> T:
+            close_old_connections()
             try:
                 return func(*args, **kwargs)
             finally:
-                connection.close()
+                close_old_connections()
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(contextvars.copy_context().run, in_thread).result()
+        return _database_thread().submit(contextvars.copy_context().run, in_thread).result()
 
     return call
 
@@ -161,9 +179,21 @@ class DjangoFlowPersistence(FlowPersistence):
         if run_id is not None:
             FlowRun.objects.filter(id=run_id).update(state=state, updated_at=timezone.now())
 
-    @_outside_event_loop
     def load_state(self, flow_uuid: str) -> dict[str, Any] | None:
-        """The paused state if the flow waits for feedback, else the latest checkpoint's."""
+        """The paused state if the flow waits for feedback, else the latest checkpoint's.
+
+        A run this worker is starting or replaying has its checkpoints loaded
+        already (and no open pause, or it would be resuming instead), so the
+        answer needs no query.
+        """
+        execution = execution_for(str(flow_uuid))
+        if execution is not None and execution.flow is not None and execution.flow.pending_feedback is None:
+            latest = max(execution.recorded.values(), key=lambda row: row.sequence, default=None)
+            return latest.state if latest is not None else None
+        return self._load_state_from_database(str(flow_uuid))
+
+    @_outside_event_loop
+    def _load_state_from_database(self, flow_uuid: str) -> dict[str, Any] | None:
         pending = self._open_pending(str(flow_uuid))
         if pending is not None:
             return pending.state
