@@ -121,8 +121,8 @@ _LABELS = {
 }
 _AMOUNT = r"[-+]?\d[\d,]*(?:\.\d+)?"
 _ITEM = re.compile(
-    rf"^\s*[-*]?\s*(?P<desc>[^|\d][^|]*?)\s*(?:\||,)\s*(?P<qty>{_AMOUNT})\s*(?:\||,|x)\s*"
-    rf"[$€£]?(?P<price>{_AMOUNT})\s*(?:\||,|=)\s*[$€£]?(?P<amount>{_AMOUNT})\s*$",
+    rf"^[ \t]*[-*]?[ \t]*(?P<desc>[^|\d\n][^|\n]*?)[ \t]*(?:\||,)[ \t]*(?P<qty>{_AMOUNT})[ \t]*(?:\||,|x)[ \t]*"
+    rf"[$€£]?(?P<price>{_AMOUNT})[ \t]*(?:\||,|=)[ \t]*[$€£]?(?P<amount>{_AMOUNT})[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
 )
 

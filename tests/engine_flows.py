@@ -182,3 +182,88 @@ class PayloadReviewFlow(Flow[ReviewState]):
     def discard(self) -> dict:
         side_effect("discard")
         return {"discarded": True}
+
+
+# --- Typed review flows: output type "typed_draft" validated by the Draft model. ---
+
+from reviewconsole.reviews.decorators import human_review, review_decision  # noqa: E402
+
+
+class TypedReviewState(BaseModel):
+    id: str = ""
+    title: str = ""
+    amount: float = 0.0
+    output_class: str = ""
+    final: dict = {}
+    decision: dict = {}
+
+
+@register_flow(
+    name="decorated_review", title="Decorated review (test)", inputs=ReviewInputs, output_types=["typed_draft"]
+)
+@persist()
+class DecoratedReviewFlow(Flow[TypedReviewState]):
+    """`@human_review` + `review_decision`: the router gets the decision with a validated Draft."""
+
+    @start()
+    @human_review(output_type="typed_draft", schema=Draft, message="Check the typed draft")
+    def draft(self) -> Draft:
+        side_effect("draft")
+        return Draft(title=self.state.title, amount=self.state.amount, confidence=0.4)
+
+    @router(draft, emit=["approved", "rejected"])
+    def route_decision(self, result: HumanFeedbackResult) -> str:
+        decision = review_decision(result, Draft)
+        self.state.output_class = type(decision.output).__name__
+        self.state.final = decision.output.model_dump()
+        self.state.decision = {
+            "outcome": decision.outcome,
+            "edited": decision.edited,
+            "comment": decision.comment,
+            "reason_code": decision.reason_code,
+            "reviewer": decision.reviewer,
+            "expired": decision.expired,
+        }
+        return decision.outcome
+
+    @listen("approved")
+    def publish(self) -> dict:
+        side_effect("publish")
+        return {"published": self.state.final, "output_class": self.state.output_class, "decision": self.state.decision}
+
+    @listen("rejected")
+    def discard(self) -> dict:
+        side_effect("discard")
+        return {"discarded": True, "output_class": self.state.output_class, "decision": self.state.decision}
+
+
+@register_flow(
+    name="typed_emit_review", title="Typed emit review (test)", inputs=ReviewInputs, output_types=["typed_draft"]
+)
+@persist()
+class TypedEmitReviewFlow(Flow[TypedReviewState]):
+    """`@human_feedback(emit=...)` with a registered schema: listeners get a Draft back, not a dict."""
+
+    @start()
+    @human_feedback(
+        message="Check the typed draft",
+        emit=["approved", "rejected"],
+        provider=ReviewConsoleProvider(output_type="typed_draft", schema=Draft),
+    )
+    def draft(self) -> Draft:
+        side_effect("draft")
+        return Draft(title=self.state.title, amount=self.state.amount, confidence=0.4)
+
+    @listen("approved")
+    def publish(self, result: HumanFeedbackResult) -> dict:
+        side_effect("publish")
+        output = result.output
+        self.state.output_class = type(output).__name__
+        published = output.model_dump() if isinstance(output, BaseModel) else output
+        return {"published": published, "output_class": self.state.output_class}
+
+    @listen("rejected")
+    def discard(self, result: HumanFeedbackResult) -> dict:
+        side_effect("discard")
+        self.state.output_class = type(result.output).__name__
+        return {"discarded": True, "output_class": self.state.output_class, "feedback": result.feedback}

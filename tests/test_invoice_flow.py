@@ -62,3 +62,8 @@ def test_high_value_invoice_is_reviewed_with_reason_high_value():
     run = run_create(flow_name="invoice_processing", inputs={"raw_invoice": CLEAN.replace("205.00", "75,000.00")})
     item = ReviewItem.objects.get(run=run)
     assert item.reason == "high_value"
+
+
+def test_line_items_never_swallow_the_lines_before_them():
+    prompt = "Extract the invoice fields as JSON.\n\n" + CLEAN
+    assert [item["description"] for item in demo_extract_invoice(prompt)["line_items"]] == ["Widgets", "Gadgets"]

@@ -24,9 +24,9 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 from pydantic import BaseModel, Field
-from pydantic_core import to_jsonable_python
 
 from reviewconsole.engine.context import Execution, execution_for
+from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.models import Checkpoint, FlowRun, PendingFeedback
 
 T = TypeVar("T")
@@ -34,14 +34,6 @@ T = TypeVar("T")
 # Parallel listeners can finish at the same moment and race for the next
 # sequence number; the unique constraint catches the loser, which retries.
 _SEQUENCE_RETRIES = 5
-
-
-def to_json(value: Any) -> Any:
-    """Encode flow values (models, dates, sets) as JSON-ready data.
-
-    Unknown objects fall back to their string form rather than failing a step.
-    """
-    return to_jsonable_python(value, fallback=str)
 
 
 def _state_json(state_data: dict[str, Any] | BaseModel) -> dict[str, Any]:

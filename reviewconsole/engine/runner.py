@@ -16,9 +16,10 @@ from django.db import connection
 
 from reviewconsole.engine import replay, services
 from reviewconsole.engine.context import Execution, current_execution
+from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.events import collector, register_collector
 from reviewconsole.engine.models import FlowRun, PendingFeedback
-from reviewconsole.engine.persistence import DjangoFlowPersistence, to_json
+from reviewconsole.engine.persistence import DjangoFlowPersistence
 from reviewconsole.engine.registry import get_flow, load_flows
 
 logger = logging.getLogger(__name__)

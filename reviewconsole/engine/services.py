@@ -191,20 +191,21 @@ def run_cancel(*, run_id: Any, actor: Any) -> None:
 
     Side effects: status cancelled; pending review items of the run are cancelled.
     """
-    cancelled = run_transition(
-        run_id=run_id,
-        to=RunStatus.CANCELLED,
-        allowed_from=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_REVIEW],
-        actor=actor,
-        note="cancelled",
-        finished_at=timezone.now(),
-        lease_expires_at=None,
-    )
-    if not cancelled:
-        raise RunStateError("Only a queued, running or waiting run can be cancelled.")
     from reviewconsole.reviews.services import review_items_cancel_for_run
 
-    review_items_cancel_for_run(run_id=run_id)
+    with transaction.atomic():
+        cancelled = run_transition(
+            run_id=run_id,
+            to=RunStatus.CANCELLED,
+            allowed_from=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_REVIEW],
+            actor=actor,
+            note="cancelled",
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        if not cancelled:
+            raise RunStateError("Only a queued, running or waiting run can be cancelled.")
+        review_items_cancel_for_run(run_id=run_id)
 
 
 def run_retry(*, run_id: Any, actor: Any) -> None:

@@ -104,6 +104,9 @@ def _flow_diagram(spec: registry.FlowSpec, *, step_status: dict[str, str] | None
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
+    """Reviewers start at their queue; everyone else at the runs."""
+    if request.user.has_perm("reviews.review_item"):
+        return redirect("reviews:queue")
     return redirect("engine:run_list")
 
 

@@ -63,19 +63,24 @@ def _post_webhook(payload: dict[str, Any]) -> int:
         return response.status
 
 
-def notify_new_item(*, item_id: Any) -> None:
-    """Send every configured notification; an error propagates so the task is retried.
+def _already_sent(item: ReviewItem, channel: str) -> bool:
+    return item.events.filter(kind=ReviewEventKind.NOTIFIED, detail__has_key=channel).exists()
 
-    Side effects: the webhook POST and/or email; a `notified` event per channel.
+
+def notify_new_item(*, item_id: Any) -> None:
+    """Send every configured notification once; an error propagates so the task is retried.
+
+    A channel that already succeeded (its `notified` event exists) is not sent
+    again when a retry or a redelivered task runs this a second time.
     """
     if not (settings.REVIEW_WEBHOOK_URL or settings.REVIEW_NOTIFY_EMAILS):
         return
     item = ReviewItem.objects.get(id=item_id)
     payload = item_payload(item)
-    if settings.REVIEW_WEBHOOK_URL:
+    if settings.REVIEW_WEBHOOK_URL and not _already_sent(item, "webhook"):
         status = _post_webhook(payload)
         ReviewEvent.objects.create(item=item, kind=ReviewEventKind.NOTIFIED, detail={"webhook": status})
-    if settings.REVIEW_NOTIFY_EMAILS:
+    if settings.REVIEW_NOTIFY_EMAILS and not _already_sent(item, "email"):
         send_mail(
             subject=f"Review needed: {item.output_type} ({item.get_reason_display().lower()})",
             message=f"A {item.output_type} is waiting for review:\n{payload['item']['url']}\n",

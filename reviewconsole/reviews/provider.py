@@ -7,9 +7,7 @@ from typing import Any
 from crewai.flow.async_feedback.types import HumanFeedbackPending, PendingFeedbackContext
 from pydantic import BaseModel
 
-from reviewconsole.reviews.schemas import register_output_schema
-
-REVIEW_METADATA_KEY = "review_console"
+from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, register_output_schema
 
 
 class ReviewConsoleProvider:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+# Where ReviewConsoleProvider puts the review item's description in CrewAI's
+# pending-feedback metadata.
+REVIEW_METADATA_KEY = "review_console"
+
 _schemas: dict[str, type[BaseModel]] = {}
 
 

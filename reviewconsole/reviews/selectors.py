@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, F, Min, Q, QuerySet
 from django.utils import timezone
 
 from reviewconsole.reviews.models import ReviewerScope, ReviewEvent, ReviewItem
@@ -56,8 +56,9 @@ def run_earlier_items(*, item: ReviewItem) -> QuerySet[ReviewItem]:
 QUEUE_SORTS = {
     "oldest": ("created_at", "id"),
     "newest": ("-created_at", "-id"),
-    "confidence": ("confidence", "created_at"),
-    "-confidence": ("-confidence", "created_at"),
+    # Items without a confidence sort last either way, on every database.
+    "confidence": (F("confidence").asc(nulls_last=True), "created_at"),
+    "-confidence": (F("confidence").desc(nulls_last=True), "created_at"),
 }
 
 

@@ -14,12 +14,11 @@ from pydantic import ValidationError
 
 from reviewconsole.autonomy.services import gate_decision_attach, policy_ensure, verdict_record
 from reviewconsole.engine import services as engine_services
+from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.models import PendingFeedback
-from reviewconsole.engine.persistence import to_json
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import Decision, ReviewEvent, ReviewEventKind, ReviewItem, ReviewStatus
-from reviewconsole.reviews.provider import REVIEW_METADATA_KEY
-from reviewconsole.reviews.schemas import output_schema
+from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, output_schema
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +27,11 @@ CLAIM_MINUTES = 5
 
 
 class DecisionError(Exception):
-    """A decision that cannot be applied; the message names the problem."""
+    """A decision that cannot be applied; the message names the problem, `field` the input at fault."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class AlreadyDecidedError(DecisionError):
@@ -48,7 +51,7 @@ class EditValidationError(DecisionError):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         self.errors = errors
         fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'output'}: {e['msg']}" for e in errors)
-        super().__init__(f"Invalid edit: {fields}")
+        super().__init__(f"Invalid edit: {fields}", field="edited_output")
 
 
 def _log(item_id: Any, kind: ReviewEventKind, user: Any = None, **detail: Any) -> None:
@@ -156,20 +159,23 @@ def decide(
     against the type's model. Side effects: the item moves pending → decided
     by a conditional update (of two concurrent callers exactly one wins, the
     other gets AlreadyDecidedError); a Decision with the field-level diff; the
-    verdict on the item's gate decision; a `decided` event; `resume_flow` enqueued on commit.
+    verdict on the item's gate decision; a `decided` event; `resume_flow` and
+    the type's autonomy check (regression guard, autopilot) enqueued on commit.
     """
     item = ReviewItem.objects.select_related("decision__user").get(id=item_id)
     if item.status != ReviewStatus.PENDING:
         raise AlreadyDecidedError(item)
     if outcome not in item.outcomes:
-        raise DecisionError(f"Unknown outcome '{outcome}'; expected one of: {', '.join(item.outcomes)}")
+        raise DecisionError(
+            f"Unknown outcome '{outcome}'; expected one of: {', '.join(item.outcomes)}", field="outcome"
+        )
     reasons = policy_ensure(output_type=item.output_type).reject_reasons
     if outcome == REJECT_OUTCOME and reasons and reason_code not in reasons:
-        raise DecisionError(f"A rejection needs a reason code, one of: {', '.join(reasons)}")
+        raise DecisionError(f"A rejection needs a reason code, one of: {', '.join(reasons)}", field="reason_code")
     diff: list[dict[str, Any]] = []
     if edited_output is not None:
         if outcome == REJECT_OUTCOME:
-            raise DecisionError("A rejection cannot carry an edited output")
+            raise DecisionError("A rejection cannot carry an edited output", field="edited_output")
         edited_output = _validated_edit(item, edited_output)
         diff = field_diff(item.output, edited_output)
         if not diff:
@@ -190,6 +196,7 @@ def decide(
             user=user if getattr(user, "pk", None) else None,
         )
         verdict_record(item=item, decision=decision)
+        _enqueue("reviewconsole.autonomy.tasks.check_autonomy", item.output_type)
         _log(item.id, ReviewEventKind.DECIDED, user, outcome=outcome, changed=[c["path"] for c in diff])
         _enqueue("reviewconsole.engine.tasks.resume_flow", item.id)
     return decision
@@ -236,7 +243,7 @@ def review_items_expire_overdue() -> int:
     overdue = ReviewItem.objects.filter(status=ReviewStatus.PENDING, expires_at__lt=now)
     for item in overdue.only("id", "output_type", "outcomes"):
         policy = policy_ensure(output_type=item.output_type)
-        outcome = policy.expiry_outcome if policy.expiry_outcome in item.outcomes else item.outcomes[0]
+        outcome = _expiry_outcome(policy.expiry_outcome, item.outcomes)
         with transaction.atomic():
             if not ReviewItem.objects.filter(id=item.id, status=ReviewStatus.PENDING).update(
                 status=ReviewStatus.EXPIRED, decided_at=now, claimed_by=None, claim_expires_at=None
@@ -249,10 +256,17 @@ def review_items_expire_overdue() -> int:
     return expired
 
 
-def _enqueue(task: str, item_id: Any) -> None:
+def _expiry_outcome(configured: str, outcomes: list[str]) -> str:
+    """The policy's choice, else rejection: nobody checked the output, so it must not pass as approved."""
+    if configured in outcomes:
+        return configured
+    return REJECT_OUTCOME if REJECT_OUTCOME in outcomes else outcomes[-1]
+
+
+def _enqueue(task: str, argument: Any) -> None:
     from django_q.tasks import async_task
 
-    transaction.on_commit(lambda: async_task(task, str(item_id), group=task.rsplit(".", 1)[-1]))
+    transaction.on_commit(lambda: async_task(task, str(argument), group=task.rsplit(".", 1)[-1]))
 
 
 def review_item_claim_resume(*, item_id: Any, worker: str) -> Any:
@@ -273,10 +287,16 @@ def review_item_claim_resume(*, item_id: Any, worker: str) -> Any:
 
 
 def review_items_cancel_for_run(*, run_id: Any) -> int:
-    """Cancel the run's pending items, so nobody decides on a cancelled run."""
-    ids = list(ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.PENDING).values_list("id", flat=True))
-    cancelled = ReviewItem.objects.filter(id__in=ids, status=ReviewStatus.PENDING).update(
-        status=ReviewStatus.CANCELLED, claimed_by=None, claim_expires_at=None
-    )
-    ReviewEvent.objects.bulk_create(ReviewEvent(item_id=i, kind=ReviewEventKind.CANCELLED) for i in ids)
+    """Cancel the run's pending items, so nobody decides on a cancelled run.
+
+    Called inside the run's cancel transaction; each item is cancelled by its
+    own conditional update, so one decided meanwhile keeps its decision.
+    """
+    cancelled = 0
+    for item_id in ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.PENDING).values_list("id", flat=True):
+        if ReviewItem.objects.filter(id=item_id, status=ReviewStatus.PENDING).update(
+            status=ReviewStatus.CANCELLED, claimed_by=None, claim_expires_at=None
+        ):
+            _log(item_id, ReviewEventKind.CANCELLED)
+            cancelled += 1
     return cancelled

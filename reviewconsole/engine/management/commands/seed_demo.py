@@ -13,13 +13,14 @@ from django.core.management.base import BaseCommand
 from reviewconsole.engine.models import FlowRun
 from reviewconsole.engine.roles import role_group
 from reviewconsole.engine.services import run_create
+from reviewconsole.reviews.models import ReviewerScope
 
 DEMO_USERS = [
-    # username, role, superuser
-    ("admin", "manager", True),
-    ("manager", "manager", False),
-    ("reviewer", "reviewer", False),
-    ("finance", "reviewer", False),
+    # username, role, superuser, output types reviewed (empty: every type)
+    ("admin", "manager", True, []),
+    ("manager", "manager", False, []),
+    ("reviewer", "reviewer", False, []),
+    ("finance", "reviewer", False, ["invoice"]),
 ]
 
 SAMPLE_INVOICES = {
@@ -60,7 +61,7 @@ class Command(BaseCommand):
     def _users(self) -> list[tuple[str, str]]:
         user_model = get_user_model()
         created = []
-        for username, role, superuser in DEMO_USERS:
+        for username, role, superuser, output_types in DEMO_USERS:
             if user_model.objects.filter(username=username).exists():
                 continue
             password = secrets.token_urlsafe(9)
@@ -68,6 +69,7 @@ class Command(BaseCommand):
                 username, password=password, is_staff=superuser, is_superuser=superuser
             )
             user.groups.add(role_group(role))
+            ReviewerScope.objects.bulk_create(ReviewerScope(user=user, output_type=t) for t in output_types)
             created.append((username, password))
         return created
 

@@ -1,0 +1,180 @@
+"""JSON endpoints for review items: the queue, one item, and deciding it.
+
+Who sees what: a user needs the `reviews.review_item` permission (403 without
+it) and sees only items of the output types they may review; any other item is
+answered with 404, exactly like one that does not exist.
+
+No `from __future__ import annotations` here: ninja resolves a paginated view's
+parameter annotations from its wrapper's module, where these names are unknown.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import pydantic
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import Body, P, Query, Router, Schema
+from ninja.errors import HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.pagination import CursorPagination, paginate
+
+from reviewconsole.engine.api import require_perm
+from reviewconsole.reviews import selectors
+from reviewconsole.reviews.models import Decision, ReviewItem, ReviewReason, ReviewStatus
+
+router = Router(tags=["reviews"])
+
+REVIEW_PERM = "reviews.review_item"
+
+
+class ReviewDecisionOut(Schema):
+    """The decision on an item, as recorded."""
+
+    item_id: UUID
+    outcome: str
+    edited_output: Any = pydantic.Field(description="The reviewer's corrected output; null when approved as is.")
+    diff: list[dict[str, Any]] = pydantic.Field(description='Changed leaves as {"path", "before", "after"}.')
+    comment: str
+    reason_code: str
+    user: str | None = pydantic.Field(description="Who decided; null when the item expired.")
+    at: datetime
+    status: ReviewStatus = pydantic.Field(description="The item's status after the decision.")
+
+    @staticmethod
+    def resolve_user(decision: Decision) -> str | None:
+        return decision.user.get_username() if decision.user else None
+
+    @staticmethod
+    def resolve_status(decision: Decision) -> str:
+        return decision.item.status
+
+
+class ReviewItemOut(Schema):
+    id: UUID
+    run_id: UUID
+    method: str
+    output_type: str
+    reason: ReviewReason
+    confidence: float | None
+    message: str
+    status: ReviewStatus
+    output: Any = pydantic.Field(description="What the flow produced, as it would continue with it.")
+    # `schema` in JSON; a field of that name would shadow BaseModel.schema.
+    item_schema: dict[str, Any] | None = pydantic.Field(
+        alias="schema", description="JSON Schema an edited output must satisfy (null: any JSON object)."
+    )
+    outcomes: list[str]
+    claimed_by: str | None
+    created_at: datetime
+    due_at: datetime | None
+    expires_at: datetime | None
+    decided_at: datetime | None
+    decision: ReviewDecisionOut | None
+    url: str = pydantic.Field(description="The item's page in the console.")
+
+    @staticmethod
+    def resolve_claimed_by(item: ReviewItem) -> str | None:
+        return item.claimed_by.get_username() if item.claimed_by else None
+
+    @staticmethod
+    def resolve_decision(item: ReviewItem) -> Decision | None:
+        return getattr(item, "decision", None)
+
+    @staticmethod
+    def resolve_url(item: ReviewItem, context: dict[str, Any]) -> str:
+        return context["request"].build_absolute_uri(reverse("reviews:item", args=[item.id]))
+
+
+class ReviewFilters(Schema):
+    # `?status=` (empty) means any status, like leaving it out.
+    status: Annotated[ReviewStatus | None, pydantic.BeforeValidator(lambda value: value or None)] = None
+    output_type: str = ""
+
+
+def _items(request: HttpRequest) -> QuerySet[ReviewItem]:
+    require_perm(request, REVIEW_PERM)
+    return selectors.items_visible_to(request.auth).select_related("claimed_by", "decision__user")
+
+
+def _field_error(field: str, message: str, error_type: str = "value_error") -> NinjaValidationError:
+    return NinjaValidationError([{"loc": ["body", field], "msg": message, "type": error_type}])
+
+
+@router.get("", response=list[ReviewItemOut], by_alias=True)
+@paginate(CursorPagination, ordering=("created_at", "id"), page_size=50)
+def review_list(request: HttpRequest, filters: Query[ReviewFilters]) -> QuerySet[ReviewItem]:
+    """Review items of the types you may review, oldest first; follow `next` for newer ones.
+
+    Without `status` (or with it empty) every status is listed; `status=pending` is the queue.
+    """
+    require_perm(request, REVIEW_PERM)
+    items = selectors.queue_items(user=request.auth, status=filters.status or "", output_type=filters.output_type)
+    # The queue pages defer the heavy JSON; the API returns it, in the same query.
+    return items.defer(None).select_related("decision__user")
+
+
+@router.get("/{item_id}", response=ReviewItemOut, by_alias=True)
+def review_detail(request: HttpRequest, item_id: UUID) -> ReviewItem:
+    """One review item with its output, the schema an edit must satisfy, and its decision once decided."""
+    return _items(request).get(id=item_id)
+
+
+@router.post(
+    "/{item_id}/decision",
+    response={200: ReviewDecisionOut},
+    openapi_extra={
+        "responses": {
+            403: {"description": "You may not review items."},
+            404: {"description": "No such item, or one of a type you may not review."},
+            409: {"description": "The item was already decided (or expired or was cancelled)."},
+            422: {"description": "An unknown outcome, a rejection without a reason, or an invalid edit."},
+        }
+    },
+)
+def review_decide(
+    request: HttpRequest,
+    item_id: UUID,
+    # Separate body fields rather than one schema parameter, so every error's loc is ["body", <field>, ...].
+    outcome: Body[str, P(description="One of the item's `outcomes`.")],
+    edited_output: Body[Any, P(description="A corrected output, validated against the item's `schema`.")] = None,
+    comment: Body[str, P(description="Shown with the decision.")] = "",
+    reason_code: Body[str, P(description="Required to reject: one of the output type's reject reasons.")] = "",
+) -> Decision:
+    """Decide a pending item: approve (optionally with an edited output) or reject (with a reason code).
+
+    The run resumes with the decision in the background.
+    """
+    # Deciding loads CrewAI (through the resume machinery); keep it out of URL loading.
+    from reviewconsole.reviews import services
+
+    item = _items(request).get(id=item_id)
+    try:
+        decision = services.decide(
+            item_id=item.id,
+            user=request.auth,
+            outcome=outcome,
+            edited_output=edited_output,
+            comment=comment,
+            reason_code=reason_code,
+        )
+    except services.EditValidationError as error:
+        raise NinjaValidationError(
+            [
+                {
+                    "loc": ["body", "edited_output", *e.get("loc", ())],
+                    "msg": e["msg"],
+                    "type": e.get("type", "value_error"),
+                }
+                for e in error.errors
+            ]
+        ) from None
+    except services.AlreadyDecidedError as error:
+        raise HttpError(409, str(error)) from None
+    except services.DecisionError as error:
+        raise _field_error(error.field or "outcome", str(error)) from None
+    # `decide` moved the item to decided; its in-memory copy predates that.
+    decision.item.status = ReviewStatus.DECIDED
+    return decision

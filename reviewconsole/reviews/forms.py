@@ -1,0 +1,155 @@
+"""Browser forms of the review pages: queue filters, a decision, and bulk approval.
+
+The edited output itself is not a Django form: `schema_form` generates it from the item's JSON schema and
+the output type's pydantic model validates it (in `services.decide`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django import forms
+
+from reviewconsole.reviews.models import ReviewReason, ReviewStatus
+from reviewconsole.reviews.templatetags.review_ui import humanize_code
+
+STATUS_ALL = "all"
+
+AGE_CHOICES = [
+    ("", "Any age"),
+    ("15", "Older than 15 min"),
+    ("60", "Older than 1 h"),
+    ("240", "Older than 4 h"),
+    ("1440", "Older than 1 day"),
+    ("10080", "Older than 1 week"),
+]
+
+SORT_CHOICES = [
+    ("oldest", "Oldest first"),
+    ("newest", "Newest first"),
+    ("confidence", "Lowest confidence"),
+    ("-confidence", "Highest confidence"),
+]
+
+BULK_MAX_ITEMS = 200
+
+
+class QueueFilterForm(forms.Form):
+    """GET filters of the queue. An invalid value drops that one filter, never the page."""
+
+    type = forms.CharField(required=False, max_length=100, label="Type", widget=forms.Select)
+    status = forms.ChoiceField(
+        required=False,
+        label="Status",
+        choices=[*((s.value, s.label) for s in ReviewStatus), (STATUS_ALL, "Any status")],
+    )
+    reason = forms.ChoiceField(required=False, label="Reason", choices=[("", "Any reason"), *ReviewReason.choices])
+    age = forms.TypedChoiceField(required=False, label="Age", choices=AGE_CHOICES, coerce=int, empty_value=None)
+    conf_min = forms.FloatField(
+        required=False,
+        label="Confidence from",
+        min_value=0,
+        max_value=1,
+        widget=forms.NumberInput(attrs={"step": "0.05", "placeholder": "0"}),
+    )
+    conf_max = forms.FloatField(
+        required=False,
+        label="to",
+        min_value=0,
+        max_value=1,
+        widget=forms.NumberInput(attrs={"step": "0.05", "placeholder": "1"}),
+    )
+    sort = forms.ChoiceField(required=False, label="Sort", choices=SORT_CHOICES)
+
+    def __init__(self, data: Any = None, *, output_types: Iterable[str]) -> None:
+        super().__init__(data)
+        types = sorted(set(output_types))
+        current = (data or {}).get("type", "")
+        if current and current not in types and len(current) <= 100:
+            types.append(current)
+        self.fields["type"].widget.choices = [("", "All types"), *((t, t) for t in types)]
+
+    def filters(self) -> dict[str, Any]:
+        """Keyword arguments of `selectors.queue_items`, from the valid fields only."""
+        cleaned: dict[str, Any] = {}
+        if self.is_bound:
+            self.is_valid()
+            cleaned = self.cleaned_data
+        status = cleaned.get("status") or ReviewStatus.PENDING
+        return {
+            "status": "" if status == STATUS_ALL else status,
+            "output_type": cleaned.get("type") or "",
+            "reason": cleaned.get("reason") or "",
+            "older_than_minutes": cleaned.get("age"),
+            "confidence_min": cleaned.get("conf_min"),
+            "confidence_max": cleaned.get("conf_max"),
+            "sort": cleaned.get("sort") or "oldest",
+        }
+
+
+class DecisionForm(forms.Form):
+    """The outcome and its notes; the edited output is parsed separately by `schema_form`."""
+
+    outcome = forms.ChoiceField()
+    reason_code = forms.ChoiceField(required=False, label="Reason")
+    comment = forms.CharField(
+        required=False,
+        max_length=4000,
+        label="Comment",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What is wrong, for the record and the flow"}),
+    )
+    edit = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(
+        self, data: Any = None, *, outcomes: Sequence[str], reject_outcome: str, reject_reasons: Sequence[str]
+    ) -> None:
+        super().__init__(data, auto_id="decide-%s")
+        self.reject_outcome = reject_outcome
+        self.reject_reasons = list(reject_reasons)
+        self.fields["outcome"].choices = [(o, o) for o in outcomes]
+        reasons = [(r, humanize_code(r)) for r in reject_reasons]
+        self.fields["reason_code"].choices = [("", "Choose a reason…"), *reasons]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        rejecting = cleaned.get("outcome") == self.reject_outcome
+        if rejecting and self.reject_reasons and not cleaned.get("reason_code"):
+            self.add_error("reason_code", "Choose why you reject this output.")
+        if rejecting and cleaned.get("edit"):
+            self.add_error(None, "A rejection cannot carry an edited output.")
+        if not rejecting:
+            cleaned["reason_code"] = ""
+        return cleaned
+
+
+class UUIDListField(forms.Field):
+    """Repeated `name=<uuid>` values, as checkboxes send them."""
+
+    widget = forms.MultipleHiddenInput
+    default_error_messages = {
+        "required": "Select at least one item.",
+        "invalid": "That is not an item id.",
+        "too_many": "Select at most %(limit)d items at once.",
+    }
+
+    def to_python(self, value: Any) -> list[uuid.UUID]:
+        if not value:
+            return []
+        values = value if isinstance(value, list | tuple) else [value]
+        try:
+            ids = list(dict.fromkeys(uuid.UUID(str(v)) for v in values))
+        except ValueError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if len(ids) > BULK_MAX_ITEMS:
+            raise forms.ValidationError(
+                self.error_messages["too_many"], code="too_many", params={"limit": BULK_MAX_ITEMS}
+            )
+        return ids
+
+
+class BulkApproveForm(forms.Form):
+    output_type = forms.CharField(max_length=100)
+    items = UUIDListField()
+    next = forms.CharField(required=False, max_length=2000)

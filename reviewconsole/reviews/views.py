@@ -1,0 +1,450 @@
+"""Pages for reviewers: the queue, one item with its decision forms, and bulk approval.
+
+Reads go through `selectors` and every write through `services`, whose conditional updates make each
+decision happen exactly once. Every item is fetched by `_get_item_for_user`, so no view forgets the
+per-output-type permission: an item of a type the user may not review is a 404, like a missing one.
+
+A page and its fragments come from one view: an htmx request gets an inline partial of the same
+template (`item.html#review-main` after a refused decision, `#claim-banner` for the claim heartbeat).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import pydantic
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+from django_htmx.middleware import HtmxDetails
+
+from reviewconsole.autonomy import selectors as autonomy_selectors
+from reviewconsole.autonomy.models import default_reject_reasons
+from reviewconsole.reviews import schema_form, selectors
+from reviewconsole.reviews.forms import BulkApproveForm, DecisionForm, QueueFilterForm
+from reviewconsole.reviews.models import ReviewItem, ReviewStatus
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+REVIEW_PERM = "reviews.review_item"
+ITEMS_PER_PAGE = 50
+# Same value as services.REJECT_OUTCOME; the queue page does not import the services (they load CrewAI).
+REJECT_OUTCOME = "rejected"
+APPROVE_OUTCOME = "approved"
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _services() -> ModuleType:
+    # The services import CrewAI (through the flow provider): about 2 s, needed only once an item is opened.
+    from reviewconsole.reviews import services
+
+    return services
+
+
+def _require_perm(request: HttpRequest) -> None:
+    if not request.user.has_perm(REVIEW_PERM):
+        raise PermissionDenied
+
+
+def _get_item_for_user(request: HttpRequest, item_id: UUID) -> ReviewItem:
+    """The item, or 403 without the review permission, or 404 if missing or of a type the user may not review."""
+    _require_perm(request)
+    try:
+        item = selectors.item_detail(item_id=item_id)
+    except ReviewItem.DoesNotExist:
+        raise Http404("No such review item") from None
+    if not selectors.can_review(request.user, item.output_type):
+        raise Http404("No such review item")
+    return item
+
+
+def _wants_fragment(request: HtmxHttpRequest) -> bool:
+    # A history restore after a cache miss needs the whole page, not a fragment.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _scope_type(data: Any) -> str:
+    """The output type the reviewer is working through (from the queue filter), kept from item to item."""
+    value = str(data.get("type", "") or "")
+    return value if len(value) <= 100 else ""
+
+
+def _with_type(url: str, output_type: str) -> str:
+    return f"{url}?{urlencode({'type': output_type})}" if output_type else url
+
+
+def _item_url(item_id: Any, output_type: str = "") -> str:
+    return _with_type(reverse("reviews:item", args=[item_id]), output_type)
+
+
+def _queue_url(output_type: str = "") -> str:
+    return _with_type(reverse("reviews:queue"), output_type)
+
+
+def _go(request: HtmxHttpRequest, url: str) -> HttpResponse:
+    """After a write: htmx follows HX-Redirect with a full page load; a plain form post gets a 302."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+def _short(item_id: Any) -> str:
+    return str(item_id)[:8]
+
+
+# ---------------------------------------------------------------- queue
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    item: ReviewItem
+    overdue: bool
+    claimed_by_me: bool
+    claimed_by_other: bool
+
+
+@login_required
+@require_GET
+def queue(request: HtmxHttpRequest) -> HttpResponse:
+    _require_perm(request)
+    counts = selectors.queue_counts(user=request.user)
+    allowed = selectors.reviewable_output_types(request.user)
+    form = QueueFilterForm(
+        request.GET or None, output_types=[row["output_type"] for row in counts] + sorted(allowed or ())
+    )
+    filters = form.filters()
+    items = selectors.queue_items(user=request.user, **filters)
+    if filters["status"] != ReviewStatus.PENDING:
+        items = items.select_related("decision__user")
+    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+
+    now = timezone.now()
+    rows = []
+    for item in page:
+        live_claim = item.claimed_by_id is not None and (item.claim_expires_at or now) > now
+        rows.append(
+            QueueRow(
+                item=item,
+                overdue=item.status == ReviewStatus.PENDING and item.due_at is not None and item.due_at < now,
+                claimed_by_me=live_claim and item.claimed_by_id == request.user.pk,
+                claimed_by_other=live_claim and item.claimed_by_id != request.user.pk,
+            )
+        )
+    output_type = filters["output_type"]
+    bulk_type = (
+        output_type
+        if output_type and filters["status"] == ReviewStatus.PENDING and (allowed is None or output_type in allowed)
+        else ""
+    )
+    context = {
+        "form": form,
+        "filters": filters,
+        "page": page,
+        "rows": rows,
+        "counts": counts,
+        "totals": {
+            "pending": sum(row["pending"] for row in counts),
+            "overdue": sum(row["overdue"] for row in counts),
+        },
+        "filtered": any(filters[key] not in (None, "") for key in ("output_type", "reason", "older_than_minutes"))
+        or filters["confidence_min"] is not None
+        or filters["confidence_max"] is not None
+        or filters["status"] != ReviewStatus.PENDING,
+        "bulk_type": bulk_type,
+        "scope_type": output_type,
+        # The table's fragment also refreshes the count tabs, out of band.
+        "oob": _wants_fragment(request),
+    }
+    name = "reviews/queue.html#queue-results" if _wants_fragment(request) else "reviews/queue.html"
+    response = render(request, name, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@login_required
+@require_GET
+def next_item(request: HttpRequest) -> HttpResponse:
+    """The oldest item nobody else is on (of the type being worked through), or the queue when none is left."""
+    _require_perm(request)
+    output_type = _scope_type(request.GET)
+    after = None
+    try:
+        # Only its id is used, to skip it: no need to load it.
+        after = ReviewItem(id=uuid.UUID(request.GET["after"])) if request.GET.get("after") else None
+    except ValueError:
+        after = None
+    found = selectors.next_item_for(user=request.user, after=after, output_type=output_type)
+    if found is None:
+        messages.info(request, "Nothing left to review here. Well done.")
+        return redirect(_queue_url(output_type))
+    return redirect(_item_url(found.id, output_type))
+
+
+@login_required
+@require_POST
+def bulk(request: HtmxHttpRequest) -> HttpResponse:
+    """Approve the selected items of one type; each goes through `decide` on its own, exactly once."""
+    _require_perm(request)
+    form = BulkApproveForm(request.POST)
+    back = request.POST.get("next", "")
+    if not (back.startswith(reverse("reviews:queue")) and url_has_allowed_host_and_scheme(back, {request.get_host()})):
+        back = _queue_url(request.POST.get("output_type", "")[:100])
+    if not form.is_valid():
+        messages.error(request, " ".join(error for errors in form.errors.values() for error in errors))
+        return _go(request, back)
+    output_type = form.cleaned_data["output_type"]
+    if not selectors.can_review(request.user, output_type):
+        raise PermissionDenied
+    result = _services().decide_bulk(item_ids=form.cleaned_data["items"], user=request.user, output_type=output_type)
+    if result.decided:
+        noun = "item" if len(result.decided) == 1 else "items"
+        messages.success(request, f"Approved {len(result.decided)} {output_type} {noun}, each decided on its own.")
+    if result.skipped:
+        reasons = "; ".join(f"{_short(item_id)}: {reason}" for item_id, reason in result.skipped.items())
+        messages.warning(request, f"Skipped {len(result.skipped)}: {reasons}")
+    return _go(request, back)
+
+
+# ---------------------------------------------------------------- one item
+
+
+def _approve_outcome(outcomes: list[str]) -> str:
+    if APPROVE_OUTCOME in outcomes:
+        return APPROVE_OUTCOME
+    return next((o for o in outcomes if o != REJECT_OUTCOME), outcomes[0] if outcomes else APPROVE_OUTCOME)
+
+
+def _reject_reasons(item: ReviewItem) -> list[str]:
+    policy = autonomy_selectors.policies_by_type([item.output_type]).get(item.output_type)
+    return list(policy.reject_reasons) if policy is not None else default_reject_reasons()
+
+
+def _decision_form(item: ReviewItem, reasons: list[str], data: Any = None) -> DecisionForm:
+    return DecisionForm(data, outcomes=item.outcomes, reject_outcome=REJECT_OUTCOME, reject_reasons=reasons)
+
+
+def _claim_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
+    now = timezone.now()
+    pending = item.status == ReviewStatus.PENDING
+    live = pending and item.claimed_by_id is not None and (item.claim_expires_at or now) > now
+    return {
+        "item": item,
+        "pending": pending,
+        "claimed_by_me": live and item.claimed_by_id == request.user.pk,
+        "claimed_by_other": live and item.claimed_by_id != request.user.pk,
+    }
+
+
+def _neighbours(request: HttpRequest, item: ReviewItem, output_type: str) -> tuple[Any, Any]:
+    """The pending items just before and after this one in queue order, for j/k."""
+    pending = selectors.queue_items(user=request.user, output_type=output_type).select_related(None).only("id")
+    before = Q(created_at__lt=item.created_at) | Q(created_at=item.created_at, id__lt=item.id)
+    after = Q(created_at__gt=item.created_at) | Q(created_at=item.created_at, id__gt=item.id)
+    previous = pending.filter(before).order_by("-created_at", "-id").first()
+    following = pending.filter(after).order_by("created_at", "id").first()
+    return previous, following
+
+
+def _run_inputs(inputs: Any) -> list[tuple[str, str, bool]]:
+    """(name, text, is_json) per run input: text inputs shown as written, the rest as JSON."""
+    if not isinstance(inputs, dict):
+        return [("inputs", schema_form.display_value(schema_form.Spec("json", ""), inputs), True)]
+    shown = []
+    for name, value in inputs.items():
+        if isinstance(value, str):
+            shown.append((name, value, False))
+        else:
+            shown.append((name, schema_form.display_value(schema_form.Spec("json", ""), value), True))
+    return shown
+
+
+def _item_context(
+    request: HtmxHttpRequest,
+    item: ReviewItem,
+    *,
+    scope_type: str,
+    form: DecisionForm | None = None,
+    parsed: schema_form.ParseResult | None = None,
+    edit_errors: list[dict[str, Any]] | None = None,
+    mode: str = "read",
+    reject_open: bool = False,
+    alert: str = "",
+    alert_level: str = "info",
+) -> dict[str, Any]:
+    reasons = _reject_reasons(item)
+    context = _claim_context(request, item)
+    pending = context["pending"]
+    decision = getattr(item, "decision", None)
+    previous, following = _neighbours(request, item, scope_type)
+    approve = _approve_outcome(item.outcomes)
+    editing = None
+    if pending:
+        errors = [*(parsed.errors if parsed else []), *(edit_errors or [])]
+        value = parsed.raw if parsed is not None else item.output
+        editing = schema_form.build_form(item.schema, value, errors=errors, original=item.output)
+    context.update(
+        {
+            "decision": decision,
+            "scope_type": scope_type,
+            "form": form or _decision_form(item, reasons),
+            # A decided item reads as it was decided: with the reviewer's edit, whose changes the diff lists.
+            "reading": schema_form.build_form(
+                item.schema,
+                decision.edited_output if decision is not None and decision.edited_output is not None else item.output,
+                original=item.output,
+                extra_rows=0,
+            ),
+            "editing": editing,
+            "mode": "edit" if pending and mode == "edit" else "read",
+            "reject_open": pending and reject_open,
+            "approve_outcome": approve,
+            "can_reject": REJECT_OUTCOME in item.outcomes,
+            "further_outcomes": [o for o in item.outcomes if o not in (approve, REJECT_OUTCOME)],
+            "output_json": schema_form.display_value(schema_form.Spec("json", ""), item.output),
+            "run_inputs": _run_inputs(item.run.inputs),
+            "earlier": list(selectors.run_earlier_items(item=item)),
+            "events": list(selectors.item_events(item_id=item.id)),
+            "previous": previous,
+            "following": following,
+            "queue_url": _queue_url(scope_type),
+            "alert": alert,
+            "alert_level": alert_level,
+        }
+    )
+    return context
+
+
+@login_required
+@require_GET
+def item(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
+    """The item page; opening it claims the item. An htmx heartbeat renews the claim and gets its banner."""
+    item = _get_item_for_user(request, item_id)
+    if item.status == ReviewStatus.PENDING and _services().review_item_claim(item_id=item.id, user=request.user):
+        item = selectors.item_detail(item_id=item.id)
+    if _wants_fragment(request) and request.htmx.target == "claim-banner":
+        context = {**_claim_context(request, item), "heartbeat": True}
+        response = render(request, "reviews/item.html#claim-banner", context)
+    else:
+        context = _item_context(
+            request,
+            item,
+            scope_type=_scope_type(request.GET),
+            mode="edit" if request.GET.get("edit") else "read",
+            reject_open=bool(request.GET.get("reject")),
+        )
+        response = render(request, "reviews/item.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _model_errors(item: ReviewItem, parsed: schema_form.ParseResult) -> list[dict[str, Any]]:
+    """What the output type's model says about the fields the form could read, so that every problem of an
+    edit shows at once rather than one round at a time. Nothing is decided here: `decide` validates again."""
+    from reviewconsole.reviews.schemas import output_schema
+
+    model = output_schema(item.output_type)
+    if model is None:
+        return []
+    try:
+        model.model_validate(parsed.value)
+    except pydantic.ValidationError as error:
+        reported = {tuple(str(part) for part in e["loc"]) for e in parsed.errors}
+        return [
+            {"loc": list(e["loc"]), "msg": e["msg"]}
+            for e in error.errors()
+            if tuple(str(part) for part in e["loc"]) not in reported
+        ]
+    return []
+
+
+def _item_response(request: HtmxHttpRequest, item: ReviewItem, *, status: int, **options: Any) -> HttpResponse:
+    """The item page again after a refused decision; htmx swaps only its main part, wherever the form sat."""
+    context = _item_context(request, item, **options)
+    if request.htmx:
+        response = render(request, "reviews/item.html#review-main", context, status=status)
+        return reswap(retarget(response, "#review-main"), "outerHTML")
+    return render(request, "reviews/item.html", context, status=status)
+
+
+@login_required
+@require_POST
+def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
+    """Approve, edit and approve, reject, or take another outcome; then on to the next item.
+
+    Refusals re-render the item: 422 with errors next to the fields (the item stays pending), 409 when
+    someone else decided first.
+    """
+    services = _services()
+    item = _get_item_for_user(request, item_id)
+    scope_type = _scope_type(request.POST)
+    if item.status != ReviewStatus.PENDING:
+        message = str(services.AlreadyDecidedError(item))
+        return _item_response(request, item, status=409, scope_type=scope_type, alert=message, alert_level="error")
+
+    form = _decision_form(item, _reject_reasons(item), request.POST)
+    editing = bool(request.POST.get("edit"))
+    parsed = schema_form.parse_form(item.schema, request.POST, original=item.output) if editing else None
+    refused = {
+        "scope_type": scope_type,
+        "form": form,
+        "parsed": parsed,
+        "mode": "edit" if editing else "read",
+        "reject_open": request.POST.get("outcome") == REJECT_OUTCOME,
+    }
+    if parsed is not None and parsed.errors:
+        return _item_response(request, item, status=422, edit_errors=_model_errors(item, parsed), **refused)
+    if not form.is_valid():
+        return _item_response(request, item, status=422, **refused)
+    outcome = form.cleaned_data["outcome"]
+    try:
+        services.decide(
+            item_id=item.id,
+            user=request.user,
+            outcome=outcome,
+            edited_output=parsed.value if parsed is not None else None,
+            comment=form.cleaned_data["comment"],
+            reason_code=form.cleaned_data["reason_code"],
+        )
+    except services.AlreadyDecidedError as error:
+        item = selectors.item_detail(item_id=item.id)
+        return _item_response(request, item, status=409, scope_type=scope_type, alert=str(error), alert_level="error")
+    except services.EditValidationError as error:
+        return _item_response(request, item, status=422, edit_errors=error.errors, **refused)
+    except services.DecisionError as error:
+        form.add_error(None, str(error))
+        return _item_response(request, item, status=422, **refused)
+
+    verb = "Edited and approved" if editing else outcome.replace("_", " ").capitalize()
+    messages.success(request, f"{verb}: {item.output_type} {_short(item.id)}.")
+    following = selectors.next_item_for(user=request.user, after=item, output_type=scope_type)
+    if following is None:
+        messages.info(request, "Nothing left to review here. Well done.")
+        return _go(request, _queue_url(scope_type))
+    return _go(request, _item_url(following.id, scope_type))
+
+
+@login_required
+@require_POST
+def release(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
+    """Give the item back to the queue, for someone else or later."""
+    item = _get_item_for_user(request, item_id)
+    _services().review_item_release(item_id=item.id, user=request.user)
+    messages.info(request, f"Released {item.output_type} {_short(item.id)} back to the queue.")
+    return _go(request, _queue_url(_scope_type(request.POST)))

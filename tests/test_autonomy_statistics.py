@@ -1,0 +1,458 @@
+"""Autonomy statistics: intervals, selectors, recommendation and what-if, query counts, and the acceptance run."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from reviewconsole.autonomy import recommendation, selectors
+from reviewconsole.autonomy.models import AutonomyPolicy, FieldError, GateDecision, Route, Verdict
+from reviewconsole.autonomy.services import policy_ensure, policy_update
+from reviewconsole.autonomy.statistics import Z_95, weighted_wilson, wilson
+from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
+from reviewconsole.engine.services import run_create
+from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
+from reviewconsole.reviews.services import decide
+
+TYPE = "stats_test"
+
+CLEAN = """Vendor: Acme Supplies Ltd
+Invoice Number: INV-1042
+Invoice Date: 2026-10-01
+Due Date: 2026-10-31
+Currency: EUR
+Widgets | 10 | 12.50 | 125.00
+Gadgets | 2 | 40.00 | 80.00
+Total: 205.00
+"""
+
+
+def decisions(
+    count: int,
+    confidence: float | None = 0.5,
+    *,
+    correct: int | None = None,
+    route: str = Route.HUMAN_REVIEW,
+    probability: float = 1.0,
+    audit: bool = False,
+    reason: str = "low_confidence",
+    reject_reason: str = "",
+    verdict: bool = True,
+    output_type: str = TYPE,
+    threshold: float | None = None,
+) -> list[GateDecision]:
+    """`count` gate decisions; the first `correct` of them (default all) have a correct verdict, the rest not."""
+    correct = count if correct is None else correct
+    rows = []
+    for index in range(count):
+        has_verdict = verdict and route == Route.HUMAN_REVIEW
+        rows.append(
+            GateDecision(
+                output_type=output_type,
+                confidence=confidence,
+                threshold=threshold,
+                route=route,
+                reason=reason if route == Route.HUMAN_REVIEW else "",
+                audit=audit,
+                review_probability=probability,
+                verdict=(Verdict.CORRECT if index < correct else Verdict.INCORRECT) if has_verdict else "",
+                reject_reason=reject_reason if has_verdict and index >= correct else "",
+                verdict_at=timezone.now() if has_verdict else None,
+            )
+        )
+    return GateDecision.objects.bulk_create(rows)
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def test_wilson_known_values():
+    assert round(wilson(12, 12).low, 4) == 0.7575
+    assert wilson(12, 12).high == 1.0
+    rate = wilson(8, 10)
+    assert (round(rate.low, 4), round(rate.high, 4)) == (0.4902, 0.9433)
+    assert rate.value == 0.8 and rate.n == 10
+    empty = wilson(0, 0)
+    assert (empty.value, empty.low, empty.high, empty.n) == (None, None, None, 0)
+    assert wilson(0, 5).low == 0.0
+
+
+def test_weighted_wilson_uses_kish_effective_sample_size():
+    # Equal weights: the same interval as the unweighted one.
+    same = weighted_wilson(weight_sum=2 * 12, weighted_successes=2 * 12, weight_square_sum=4 * 12)
+    assert same.n == pytest.approx(12)
+    assert same.low == pytest.approx(wilson(12, 12).low)
+    # 10 outputs of weight 1 (all correct) and 5 of weight 20 (4 correct).
+    rate = weighted_wilson(10 + 100, 10 + 80, 10 + 5 * 400)
+    assert rate.value == pytest.approx(90 / 110)
+    assert rate.n == pytest.approx(110**2 / 2010)  # ~6, not 15: the heavy audits carry the estimate
+    assert rate.low == pytest.approx(wilson(rate.value * rate.n, rate.n).low)
+    assert weighted_wilson(0, 0, 0).value is None
+    assert round(Z_95, 2) == 1.96
+
+
+# --------------------------------------------------------------------------- selectors
+
+
+@pytest.mark.django_db
+def test_type_summary_counts_and_inverse_probability_weighting():
+    decisions(10, 0.4, correct=8)  # reviewed below the threshold
+    decisions(5, 0.9, correct=4, probability=0.1, audit=True, reason="audit_sample")
+    decisions(20, 0.9, route=Route.AUTO_APPROVED, probability=0.1)
+    decisions(3, 0.3, verdict=False)  # still waiting for a reviewer
+    decisions(4, 0.9, output_type="other_type")
+    summary = selectors.type_summary(TYPE)
+    assert summary["total"] == 38
+    assert (summary["auto"], summary["routed"], summary["reviewed"], summary["pending_verdict"]) == (20, 18, 15, 3)
+    assert (summary["correct"], summary["accuracy"]) == (12, 12 / 15)
+    assert summary["ci_low"] == pytest.approx(wilson(12, 15).low)
+    assert (summary["audited"], summary["audited_correct"]) == (5, 4)
+    assert summary["auto_accuracy_estimate"] == pytest.approx(0.8)
+    assert summary["auto_accuracy_n_eff"] == pytest.approx(5)
+    assert summary["autonomy_rate"] == pytest.approx(20 / 38)
+    assert summary["autonomy_n"] == 38
+    assert summary["autonomy_ci_low"] == pytest.approx(wilson(20, 38).low)
+    # Every output: 10 reviewed at weight 1 (8 right), 5 audits standing for 50 (40 right).
+    assert summary["estimated_accuracy"] == pytest.approx(48 / 60)
+
+
+@pytest.mark.django_db
+def test_summary_since_only_counts_newer_decisions():
+    old = decisions(4, 0.4)
+    GateDecision.objects.filter(id__in=[d.id for d in old]).update(created_at=timezone.now() - timedelta(days=40))
+    decisions(2, 0.4)
+    assert selectors.type_summary(TYPE, since=timezone.now() - timedelta(days=7))["reviewed"] == 2
+    assert selectors.type_summary(TYPE)["reviewed"] == 6
+
+
+@pytest.mark.django_db
+def test_audit_estimate_reflects_auto_processed_accuracy_not_the_pooled_one():
+    """Low-confidence outputs (reviewed, 60% right) must not drag down the estimate for the
+    high-confidence ones the gate lets through (audited at 5%, 95% right)."""
+    decisions(200, 0.3, correct=120)
+    decisions(40, 0.9, correct=38, probability=0.05, audit=True, reason="audit_sample", threshold=0.8)
+    decisions(760, 0.9, route=Route.AUTO_APPROVED, probability=0.05, threshold=0.8)
+    summary = selectors.type_summary(TYPE)
+    assert summary["accuracy"] == pytest.approx(158 / 240)  # pooled over reviews: 66%
+    assert summary["auto_accuracy_estimate"] == pytest.approx(0.95)
+    # All 1,000 outputs: 200 at 60% and 800 at 95% make 88%, which the weights recover.
+    assert summary["estimated_accuracy"] == pytest.approx(0.88)
+    result = recommendation.what_if(TYPE, 0.8)
+    assert result["accuracy"] == pytest.approx(0.95)
+    assert result["n"] == 40 and result["n_eff"] == pytest.approx(40)
+
+
+@pytest.mark.django_db
+def test_calibration_bands():
+    decisions(4, 0.05, correct=1)
+    decisions(3, 0.29, correct=2)  # 0.29 * 100 is 28.999… in floating point; still band 2
+    decisions(2, 0.3)
+    decisions(5, 0.95, correct=5, probability=0.5, audit=True, reason="audit_sample")
+    decisions(1, 1.0)
+    decisions(2, None)  # no confidence: no band
+    bands = selectors.calibration(TYPE)
+    assert [b["band"] for b in bands] == list(range(10))
+    assert [(b["low"], b["high"]) for b in bands][:2] == [(0.0, 0.1), (0.1, 0.2)]
+    by_band = {b["band"]: b for b in bands}
+    assert (by_band[0]["n"], by_band[0]["correct"], by_band[0]["accuracy"]) == (4, 1, 0.25)
+    assert (by_band[2]["n"], by_band[2]["correct"]) == (3, 2)
+    assert (by_band[3]["n"], by_band[3]["correct"]) == (2, 2)
+    assert (by_band[9]["n"], by_band[9]["correct"]) == (6, 6)
+    assert by_band[9]["mean_confidence"] == pytest.approx((5 * 0.95 + 1.0) / 6)
+    assert by_band[9]["n_eff"] == pytest.approx(11**2 / 21)  # five weights of 2 and one of 1
+    assert by_band[0]["ci_low"] == pytest.approx(wilson(1, 4).low)
+    assert by_band[5]["n"] == 0 and by_band[5]["accuracy"] is None
+
+
+@pytest.mark.django_db
+def test_field_error_rates_from_field_errors():
+    reviewed = decisions(10, 0.5, correct=6)
+    wrong = reviewed[6:]
+    fields = [["total_amount", "vendor"], ["total_amount"], ["total_amount"], []]
+    FieldError.objects.bulk_create(
+        FieldError(gate_decision=d, output_type=TYPE, field=f)
+        for d, names in zip(wrong, fields, strict=True)
+        for f in names
+    )
+    FieldError.objects.create(gate_decision=decisions(1, output_type="other")[0], output_type="other", field="vendor")
+    rows = selectors.field_error_rates(TYPE)
+    assert [(r["field"], r["errors"], r["n"]) for r in rows] == [("total_amount", 3, 10), ("vendor", 1, 10)]
+    assert rows[0]["rate"] == pytest.approx(0.3)
+    assert rows[0]["ci_low"] == pytest.approx(wilson(3, 10).low)
+
+
+@pytest.mark.django_db
+def test_reject_reason_rates_list_every_policy_reason():
+    policy_ensure(output_type=TYPE)
+    decisions(7, 0.5)
+    decisions(2, 0.5, correct=0, reject_reason="wrong_data")
+    decisions(1, 0.5, correct=0, reject_reason="retired_reason")
+    decisions(2, 0.5, correct=0)  # edited, not rejected
+    rows = selectors.reject_reason_rates(TYPE)
+    counts = {r["reason"]: r["rejections"] for r in rows}
+    assert counts == {"wrong_data": 2, "retired_reason": 1, "incomplete": 0, "not_applicable": 0, "other": 0}
+    assert rows[0]["reason"] == "wrong_data"
+    assert rows[0]["n"] == 12 and rows[0]["rate"] == pytest.approx(2 / 12)
+    assert rows[0]["ci_high"] == pytest.approx(wilson(2, 12).high)
+
+
+@pytest.mark.django_db
+def test_trend_per_day_and_week_with_gaps():
+    at = {
+        datetime(2026, 3, 2, 12, tzinfo=UTC): decisions(2, 0.5, correct=1),  # Monday
+        datetime(2026, 3, 3, 12, tzinfo=UTC): decisions(1, 0.9, route=Route.AUTO_APPROVED),
+        datetime(2026, 3, 5, 23, 30, tzinfo=UTC): decisions(3, 0.5),
+        datetime(2026, 3, 10, 0, 30, tzinfo=UTC): decisions(1, 0.5, correct=0),  # next week's Tuesday
+    }
+    for moment, rows in at.items():
+        GateDecision.objects.filter(id__in=[r.id for r in rows]).update(created_at=moment)
+    days = selectors.trend(TYPE, "day")
+    assert [d["period"] for d in days] == [date(2026, 3, 2) + timedelta(days=i) for i in range(9)]
+    by_day = {d["period"]: d for d in days}
+    assert (by_day[date(2026, 3, 2)]["reviewed"], by_day[date(2026, 3, 2)]["correct"]) == (2, 1)
+    assert by_day[date(2026, 3, 2)]["ci_low"] == pytest.approx(wilson(1, 2).low)
+    assert (by_day[date(2026, 3, 3)]["auto"], by_day[date(2026, 3, 3)]["autonomy_rate"]) == (1, 1.0)
+    assert by_day[date(2026, 3, 4)]["total"] == 0 and by_day[date(2026, 3, 4)]["accuracy"] is None
+    weeks = selectors.trend(TYPE, "week")
+    assert [(w["period"], w["total"], w["reviewed"], w["correct"]) for w in weeks] == [
+        (date(2026, 3, 2), 6, 5, 4),
+        (date(2026, 3, 9), 1, 1, 0),
+    ]
+    since = selectors.trend(TYPE, "day", since=datetime(2026, 3, 5, tzinfo=UTC))
+    assert since[0]["period"] == date(2026, 3, 5)
+    with pytest.raises(ValueError, match="period"):
+        selectors.trend(TYPE, "month")
+    assert selectors.trend("no_such_type") == []
+
+
+def review_item(output_type: str = TYPE, *, status: str = ReviewStatus.PENDING, age: timedelta = timedelta(0)):
+    run = FlowRun.objects.create(flow_name="invoice_processing", status=RunStatus.WAITING_REVIEW)
+    pending = PendingFeedback.objects.create(flow_uuid=str(run.id), method="review", context={}, state={})
+    item = ReviewItem.objects.create(
+        run=run, pending=pending, method="review", output_type=output_type, status=status, outcomes=["approved"]
+    )
+    ReviewItem.objects.filter(id=item.id).update(created_at=timezone.now() - age)
+    item.refresh_from_db()
+    return item
+
+
+def decided(item: ReviewItem, user, after: timedelta, outcome: str = "approved", edited: dict | None = None):
+    decided_at = item.created_at + after
+    ReviewItem.objects.filter(id=item.id).update(status=ReviewStatus.DECIDED, decided_at=decided_at)
+    decision = Decision.objects.create(item=item, outcome=outcome, user=user, edited_output=edited)
+    Decision.objects.filter(id=decision.id).update(at=decided_at)
+
+
+@pytest.mark.django_db
+def test_queue_health_depth_age_and_time_to_decision(django_user_model):
+    rita = django_user_model.objects.create_user("rita")
+    review_item(age=timedelta(hours=5))
+    overdue = review_item(age=timedelta(hours=1))
+    ReviewItem.objects.filter(id=overdue.id).update(due_at=timezone.now() - timedelta(minutes=1))
+    review_item("other_type", age=timedelta(days=3))
+    for minutes in (10, 20, 60):
+        decided(review_item(age=timedelta(hours=2)), rita, timedelta(minutes=minutes))
+    review_item(status=ReviewStatus.EXPIRED, age=timedelta(hours=9))
+    health = selectors.queue_health(TYPE)
+    assert (health["pending"], health["overdue"], health["decided"]) == (2, 1, 3)
+    assert health["oldest_age_seconds"] == pytest.approx(5 * 3600, abs=60)
+    assert health["avg_decision_seconds"] == pytest.approx(30 * 60, abs=1)
+    assert health["median_decision_seconds"] == pytest.approx(20 * 60, abs=1)
+    decided(review_item(age=timedelta(hours=2)), rita, timedelta(minutes=30))
+    health = selectors.queue_health(TYPE)
+    assert health["median_decision_seconds"] == pytest.approx(25 * 60, abs=1)  # even count: mean of the middle two
+    everything = selectors.queue_health()
+    assert everything["pending"] == 3
+    assert everything["oldest_age_seconds"] == pytest.approx(3 * 86400, abs=60)
+    empty = selectors.queue_health("no_such_type")
+    assert (empty["pending"], empty["oldest_age_seconds"], empty["median_decision_seconds"]) == (0, None, None)
+
+
+@pytest.mark.django_db
+def test_reviewer_throughput(django_user_model):
+    rita = django_user_model.objects.create_user("rita")
+    otto = django_user_model.objects.create_user("otto")
+    for minutes in (10, 30):
+        decided(review_item(age=timedelta(hours=1)), rita, timedelta(minutes=minutes))
+    decided(review_item(age=timedelta(hours=1)), rita, timedelta(minutes=20), edited={"total": 1})
+    decided(review_item(age=timedelta(hours=1)), otto, timedelta(minutes=5), outcome="rejected")
+    decided(review_item("other_type", age=timedelta(hours=1)), otto, timedelta(minutes=5))
+    rows = selectors.reviewer_throughput(TYPE, since=timezone.now() - timedelta(days=2))
+    assert [(r["username"], r["decisions"], r["approved"], r["edited"], r["rejected"]) for r in rows] == [
+        ("rita", 3, 2, 1, 0),
+        ("otto", 1, 0, 0, 1),
+    ]
+    assert rows[0]["avg_decision_seconds"] == pytest.approx(20 * 60, abs=1)
+    assert rows[0]["per_day"] == pytest.approx(1.5, rel=0.01)
+    assert sum(r["decisions"] for r in selectors.reviewer_throughput()) == 5
+
+
+@pytest.mark.django_db
+def test_overview_one_row_per_type():
+    policy_update(output_type=TYPE, changes={"threshold": 0.8}, by=None, reason="test")
+    policy_ensure(output_type="quiet_type")
+    decisions(12, 0.5)
+    decisions(8, 0.9, route=Route.AUTO_APPROVED, probability=0.05)
+    decisions(2, 0.9, probability=0.05, audit=True, reason="audit_sample")
+    review_item(age=timedelta(minutes=30))
+    rows = {r["output_type"]: r for r in selectors.overview()}
+    assert set(rows) == {TYPE, "quiet_type"}
+    row = rows[TYPE]
+    assert (row["threshold"], row["total"], row["auto"], row["reviewed"], row["correct"]) == (0.8, 22, 8, 14, 14)
+    assert row["autonomy_rate"] == pytest.approx(8 / 22)
+    assert round(row["ci_low"], 4) == round(wilson(14, 14).low, 4)
+    assert row["auto_accuracy_estimate"] == 1.0 and row["auto_accuracy_n_eff"] == pytest.approx(2)
+    assert row["pending"] == 1 and row["oldest_pending_age_seconds"] == pytest.approx(1800, abs=60)
+    assert rows["quiet_type"]["total"] == 0 and rows["quiet_type"]["accuracy"] is None
+
+
+# --------------------------------------------------------------------------- recommendation and what-if
+
+
+@pytest.mark.django_db
+def test_recommendation_picks_the_lowest_threshold_whose_lower_bound_reaches_target():
+    policy_update(output_type=TYPE, changes={"min_samples": 50, "target_accuracy": 0.95}, by=None, reason="t")
+    decisions(100, 0.95)  # 100/100: lower bound 96.3%
+    decisions(100, 0.85, correct=99)  # with the above, 199/200: 97.2%
+    decisions(100, 0.70, correct=80)  # 279/300: 89.7% - fails
+    decisions(30, 0.99)  # too few on their own
+    rec = recommendation.recommend(TYPE)
+    assert rec["threshold"] == 0.85
+    assert rec["n"] == 230 and rec["n_eff"] == pytest.approx(230)
+    assert rec["accuracy"] == pytest.approx(229 / 230)
+    assert rec["ci_low"] >= 0.95
+    assert "0.85" in rec["reason"]
+    # Candidates are the confidences reviewers have seen, from the top down: 0.71 would select the
+    # same reviewed outputs as 0.85 but auto-approve confidences nobody has reviewed.
+    evidence = [(c["threshold"], c["n"], c["eligible"], c["passes"]) for c in rec["evidence"]]
+    assert evidence == [
+        (0.99, 30, False, False),
+        (0.95, 130, True, True),
+        (0.85, 230, True, True),
+        (0.7, 330, True, False),
+    ]
+
+
+@pytest.mark.django_db
+def test_recommendation_needs_min_samples_and_says_so():
+    policy_ensure(output_type=TYPE)
+    decisions(12, 0.9)
+    rec = recommendation.recommend(TYPE)
+    assert rec["threshold"] is None
+    assert rec["reviewed"] == 12
+    assert "Not enough reviewed outputs yet: 12 of the 50" in rec["reason"]
+    decisions(200, 0.5, correct=150)
+    rec = recommendation.recommend(TYPE)
+    assert rec["threshold"] is None
+    assert "No threshold reaches the 95.0% target" in rec["reason"]
+
+
+@pytest.mark.django_db
+def test_recommendation_weights_audit_samples():
+    """Above an old threshold only 10% were audited; each stands for 10 outputs."""
+    policy_update(output_type=TYPE, changes={"min_samples": 20}, by=None, reason="t")
+    decisions(100, 0.95, probability=0.1, audit=True, reason="audit_sample")
+    decisions(100, 0.75, correct=80)
+    rec = recommendation.recommend(TYPE)
+    assert rec["threshold"] == 0.95
+    assert rec["n"] == 100 and rec["n_eff"] == pytest.approx(100)
+    at_075 = next(c for c in rec["evidence"] if c["threshold"] == 0.75)
+    # Weighted: (1000 + 80) / (1000 + 100), not the unweighted 180/200.
+    assert at_075["accuracy"] == pytest.approx(1080 / 1100)
+    assert at_075["n"] == 200 and at_075["n_eff"] == pytest.approx(1100**2 / (100 * 100 + 100), rel=1e-5)
+    assert not at_075["passes"]
+
+
+def test_sql_and_in_memory_buckets_agree_on_edges(db):
+    confidences = [0.0, 0.01, 0.29, 0.3, 0.57, 0.58, 0.999, 1.0]
+    for c in confidences:
+        decisions(1, c)
+    sql = recommendation.bucket_aggregates(recommendation.verdicts_queryset(TYPE))
+    memory = recommendation.buckets_from_outcomes((c, True, 1.0) for c in confidences)
+    assert sorted(sql) == sorted(memory) == [0, 1, 29, 30, 57, 58, 99, 100]
+
+
+@pytest.mark.django_db
+def test_what_if_shares_and_expected_errors():
+    policy_update(output_type=TYPE, changes={"audit_rate": 0.1}, by=None, reason="t")
+    decisions(50, 0.9, correct=45)  # reviewed, 90% right
+    decisions(30, 0.5, correct=15)
+    decisions(20, 0.95, reason="high_value")  # a business rule: reviewed whatever the threshold
+    result = recommendation.what_if(TYPE, 0.8)
+    assert (result["decisions"], result["eligible"], result["above"]) == (100, 80, 50)
+    assert result["expected_auto"] == pytest.approx(45)  # 10% of the 50 would still be audited
+    assert result["auto_share"] == pytest.approx(0.45)
+    assert result["auto_share_ci_low"] == pytest.approx(wilson(45, 100).low)
+    assert result["n"] == 70 and result["accuracy"] == pytest.approx(65 / 70)
+    assert result["expected_errors"] == pytest.approx(45 * 5 / 70)
+    assert result["expected_errors_low"] < result["expected_errors"] < result["expected_errors_high"]
+    assert result["expected_errors_high"] == pytest.approx(45 * (1 - result["ci_low"]))
+    nothing = recommendation.what_if(TYPE, 1.0)
+    assert (nothing["above"], nothing["expected_errors"]) == (0, None)
+
+
+# --------------------------------------------------------------------------- query counts
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("rows", [10, 200])
+def test_query_counts_do_not_grow_with_data(rows, django_assert_num_queries):
+    policy_ensure(output_type=TYPE)
+    decisions(rows // 2, 0.4, correct=rows // 4)
+    decisions(rows // 2, 0.93, probability=0.1, audit=True, reason="audit_sample")
+    decisions(rows, 0.93, route=Route.AUTO_APPROVED, probability=0.1)
+    with django_assert_num_queries(1):
+        selectors.type_summary(TYPE)
+    with django_assert_num_queries(1):
+        selectors.calibration(TYPE)
+    with django_assert_num_queries(2):
+        recommendation.recommend(TYPE)
+    with django_assert_num_queries(2):
+        recommendation.what_if(TYPE, 0.9)
+    with django_assert_num_queries(1):
+        selectors.trend(TYPE, "week")
+    with django_assert_num_queries(2):
+        selectors.field_error_rates(TYPE)
+    with django_assert_num_queries(2):
+        selectors.reject_reason_rates(TYPE)
+    with django_assert_num_queries(3):
+        selectors.overview()
+
+
+# --------------------------------------------------------------------------- acceptance, with real flows
+
+
+@pytest.mark.django_db(transaction=True)
+def test_acceptance_twelve_clean_invoices_then_autonomy(django_user_model):
+    reviewer = django_user_model.objects.create_user("rita")
+    for index in range(12):
+        run = run_create(
+            flow_name="invoice_processing", inputs={"raw_invoice": CLEAN.replace("INV-1042", f"INV-{index}")}
+        )
+        run.refresh_from_db()
+        assert run.status == RunStatus.WAITING_REVIEW, run.error
+    items = list(ReviewItem.objects.filter(output_type="invoice", status=ReviewStatus.PENDING))
+    assert len(items) == 12
+    assert {item.reason for item in items} == {"low_confidence"}  # the default policy reviews everything
+    for item in items:
+        decide(item_id=item.id, user=reviewer, outcome="approved")
+    summary = selectors.type_summary("invoice")
+    assert (summary["reviewed"], summary["correct"], summary["auto"]) == (12, 12, 0)
+    assert round(summary["ci_low"], 4) == 0.7575
+    assert recommendation.recommend("invoice")["threshold"] is None  # 12 < min_samples
+
+    policy_update(output_type="invoice", changes={"threshold": 0.5, "audit_rate": 0}, by=reviewer, reason="test")
+    run = run_create(flow_name="invoice_processing", inputs={"raw_invoice": CLEAN.replace("INV-1042", "INV-AUTO")})
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.result["reviewed"] is False
+    assert not ReviewItem.objects.filter(run=run).exists()
+    summary = selectors.type_summary("invoice")
+    assert (summary["total"], summary["auto"], summary["reviewed"]) == (13, 1, 12)
+
+    high = run_create(flow_name="invoice_processing", inputs={"raw_invoice": CLEAN.replace("205.00", "75,000.00")})
+    high.refresh_from_db()
+    assert high.status == RunStatus.WAITING_REVIEW
+    assert ReviewItem.objects.get(run=high).reason == "high_value"
+    assert GateDecision.objects.get(run=high).reason == "high_value"
+    assert AutonomyPolicy.objects.get(output_type="invoice").threshold == 0.5

@@ -1,0 +1,613 @@
+"""Review services: decisions (validation, diffs, races), claims, bulk, expiry, cancel, and queue reads."""
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, Permission
+from django.db import connection
+from django.utils import timezone
+
+from reviewconsole.autonomy.models import DEFAULT_REJECT_REASONS, AutonomyPolicy
+from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
+from reviewconsole.engine.services import run_cancel, run_create
+from reviewconsole.reviews import selectors
+from reviewconsole.reviews.diff import changed_fields, field_diff
+from reviewconsole.reviews.models import (
+    Decision,
+    ReviewerScope,
+    ReviewEvent,
+    ReviewEventKind,
+    ReviewItem,
+    ReviewReason,
+    ReviewStatus,
+)
+from reviewconsole.reviews.services import (
+    CLAIM_MINUTES,
+    AlreadyDecidedError,
+    DecisionError,
+    EditValidationError,
+    decide,
+    decide_bulk,
+    review_item_claim,
+    review_item_release,
+)
+from reviewconsole.reviews.tasks import expire_overdue_items
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TYPED_OUTPUT = {"title": "Invoice 7", "amount": 120.0, "confidence": 0.4}
+
+
+@pytest.fixture
+def reviewer(django_user_model):
+    return django_user_model.objects.create_user("rita", password="pw")
+
+
+@pytest.fixture
+def other(django_user_model):
+    return django_user_model.objects.create_user("otto", password="pw")
+
+
+def paused_item(flow_name: str = "typed_emit_review", **inputs) -> ReviewItem:
+    """Run a flow to its review pause and return the pending item."""
+    run = run_create(flow_name=flow_name, inputs={"title": "Invoice 7", "amount": 120.0, **inputs})
+    run.refresh_from_db()
+    assert run.status == RunStatus.WAITING_REVIEW, run.error
+    return ReviewItem.objects.get(run=run)
+
+
+def event_kinds(item: ReviewItem) -> list[str]:
+    return list(ReviewEvent.objects.filter(item=item).order_by("at", "id").values_list("kind", flat=True))
+
+
+def assert_nothing_written(item: ReviewItem) -> None:
+    item.refresh_from_db()
+    assert item.status == ReviewStatus.PENDING
+    assert item.decided_at is None
+    assert not Decision.objects.filter(item=item).exists()
+    assert ReviewEventKind.DECIDED not in event_kinds(item)
+    assert FlowRun.objects.get(id=item.run_id).status == RunStatus.WAITING_REVIEW
+
+
+# --- decide: edits -----------------------------------------------------------------------------
+
+
+def test_typed_item_carries_the_schema_of_its_model():
+    item = paused_item()
+    assert item.output_type == "typed_draft"
+    assert item.output == TYPED_OUTPUT
+    assert item.uses_emit is True
+    assert item.schema["title"] == "Draft"
+    assert set(item.schema["required"]) == {"title", "amount"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        ({"title": "Invoice 7", "amount": "lots", "confidence": 0.4}, "amount", "valid number"),
+        ({"amount": 125.5, "confidence": 0.4}, "title", "Field required"),
+    ],
+)
+def test_invalid_edit_names_the_field_and_writes_nothing(reviewer, side_effects, edit, field, message):
+    item = paused_item()
+    with pytest.raises(EditValidationError) as raised:
+        decide(item_id=item.id, user=reviewer, outcome="approved", edited_output=edit)
+
+    errors = raised.value.errors
+    assert [e["loc"] for e in errors] == [[field]]
+    assert message in errors[0]["msg"]
+    assert str(raised.value).startswith(f"Invalid edit: {field}: ")
+    assert message in str(raised.value)
+    assert_nothing_written(item)
+    assert side_effects() == ["draft"]
+
+
+def test_edit_that_is_not_an_object_is_refused_by_the_model(reviewer):
+    item = paused_item()
+    with pytest.raises(EditValidationError) as raised:
+        decide(item_id=item.id, user=reviewer, outcome="approved", edited_output=["Invoice 7", 125.5])
+    assert [e["loc"] for e in raised.value.errors] == [[]]
+    assert str(raised.value).startswith("Invalid edit: output: ")
+    assert_nothing_written(item)
+
+
+def test_valid_edit_is_stored_as_the_model_dumps_it_with_a_field_diff(reviewer, side_effects):
+    item = paused_item()
+    # A string the model coerces: the stored edit is the model's dump, not the raw input.
+    edit = {"title": "Invoice 7", "amount": "125.5", "confidence": 0.4}
+    decision = decide(item_id=item.id, user=reviewer, outcome="approved", edited_output=edit, comment="fixed")
+
+    decision.refresh_from_db()
+    assert decision.edited_output == {"title": "Invoice 7", "amount": 125.5, "confidence": 0.4}
+    assert decision.diff == [{"path": "amount", "before": 120.0, "after": 125.5}]
+    assert decision.user == reviewer
+    assert decision.comment == "fixed"
+    item.refresh_from_db()
+    assert item.status == ReviewStatus.DECIDED
+    assert item.decided_at is not None
+    decided = ReviewEvent.objects.get(item=item, kind=ReviewEventKind.DECIDED)
+    assert decided.user == reviewer
+    assert decided.detail == {"outcome": "approved", "changed": ["amount"]}
+    run = FlowRun.objects.get(id=item.run_id)
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.result["published"]["amount"] == 125.5
+    assert side_effects() == ["draft", "publish"]
+
+
+def test_edit_identical_to_the_output_is_stored_as_unchanged(reviewer):
+    item = paused_item()
+    decision = decide(item_id=item.id, user=reviewer, outcome="approved", edited_output=dict(TYPED_OUTPUT))
+    decision.refresh_from_db()
+    assert decision.edited_output is None
+    assert decision.diff == []
+    assert ReviewEvent.objects.get(item=item, kind=ReviewEventKind.DECIDED).detail["changed"] == []
+
+
+def test_edit_without_a_schema_must_be_an_object(reviewer):
+    item = paused_item("emit_review")
+    assert item.output_type == "draft"
+    with pytest.raises(EditValidationError, match="must be a JSON object"):
+        decide(item_id=item.id, user=reviewer, outcome="approved", edited_output=["not", "an", "object"])
+    assert_nothing_written(item)
+
+
+# --- field_diff ----------------------------------------------------------------------------------
+
+
+def test_field_diff_of_equal_values_is_empty():
+    value = {"vendor": "ACME", "line_items": [{"amount": 1.0}], "meta": {"pages": 2}}
+    assert field_diff(value, {"vendor": "ACME", "line_items": [{"amount": 1.0}], "meta": {"pages": 2}}) == []
+
+
+def test_field_diff_names_nested_and_list_paths():
+    before = {
+        "vendor": "ACME",
+        "line_items": [{"description": "Bolts", "amount": 10.0}, {"description": "Nuts", "amount": 5.0}],
+        "address": {"city": "Berlin", "zip": "10115"},
+    }
+    after = {
+        "vendor": "ACME",
+        "line_items": [{"description": "Bolts", "amount": 12.5}, {"description": "Nuts", "amount": 5.0}],
+        "address": {"city": "Hamburg", "zip": "10115"},
+    }
+    assert field_diff(before, after) == [
+        {"path": "line_items[0].amount", "before": 10.0, "after": 12.5},
+        {"path": "address.city", "before": "Berlin", "after": "Hamburg"},
+    ]
+
+
+def test_field_diff_of_added_and_removed_list_rows_and_keys():
+    before = {"line_items": [{"amount": 1.0}, {"amount": 2.0}], "note": "x"}
+    added = {"line_items": [{"amount": 1.0}, {"amount": 2.0}, {"amount": 3.0}], "note": "x", "tag": "new"}
+    assert field_diff(before, added) == [
+        {"path": "line_items[2]", "before": None, "after": {"amount": 3.0}},
+        {"path": "tag", "before": None, "after": "new"},
+    ]
+    removed = {"line_items": [{"amount": 1.0}]}
+    assert field_diff(before, removed) == [
+        {"path": "line_items[1]", "before": {"amount": 2.0}, "after": None},
+        {"path": "note", "before": "x", "after": None},
+    ]
+
+
+def test_field_diff_of_scalar_lists_and_type_changes():
+    assert field_diff({"tags": ["a", "b"]}, {"tags": ["a", "c"]}) == [{"path": "tags[1]", "before": "b", "after": "c"}]
+    assert field_diff({"amount": 1.0}, {"amount": "1.0"}) == [{"path": "amount", "before": 1.0, "after": "1.0"}]
+    assert field_diff({"a": {"b": 1}}, {"a": None}) == [{"path": "a", "before": {"b": 1}, "after": None}]
+
+
+def test_changed_fields_are_the_top_level_names():
+    diff = [
+        {"path": "line_items[2].amount", "before": 1, "after": 2},
+        {"path": "line_items[0].description", "before": "a", "after": "b"},
+        {"path": "address.city", "before": "x", "after": "y"},
+        {"path": "total", "before": 1, "after": 2},
+    ]
+    assert changed_fields(diff) == ["line_items", "address", "total"]
+
+
+# --- decide: rejections, outcomes, decided items ---------------------------------------------------
+
+
+def test_rejection_needs_a_reason_code_from_the_default_list(reviewer, side_effects):
+    item = paused_item()
+    expected = "A rejection needs a reason code, one of: " + ", ".join(DEFAULT_REJECT_REASONS)
+    for reason_code in ("", "bogus"):
+        with pytest.raises(DecisionError) as raised:
+            decide(item_id=item.id, user=reviewer, outcome="rejected", reason_code=reason_code)
+        assert str(raised.value) == expected
+    assert_nothing_written(item)
+    assert AutonomyPolicy.objects.get(output_type="typed_draft").reject_reasons == DEFAULT_REJECT_REASONS
+
+    decision = decide(item_id=item.id, user=reviewer, outcome="rejected", reason_code="wrong_data", comment="no")
+    decision.refresh_from_db()
+    assert (decision.outcome, decision.reason_code) == ("rejected", "wrong_data")
+    run = FlowRun.objects.get(id=item.run_id)
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert side_effects() == ["draft", "discard"]
+
+
+def test_rejection_reasons_come_from_the_types_policy(reviewer):
+    AutonomyPolicy.objects.create(output_type="typed_draft", reject_reasons=["duplicate", "fraud"])
+    item = paused_item()
+    with pytest.raises(DecisionError, match=r"^A rejection needs a reason code, one of: duplicate, fraud$"):
+        decide(item_id=item.id, user=reviewer, outcome="rejected", reason_code="wrong_data")
+    assert decide(item_id=item.id, user=reviewer, outcome="rejected", reason_code="fraud").reason_code == "fraud"
+
+
+def test_reason_code_is_not_kept_on_an_approval(reviewer):
+    item = paused_item()
+    decision = decide(item_id=item.id, user=reviewer, outcome="approved", reason_code="wrong_data")
+    decision.refresh_from_db()
+    assert decision.reason_code == ""
+
+
+def test_rejection_with_an_edit_is_refused(reviewer):
+    item = paused_item()
+    edit = {"title": "Invoice 7", "amount": 99.0, "confidence": 0.4}
+    with pytest.raises(DecisionError, match="A rejection cannot carry an edited output"):
+        decide(item_id=item.id, user=reviewer, outcome="rejected", reason_code="wrong_data", edited_output=edit)
+    assert_nothing_written(item)
+
+
+def test_unknown_outcome_is_refused(reviewer):
+    item = paused_item()
+    with pytest.raises(DecisionError, match=r"^Unknown outcome 'escalate'; expected one of: approved, rejected$"):
+        decide(item_id=item.id, user=reviewer, outcome="escalate")
+    assert_nothing_written(item)
+
+
+def test_decided_item_refuses_another_decision_naming_who_and_when(reviewer, other, side_effects):
+    item = paused_item()
+    first = decide(item_id=item.id, user=reviewer, outcome="approved")
+    first.refresh_from_db()
+    with pytest.raises(AlreadyDecidedError) as raised:
+        decide(item_id=item.id, user=other, outcome="approved")
+    assert str(raised.value) == f"Already decided by rita at {first.at:%Y-%m-%d %H:%M:%S %Z}"
+    assert Decision.objects.filter(item=item).count() == 1
+    assert side_effects() == ["draft", "publish"]
+
+
+def test_expired_item_refuses_a_decision(reviewer):
+    item = paused_item()
+    ReviewItem.objects.filter(id=item.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert expire_overdue_items() == 1
+    with pytest.raises(AlreadyDecidedError, match=r"^This item is expired; it can no longer be decided$"):
+        decide(item_id=item.id, user=reviewer, outcome="approved")
+    assert Decision.objects.get(item=item).user is None
+
+
+# --- concurrency ---------------------------------------------------------------------------------
+
+
+def test_two_simultaneous_decisions_one_wins_and_the_flow_resumes_once(reviewer, other, side_effects):
+    item = paused_item()
+    barrier = threading.Barrier(2)
+    results: dict[str, object] = {}
+
+    def attempt(user, outcome, reason_code):
+        try:
+            barrier.wait(timeout=10)
+            results[user.username] = decide(item_id=item.id, user=user, outcome=outcome, reason_code=reason_code)
+        except Exception as error:
+            results[user.username] = error
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=attempt, args=(reviewer, "approved", "")),
+        threading.Thread(target=attempt, args=(other, "rejected", "wrong_data")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+
+    winners = [name for name, value in results.items() if isinstance(value, Decision)]
+    losers = [value for value in results.values() if not isinstance(value, Decision)]
+    assert len(winners) == 1, results
+    assert len(losers) == 1
+    assert isinstance(losers[0], AlreadyDecidedError), repr(losers[0])
+    assert str(losers[0]).startswith(f"Already decided by {winners[0]} at ")
+
+    decision = Decision.objects.get(item=item)
+    assert decision.user.username == winners[0]
+    assert ReviewEvent.objects.filter(item=item, kind=ReviewEventKind.DECIDED).count() == 1
+    run = FlowRun.objects.get(id=item.run_id)
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.attempts == 2
+    downstream = "publish" if decision.outcome == "approved" else "discard"
+    assert side_effects() == ["draft", downstream]
+
+
+# --- claims --------------------------------------------------------------------------------------
+
+
+def test_claims_are_exclusive_while_live_and_logged(reviewer, other):
+    item = paused_item()
+    before = timezone.now()
+    assert review_item_claim(item_id=item.id, user=reviewer) is True
+    item.refresh_from_db()
+    assert item.claimed_by == reviewer
+    first_expiry = item.claim_expires_at
+    lease = timedelta(minutes=CLAIM_MINUTES)
+    assert before + lease <= first_expiry <= timezone.now() + lease
+
+    assert review_item_claim(item_id=item.id, user=other) is False
+    item.refresh_from_db()
+    assert item.claimed_by == reviewer
+
+    # Re-claiming one's own live claim renews it without another event.
+    assert review_item_claim(item_id=item.id, user=reviewer) is True
+    item.refresh_from_db()
+    assert item.claim_expires_at > first_expiry
+    claims = ReviewEvent.objects.filter(item=item, kind=ReviewEventKind.CLAIMED)
+    assert [e.user for e in claims] == [reviewer]
+
+    # A lapsed claim can be taken over.
+    ReviewItem.objects.filter(id=item.id).update(claim_expires_at=timezone.now() - timedelta(seconds=1))
+    assert review_item_claim(item_id=item.id, user=other) is True
+    item.refresh_from_db()
+    assert item.claimed_by == other
+    assert [e.user for e in claims.all()] == [reviewer, other]
+
+    # Only the holder can release.
+    review_item_release(item_id=item.id, user=reviewer)
+    item.refresh_from_db()
+    assert item.claimed_by == other
+    review_item_release(item_id=item.id, user=other)
+    item.refresh_from_db()
+    assert item.claimed_by is None
+    assert item.claim_expires_at is None
+    released = ReviewEvent.objects.filter(item=item, kind=ReviewEventKind.RELEASED)
+    assert [e.user for e in released] == [other]
+    assert event_kinds(item) == ["created", "claimed", "claimed", "released"]
+
+
+def test_decided_item_cannot_be_claimed_and_its_claim_is_cleared(reviewer, other):
+    item = paused_item()
+    assert review_item_claim(item_id=item.id, user=reviewer)
+    decide(item_id=item.id, user=reviewer, outcome="approved")
+    item.refresh_from_db()
+    assert item.claimed_by is None
+    assert item.claim_expires_at is None
+    assert review_item_claim(item_id=item.id, user=other) is False
+
+
+# --- bulk ----------------------------------------------------------------------------------------
+
+
+def test_decide_bulk_decides_each_item_of_the_type_once_and_skips_others(reviewer, other, side_effects):
+    first, second, decided_before = (paused_item() for _ in range(3))
+    draft = paused_item("emit_review")
+    decide(item_id=decided_before.id, user=other, outcome="approved")
+    missing = uuid.uuid4()
+
+    result = decide_bulk(
+        item_ids=[first.id, draft.id, second.id, decided_before.id, missing, first.id],
+        user=reviewer,
+        output_type="typed_draft",
+    )
+
+    assert result.decided == [str(first.id), str(second.id)]
+    assert set(result.skipped) == {str(draft.id), str(decided_before.id), str(missing), str(first.id)}
+    assert result.skipped[str(draft.id)] == "Not an item of type typed_draft"
+    assert result.skipped[str(decided_before.id)].startswith("Already decided by otto at ")
+    assert result.skipped[str(missing)] == "No such item"
+    # An id listed twice is decided once; the repeat finds it decided.
+    assert result.skipped[str(first.id)].startswith("Already decided by rita at ")
+
+    for item in (first, second):
+        decision = Decision.objects.get(item=item)
+        assert (decision.outcome, decision.user) == ("approved", reviewer)
+        run = FlowRun.objects.get(id=item.run_id)
+        assert run.status == RunStatus.COMPLETED, run.error
+        assert run.attempts == 2
+    assert Decision.objects.get(item=decided_before).user == other
+    draft.refresh_from_db()
+    assert draft.status == ReviewStatus.PENDING
+    assert FlowRun.objects.get(id=draft.run_id).status == RunStatus.WAITING_REVIEW
+    effects = side_effects()
+    assert effects.count("draft") == 4
+    assert effects.count("publish") == 3
+
+
+# --- expiry and SLA ------------------------------------------------------------------------------
+
+
+def test_policy_sets_deadlines_when_the_item_is_created():
+    AutonomyPolicy.objects.create(output_type="typed_draft", sla_minutes=30, expiry_minutes=120)
+    item = paused_item()
+    assert item.due_at - item.created_at == pytest.approx(timedelta(minutes=30), abs=timedelta(seconds=5))
+    assert item.expires_at - item.created_at == pytest.approx(timedelta(minutes=120), abs=timedelta(seconds=5))
+
+    AutonomyPolicy.objects.filter(output_type="typed_draft").update(sla_minutes=None, expiry_minutes=None)
+    later = paused_item()
+    assert later.due_at is None
+    assert later.expires_at is None
+
+
+def test_expiry_decides_with_the_policy_outcome_and_resumes_once(side_effects):
+    AutonomyPolicy.objects.create(output_type="typed_draft", expiry_minutes=1, expiry_outcome="rejected")
+    item = paused_item("decorated_review")
+    assert item.expires_at is not None
+    assert expire_overdue_items() == 0  # not due yet
+    ReviewItem.objects.filter(id=item.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert expire_overdue_items() == 1
+    assert expire_overdue_items() == 0
+
+    item.refresh_from_db()
+    assert item.status == ReviewStatus.EXPIRED
+    assert item.resumed_at is not None
+    decision = Decision.objects.get(item=item)
+    assert decision.user is None
+    assert decision.outcome == "rejected"
+    expired = ReviewEvent.objects.get(item=item, kind=ReviewEventKind.EXPIRED)
+    assert expired.user is None
+    assert expired.detail == {"outcome": "rejected"}
+    assert ReviewEventKind.DECIDED not in event_kinds(item)
+
+    run = FlowRun.objects.get(id=item.run_id)
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.result["discarded"] is True
+    assert run.result["decision"]["expired"] is True
+    assert run.result["decision"]["reviewer"] is None
+    assert run.result["decision"]["outcome"] == "rejected"
+    assert run.state["decision"]["expired"] is True
+    assert side_effects() == ["draft", "discard"]
+
+
+def test_expiry_of_a_payload_flow_routes_to_the_rejected_branch(side_effects):
+    AutonomyPolicy.objects.create(output_type="draft", expiry_minutes=1, expiry_outcome="rejected")
+    item = paused_item("payload_review")
+    ReviewItem.objects.filter(id=item.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert expire_overdue_items() == 1
+    run = FlowRun.objects.get(id=item.run_id)
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.result == {"discarded": True}
+    assert side_effects() == ["draft", "discard"]
+
+
+def test_decided_item_is_not_expired(reviewer):
+    item = paused_item()
+    decide(item_id=item.id, user=reviewer, outcome="approved")
+    ReviewItem.objects.filter(id=item.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert expire_overdue_items() == 0
+    item.refresh_from_db()
+    assert item.status == ReviewStatus.DECIDED
+
+
+def test_queue_counts_count_pending_and_overdue_per_type(django_user_model, reviewer):
+    admin = django_user_model.objects.create_superuser("admin", password="pw")
+    AutonomyPolicy.objects.create(output_type="typed_draft", sla_minutes=30)
+    late, _on_time, decided = (paused_item() for _ in range(3))
+    paused_item("emit_review")
+    ReviewItem.objects.filter(id__in=[late.id, decided.id]).update(due_at=timezone.now() - timedelta(minutes=1))
+    decide(item_id=decided.id, user=reviewer, outcome="approved")
+
+    counts = {row["output_type"]: row for row in selectors.queue_counts(user=admin)}
+    assert set(counts) == {"draft", "typed_draft"}
+    assert (counts["typed_draft"]["pending"], counts["typed_draft"]["overdue"]) == (2, 1)
+    assert (counts["draft"]["pending"], counts["draft"]["overdue"]) == (1, 0)
+    assert counts["typed_draft"]["oldest"] == late.created_at
+
+
+# --- cancel --------------------------------------------------------------------------------------
+
+
+def test_cancelling_a_waiting_run_cancels_its_item(reviewer, side_effects):
+    item = paused_item()
+    run_cancel(run_id=item.run_id, actor=reviewer)
+
+    item.refresh_from_db()
+    assert item.status == ReviewStatus.CANCELLED
+    assert event_kinds(item) == ["created", "cancelled"]
+    assert FlowRun.objects.get(id=item.run_id).status == RunStatus.CANCELLED
+    with pytest.raises(AlreadyDecidedError, match=r"^This item is cancelled; it can no longer be decided$"):
+        decide(item_id=item.id, user=reviewer, outcome="approved")
+    assert not Decision.objects.filter(item=item).exists()
+    assert side_effects() == ["draft"]
+
+
+# --- selectors -----------------------------------------------------------------------------------
+
+
+def _with_review_perm(user):
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="reviews", codename="review_item"))
+    return type(user).objects.get(pk=user.pk)  # fresh instance: no cached permissions
+
+
+@pytest.fixture
+def users(django_user_model):
+    superuser = django_user_model.objects.create_superuser("admin", password="pw")
+    scoped = _with_review_perm(django_user_model.objects.create_user("scoped", password="pw"))
+    ReviewerScope.objects.create(user=scoped, output_type="typed_draft")
+    ReviewerScope.objects.create(user=scoped, output_type="invoice")
+    unscoped = _with_review_perm(django_user_model.objects.create_user("unscoped", password="pw"))
+    plain = django_user_model.objects.create_user("plain", password="pw")
+    return {"superuser": superuser, "scoped": scoped, "unscoped": unscoped, "plain": plain}
+
+
+def test_reviewable_output_types(users):
+    assert selectors.reviewable_output_types(users["superuser"]) is None
+    assert selectors.reviewable_output_types(users["scoped"]) == {"typed_draft", "invoice"}
+    assert selectors.reviewable_output_types(users["unscoped"]) is None
+    assert selectors.reviewable_output_types(users["plain"]) == set()
+    assert selectors.reviewable_output_types(AnonymousUser()) == set()
+    assert selectors.can_review(users["scoped"], "invoice")
+    assert not selectors.can_review(users["scoped"], "draft")
+    assert selectors.can_review(users["unscoped"], "draft")
+    assert not selectors.can_review(users["plain"], "draft")
+
+
+def make_item(output_type="typed_draft", *, reason=ReviewReason.FLOW_REQUESTED, confidence=None, age_minutes=0):
+    """A pending item without running a flow, created `age_minutes` ago."""
+    run = run_create(flow_name="emit_review", inputs={}, enqueue=False)
+    pending = PendingFeedback.objects.create(flow_uuid=str(run.id), method="draft", context={}, state={})
+    item = ReviewItem.objects.create(
+        run=run, pending=pending, method="draft", output_type=output_type, reason=reason, confidence=confidence
+    )
+    ReviewItem.objects.filter(id=item.id).update(created_at=timezone.now() - timedelta(minutes=age_minutes))
+    item.refresh_from_db()
+    return item
+
+
+def ids(items) -> list:
+    return [item.id for item in items]
+
+
+def test_queue_items_filters_and_sorts(users):
+    admin = users["superuser"]
+    old_low = make_item(confidence=0.2, reason=ReviewReason.LOW_CONFIDENCE, age_minutes=90)
+    mid_high = make_item(confidence=0.6, reason=ReviewReason.HIGH_VALUE, age_minutes=60)
+    new_top = make_item(confidence=0.9, reason=ReviewReason.LOW_CONFIDENCE, age_minutes=5)
+    draft = make_item("draft", confidence=0.5, age_minutes=30)
+    done = make_item(confidence=0.3, age_minutes=120)
+    ReviewItem.objects.filter(id=done.id).update(status=ReviewStatus.DECIDED)
+
+    assert ids(selectors.queue_items(user=admin)) == [old_low.id, mid_high.id, draft.id, new_top.id]
+    assert ids(selectors.queue_items(user=admin, sort="newest")) == [new_top.id, draft.id, mid_high.id, old_low.id]
+    assert ids(selectors.queue_items(user=admin, sort="confidence")) == [old_low.id, draft.id, mid_high.id, new_top.id]
+    assert ids(selectors.queue_items(user=admin, sort="-confidence")) == [new_top.id, mid_high.id, draft.id, old_low.id]
+    assert ids(selectors.queue_items(user=admin, sort="bogus")) == [old_low.id, mid_high.id, draft.id, new_top.id]
+
+    assert ids(selectors.queue_items(user=admin, output_type="draft")) == [draft.id]
+    assert ids(selectors.queue_items(user=admin, reason="low_confidence")) == [old_low.id, new_top.id]
+    assert ids(selectors.queue_items(user=admin, older_than_minutes=45)) == [old_low.id, mid_high.id]
+    assert ids(selectors.queue_items(user=admin, confidence_min=0.5)) == [mid_high.id, draft.id, new_top.id]
+    assert ids(selectors.queue_items(user=admin, confidence_max=0.5)) == [old_low.id, draft.id]
+    window = selectors.queue_items(user=admin, confidence_min=0.3, confidence_max=0.7, output_type="typed_draft")
+    assert ids(window) == [mid_high.id]
+    assert ids(selectors.queue_items(user=admin, status="decided")) == [done.id]
+    assert ids(selectors.queue_items(user=admin, status="")) == [done.id, old_low.id, mid_high.id, draft.id, new_top.id]
+
+    # Scoped reviewers see only their types; users without the permission see nothing.
+    assert ids(selectors.queue_items(user=users["scoped"])) == [old_low.id, mid_high.id, new_top.id]
+    assert ids(selectors.queue_items(user=users["unscoped"])) == [old_low.id, mid_high.id, draft.id, new_top.id]
+    assert ids(selectors.queue_items(user=users["plain"])) == []
+
+
+def test_next_item_skips_items_claimed_by_others(users):
+    me, someone = users["unscoped"], users["scoped"]
+    oldest = make_item(age_minutes=30)
+    middle = make_item("draft", age_minutes=20)
+    newest = make_item(age_minutes=10)
+
+    assert selectors.next_item_for(user=me) == oldest
+    assert review_item_claim(item_id=oldest.id, user=someone)
+    assert selectors.next_item_for(user=me) == middle
+    assert selectors.next_item_for(user=me, after=middle) == newest
+    assert selectors.next_item_for(user=me, output_type="typed_draft") == newest
+    # The claimer still gets their own item; a lapsed claim frees it for others.
+    assert selectors.next_item_for(user=someone) == oldest
+    ReviewItem.objects.filter(id=oldest.id).update(claim_expires_at=timezone.now() - timedelta(seconds=1))
+    assert selectors.next_item_for(user=me) == oldest
+    # Scoped reviewers never get items of other types.
+    ReviewItem.objects.filter(id__in=[oldest.id, newest.id]).update(status=ReviewStatus.DECIDED)
+    assert selectors.next_item_for(user=someone) is None
+    assert selectors.next_item_for(user=me) == middle
+    assert selectors.next_item_for(user=users["plain"]) is None
