@@ -7,6 +7,7 @@ import pytest
 from pytest_socket import SocketConnectBlockedError
 
 
+@pytest.mark.filterwarnings("ignore:A test tried to use socket:UserWarning")
 def test_non_loopback_connections_are_refused_by_the_test_session():
     # 192.0.2.0/24 is reserved for documentation; the guard raises before any packet leaves.
     with pytest.raises(SocketConnectBlockedError):

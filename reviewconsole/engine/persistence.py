@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import functools
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,35 +45,46 @@ def _state_json(state_data: dict[str, Any] | BaseModel) -> dict[str, Any]:
     raise ValueError(f"state_data must be a pydantic model or a dict, got {type(state_data).__name__}")
 
 
+_DB_THREAD_PREFIX = "flow-db"
 _db_thread: ThreadPoolExecutor | None = None
 _db_thread_pid: int | None = None
 
 
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _database_thread() -> ThreadPoolExecutor:
-    """One long-lived thread per process for ORM calls made from CrewAI's event loop.
+    """One long-lived thread per process for the persistence's ORM calls.
 
     A thread (and so a connection) per call would cost a connect each time;
     django-q2 forks workers, so each process makes its own.
     """
     global _db_thread, _db_thread_pid
     if _db_thread_pid != os.getpid():
-        _db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flow-db")
+        _db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_DB_THREAD_PREFIX)
         _db_thread_pid = os.getpid()
     return _db_thread
 
 
-def _outside_event_loop(func: Callable[..., T]) -> Callable[..., T]:
-    """Run an ORM call on the database thread when CrewAI calls it from its event loop.
+def _on_database_thread(func: Callable[..., T]) -> Callable[..., T]:
+    """Run an ORM call on the database thread unless called from the main thread.
 
     CrewAI calls load_state, save_pending_feedback and clear_pending_feedback
-    directly inside `asyncio.run`, where Django refuses synchronous queries.
+    directly inside `asyncio.run`, where Django refuses synchronous queries,
+    and save_state from the event loop's executor threads, which live for one
+    kickoff: each would open (and abandon) a connection of its own.
     """
 
     @functools.wraps(func)
     def call(*args: Any, **kwargs: Any) -> T:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        if threading.current_thread() is threading.main_thread() and not _in_event_loop():
+            return func(*args, **kwargs)
+        if threading.current_thread().name.startswith(_DB_THREAD_PREFIX):
             return func(*args, **kwargs)
 
         def in_thread() -> T:
@@ -133,7 +145,7 @@ class DjangoFlowPersistence(FlowPersistence):
     def init_db(self) -> None:
         """Nothing to do: migrations own the schema."""
 
-    @_outside_event_loop
+    @_on_database_thread
     def save_state(self, flow_uuid: str, method_name: str, state_data: dict[str, Any] | BaseModel) -> None:
         """Append a checkpoint for a completed method.
 
@@ -184,7 +196,7 @@ class DjangoFlowPersistence(FlowPersistence):
             return latest.state if latest is not None else None
         return self._load_state_from_database(str(flow_uuid))
 
-    @_outside_event_loop
+    @_on_database_thread
     def _load_state_from_database(self, flow_uuid: str) -> dict[str, Any] | None:
         pending = self._open_pending(str(flow_uuid))
         if pending is not None:
@@ -192,7 +204,7 @@ class DjangoFlowPersistence(FlowPersistence):
         latest = Checkpoint.objects.filter(flow_uuid=str(flow_uuid)).order_by("-sequence").values("state").first()
         return latest["state"] if latest else None
 
-    @_outside_event_loop
+    @_on_database_thread
     def save_pending_feedback(
         self, flow_uuid: str, context: PendingFeedbackContext, state_data: dict[str, Any] | BaseModel
     ) -> None:
@@ -222,14 +234,14 @@ class DjangoFlowPersistence(FlowPersistence):
 
                 review_item_create_for_pause(run_id=run_id, pending=pending, context=context, state=state)
 
-    @_outside_event_loop
+    @_on_database_thread
     def load_pending_feedback(self, flow_uuid: str) -> tuple[dict[str, Any], PendingFeedbackContext] | None:
         pending = self._open_pending(str(flow_uuid))
         if pending is None:
             return None
         return pending.state, PendingFeedbackContext.from_dict(pending.context)
 
-    @_outside_event_loop
+    @_on_database_thread
     def clear_pending_feedback(self, flow_uuid: str) -> None:
         """Mark the open pause as answered; the row stays as a record."""
         PendingFeedback.objects.filter(flow_uuid=str(flow_uuid), cleared_at__isnull=True).update(
