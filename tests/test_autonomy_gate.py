@@ -23,10 +23,10 @@ def only_decision() -> GateDecision:
     return GateDecision.objects.get(output_type=TYPE)
 
 
-def test_a_new_type_reviews_everything_for_low_confidence():
+def test_a_new_type_reviews_everything_whatever_the_confidence():
     assert gate(TYPE, 0.99) == Route.HUMAN_REVIEW
     decision = only_decision()
-    assert decision.reason == "low_confidence"
+    assert decision.reason == "always_review"
     assert decision.threshold is None
     assert decision.review_probability == 1.0
     assert not decision.audit

@@ -433,7 +433,7 @@ def test_acceptance_twelve_clean_invoices_then_autonomy(django_user_model):
         assert run.status == RunStatus.WAITING_REVIEW, run.error
     items = list(ReviewItem.objects.filter(output_type="invoice", status=ReviewStatus.PENDING))
     assert len(items) == 12
-    assert {item.reason for item in items} == {"low_confidence"}  # the default policy reviews everything
+    assert {item.reason for item in items} == {"always_review"}  # the default policy reviews everything
     for item in items:
         decide(item_id=item.id, user=reviewer, outcome="approved")
     summary = selectors.type_summary("invoice")

@@ -44,7 +44,7 @@ def test_invoice_run_pauses_for_review_and_completes_on_approval(django_user_mod
     assert run.status == RunStatus.WAITING_REVIEW, run.error
     item = ReviewItem.objects.get(run=run)
     assert item.output_type == "invoice"
-    assert item.reason == "low_confidence"
+    assert item.reason == "always_review"  # a new type starts fully reviewed
     assert item.output["vendor"] == "Acme Supplies Ltd"
     llm_step = Step.objects.get(run=run, kind="llm")
     assert llm_step.model == "demo"

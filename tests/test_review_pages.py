@@ -33,6 +33,7 @@ from reviewconsole.reviews.models import (
     ReviewReason,
     ReviewStatus,
 )
+from reviewconsole.reviews.schemas import with_property_order
 from reviewconsole.reviews.services import review_item_claim
 from tests.engine_flows import Draft
 
@@ -42,8 +43,8 @@ HTMX = {"HX-Request": "true"}
 HOSTILE_SCRIPT = "<script>alert(1)</script>"
 HOSTILE_ATTR = '"><img src=x onerror=alert(1)>'
 
-INVOICE_SCHEMA = InvoiceData.model_json_schema()
-DRAFT_SCHEMA = Draft.model_json_schema()
+INVOICE_SCHEMA = with_property_order(InvoiceData.model_json_schema())
+DRAFT_SCHEMA = with_property_order(Draft.model_json_schema())
 RAW_INVOICE = "Vendor: Acme Supplies Ltd\nInvoice Number: INV-1042\nWidgets | 10 | 12.50 | 125.00\nTotal: 205.00\n"
 
 
@@ -1134,3 +1135,10 @@ def test_read_view_formats_values_for_people():
     assert "first line\nsecond line" in html
     assert schema_form.display_value(schema_form.Spec("number", ""), 84000.0) == "84,000"
     assert schema_form.display_value(schema_form.Spec("number", ""), 1234.5) == "1,234.5"
+
+
+def test_stored_schema_keeps_the_models_field_order_whatever_the_database():
+    assert INVOICE_SCHEMA["propertyOrder"] == list(InvoiceData.model_fields)
+    scrambled = {**INVOICE_SCHEMA, "properties": dict(reversed(list(INVOICE_SCHEMA["properties"].items())))}
+    spec = schema_form.root_spec(scrambled, None)
+    assert [name for name, _ in spec.properties] == list(InvoiceData.model_fields)

@@ -123,9 +123,10 @@ def gate(
     probability = 1.0
     if force_review:
         route, why = Route.HUMAN_REVIEW, reason or "flow_requested"
-    elif policy.always_review:
+    elif policy.always_review or threshold is None:
+        # No threshold yet is the starting point of gradual autonomy: every output is reviewed.
         route, why = Route.HUMAN_REVIEW, "always_review"
-    elif threshold is None or confidence is None or confidence < threshold:
+    elif confidence is None or confidence < threshold:
         route, why = Route.HUMAN_REVIEW, "low_confidence"
     else:
         probability = policy.audit_rate

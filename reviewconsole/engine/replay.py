@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from datetime import datetime
 from typing import Any
 
 from crewai.flow.human_feedback import HumanFeedbackResult
+from django.db import connections
 
 from reviewconsole.engine.context import Execution
 from reviewconsole.engine.events import record_replayed
@@ -97,11 +99,33 @@ def _guard_labels(flow_name: str, method: str, declared: list[str], bound: Any) 
     return guarded
 
 
+def _closing_connections(bound: Any) -> Any:
+    """Close database connections a step opened in CrewAI's per-kickoff thread.
+
+    CrewAI runs sync steps on the event loop's executor, whose threads end with
+    the kickoff; a connection a step opened there (the gate's, say) would
+    otherwise be abandoned open.
+    """
+
+    @functools.wraps(bound)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return bound(*args, **kwargs)
+        finally:
+            if threading.current_thread() is not threading.main_thread():
+                connections.close_all()
+
+    return run
+
+
 def install(flow: Any, execution: Execution) -> None:
-    """Make this flow instance durable: replay recorded steps, guard router labels."""
+    """Make this flow instance durable: replay recorded steps, guard router labels, close step connections."""
     from reviewconsole.engine.structure import router_labels
 
     execution.flow = flow
+    for method, bound in list(flow._methods.items()):
+        if not inspect.iscoroutinefunction(bound):
+            flow._methods[method] = _closing_connections(bound)
     for method, declared in router_labels(_structure_of(flow)).items():
         definition = flow._definition.methods[method]
         if declared and definition.human_feedback is None:

@@ -7,7 +7,7 @@ from typing import Any
 from crewai.flow.async_feedback.types import HumanFeedbackPending, PendingFeedbackContext
 from pydantic import BaseModel
 
-from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, register_output_schema
+from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, register_output_schema, with_property_order
 
 
 class ReviewConsoleProvider:
@@ -44,7 +44,7 @@ class ReviewConsoleProvider:
                 "output_type": self.output_type,
                 "reason": self.reason or "flow_requested",
                 "confidence": _confidence(output, state),
-                "schema": schema_model.model_json_schema() if schema_model else None,
+                "schema": with_property_order(schema_model.model_json_schema()) if schema_model else None,
                 "outcomes": list(context.emit or self.outcomes or ["approved", "rejected"]),
                 "uses_emit": bool(context.emit),
             },

@@ -101,6 +101,18 @@ def _deref(node: Any, root: Mapping[str, Any]) -> dict[str, Any]:
     return node
 
 
+def _in_declared_order(node: Mapping[str, Any], properties: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Properties in the model's field order.
+
+    PostgreSQL's jsonb does not keep key order, so the stored schema carries
+    the order as `propertyOrder` (see reviews.schemas.with_property_order).
+    """
+    order = [name for name in node.get("propertyOrder") or [] if name in properties]
+    return [(name, properties[name]) for name in order] + [
+        (name, child) for name, child in properties.items() if name not in order
+    ]
+
+
 def _is_null(node: Mapping[str, Any]) -> bool:
     return node.get("type") == "null" or ("const" in node and node["const"] is None)
 
@@ -216,7 +228,7 @@ def spec_for(
                         child, root, key=name, required=name in required_keys, value=current.get(name), depth=depth + 1
                     ),
                 )
-                for name, child in properties.items()
+                for name, child in _in_declared_order(resolved, properties)
             ]
     elif kind_type == "array" and depth < MAX_DEPTH:
         sample = value[0] if isinstance(value, list) and value else None

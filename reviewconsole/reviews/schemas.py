@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 # Where ReviewConsoleProvider puts the review item's description in CrewAI's
@@ -23,3 +25,20 @@ def output_schema(output_type: str) -> type[BaseModel] | None:
 
         load_flows()
     return _schemas.get(output_type)
+
+
+def with_property_order(schema: Any) -> Any:
+    """The JSON schema with each object's field order recorded as `propertyOrder`.
+
+    Review items store their schema in a JSON column, and PostgreSQL's jsonb
+    sorts object keys; the list keeps the order the model declares, which is
+    the order a reviewer reads and edits fields in.
+    """
+    if isinstance(schema, dict):
+        ordered = {key: with_property_order(value) for key, value in schema.items()}
+        if isinstance(schema.get("properties"), dict):
+            ordered["propertyOrder"] = list(schema["properties"])
+        return ordered
+    if isinstance(schema, list):
+        return [with_property_order(value) for value in schema]
+    return schema
