@@ -83,3 +83,4 @@ def permission_denied(request: HttpRequest, exc: PermissionDenied) -> HttpRespon
 
 api.add_router("/", "reviewconsole.engine.api.router")
 api.add_router("/reviews", "reviewconsole.reviews.api.router")
+api.add_router("/autonomy", "reviewconsole.autonomy.api.router")

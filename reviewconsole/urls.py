@@ -10,5 +10,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", api.urls),
     path("reviews/", include("reviewconsole.reviews.urls")),
+    path("autonomy/", include("reviewconsole.autonomy.urls")),
     path("", include("reviewconsole.engine.urls")),
 ]

@@ -117,3 +117,11 @@ def test_superuser_can_review_everything_whatever_the_scopes():
     User.objects.create_superuser("root", password="pw")
     out, _ = grant("root", "--role", "reviewer", "--output-types", "invoice")
     assert out[-1].endswith("Can review: all output types.")
+
+
+@pytest.mark.django_db
+def test_managers_get_staff_status_for_the_policy_admin(django_user_model):
+    call_command("grant", "maria", "--role", "manager", stdout=io.StringIO())
+    assert django_user_model.objects.get(username="maria").is_staff
+    call_command("grant", "rita", "--role", "reviewer", stdout=io.StringIO())
+    assert not django_user_model.objects.get(username="rita").is_staff

@@ -30,7 +30,11 @@ EDITABLE_POLICY_FIELDS = (
 
 
 class PolicyError(ValueError):
-    """A policy change that cannot be applied; the message names the field."""
+    """A policy change that cannot be applied; the message names the problem, `field` the input at fault."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def policy_ensure(*, output_type: str) -> AutonomyPolicy:
@@ -42,9 +46,9 @@ def policy_ensure(*, output_type: str) -> AutonomyPolicy:
 def _check(field: str, value: Any) -> None:
     fraction_fields = ("audit_rate", "target_accuracy", "auto_min_threshold", "auto_max_threshold")
     if field == "threshold" and value is not None and not 0 <= value <= 1:
-        raise PolicyError("threshold must be between 0 and 1, or null to review everything")
+        raise PolicyError("threshold must be between 0 and 1, or null to review everything", field="threshold")
     if field in fraction_fields and not 0 <= value <= 1:
-        raise PolicyError(f"{field} must be between 0 and 1")
+        raise PolicyError(f"{field} must be between 0 and 1", field=field)
 
 
 def policy_update(
@@ -56,10 +60,10 @@ def policy_update(
     Returns None when nothing actually changed.
     """
     if not reason or not reason.strip():
-        raise PolicyError("reason is required")
+        raise PolicyError("reason is required", field="reason")
     unknown = sorted(set(changes) - set(EDITABLE_POLICY_FIELDS))
     if unknown:
-        raise PolicyError(f"unknown field: {', '.join(unknown)}")
+        raise PolicyError(f"unknown field: {', '.join(unknown)}", field=unknown[0])
     for field, value in changes.items():
         _check(field, value)
     with transaction.atomic():
@@ -71,7 +75,7 @@ def policy_update(
         for field, (_, new) in diff.items():
             setattr(policy, field, new)
         if policy.auto_min_threshold > policy.auto_max_threshold:
-            raise PolicyError("auto_min_threshold must not exceed auto_max_threshold")
+            raise PolicyError("auto_min_threshold must not exceed auto_max_threshold", field="auto_min_threshold")
         policy.save(update_fields=[*diff, "updated_at"])
         change = PolicyChange.objects.create(
             policy=policy,

@@ -6,7 +6,14 @@ from django.contrib.auth.models import Group, Permission
 
 ROLE_PERMISSIONS = {
     "reviewer": ["engine.view_flowrun", "reviews.review_item"],
-    "manager": ["engine.view_flowrun", "engine.add_flowrun", "engine.change_flowrun", "reviews.review_item"],
+    "manager": [
+        "engine.view_flowrun",
+        "engine.add_flowrun",
+        "engine.change_flowrun",
+        "reviews.review_item",
+        "autonomy.manage_autonomy",
+        "autonomy.view_autonomypolicy",
+    ],
 }
 ROLES = tuple(ROLE_PERMISSIONS)
 

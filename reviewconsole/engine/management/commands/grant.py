@@ -60,6 +60,10 @@ class Command(BaseCommand):
                 user = user_model._default_manager.create_user(username)
                 created = True
             user.groups.add(role_group(role))
+            if role == "manager" and not user.is_staff:
+                # Managers also edit policies in the Django admin, which requires staff status.
+                user.is_staff = True
+                user.save(update_fields=["is_staff"])
             if types is not None:
                 ReviewerScope.objects.filter(user=user).exclude(output_type__in=types).delete()
                 existing = set(ReviewerScope.objects.filter(user=user).values_list("output_type", flat=True))

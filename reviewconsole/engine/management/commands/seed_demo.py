@@ -66,7 +66,7 @@ class Command(BaseCommand):
                 continue
             password = secrets.token_urlsafe(9)
             user = user_model.objects.create_user(
-                username, password=password, is_staff=superuser, is_superuser=superuser
+                username, password=password, is_staff=role == "manager", is_superuser=superuser
             )
             user.groups.add(role_group(role))
             ReviewerScope.objects.bulk_create(ReviewerScope(user=user, output_type=t) for t in output_types)

@@ -1,0 +1,225 @@
+"""JSON endpoints for autonomy: read a type's policy with its statistics, and change it.
+
+GET is for managers and for reviewers of that type; PATCH for managers only (403 for anyone else).
+A PATCH changes any editable policy field and needs a `reason`, which the change history keeps with
+who and when. A refused change is a 422 whose `loc` names the field: a missing reason, a value out of
+range (a threshold outside [0, 1]) or a field that is not a policy field.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import pydantic
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import Body, Router, Schema
+from ninja.errors import ValidationError as NinjaValidationError
+
+from reviewconsole.autonomy import selectors
+from reviewconsole.autonomy.models import AutonomyPolicy, PolicyChange, PolicyMode
+from reviewconsole.autonomy.recommendation import recommend
+from reviewconsole.autonomy.services import EDITABLE_POLICY_FIELDS, PolicyError, policy_update
+from reviewconsole.autonomy.views import is_manager, policy_get_for_user
+
+router = Router(tags=["autonomy"])
+
+HISTORY_LIMIT = 100
+
+Fraction = Annotated[float, pydantic.Field(ge=0, le=1)]
+Minutes = Annotated[int, pydantic.Field(ge=1)]
+Code = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class StatsOut(Schema):
+    """Headline figures over every gate decision of the type; rates with their Wilson 95% interval."""
+
+    total: int = pydantic.Field(description="Outputs that passed the gate.")
+    auto: int = pydantic.Field(description="Outputs auto-processed (not reviewed).")
+    routed: int = pydantic.Field(description="Outputs sent to review.")
+    reviewed: int = pydantic.Field(description="Outputs with a reviewer's verdict.")
+    pending_verdict: int
+    correct: int = pydantic.Field(description="Reviewed outputs approved unchanged.")
+    accuracy: float | None = pydantic.Field(description="correct / reviewed.")
+    ci_low: float | None
+    ci_high: float | None
+    audited: int = pydantic.Field(description="Audit samples (above-threshold outputs reviewed at random).")
+    audited_correct: int
+    auto_accuracy_estimate: float | None = pydantic.Field(
+        description="Weighted accuracy of audit samples: the estimate for auto-processed outputs."
+    )
+    auto_accuracy_ci_low: float | None
+    auto_accuracy_ci_high: float | None
+    auto_accuracy_n_eff: float
+    estimated_accuracy: float | None = pydantic.Field(
+        description="Accuracy over all outputs, each verdict weighted by the inverse of its chance of review."
+    )
+    estimated_accuracy_ci_low: float | None
+    estimated_accuracy_ci_high: float | None
+    estimated_accuracy_n_eff: float
+    autonomy_rate: float | None = pydantic.Field(description="auto / total.")
+    autonomy_ci_low: float | None
+    autonomy_ci_high: float | None
+    autonomy_n: int
+
+
+class CandidateOut(Schema):
+    threshold: float
+    n: int
+    correct: int
+    n_eff: float
+    accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+    eligible: bool = pydantic.Field(description="At least min_samples reviewed outputs at or above.")
+    passes: bool = pydantic.Field(description="Eligible, and the interval's lower bound reaches the target.")
+
+
+class RecommendationOut(Schema):
+    threshold: float | None = pydantic.Field(description="The recommended threshold; null: keep reviewing all.")
+    accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    n_eff: float
+    target_accuracy: float
+    min_samples: int
+    reviewed: int
+    current_threshold: float | None
+    reason: str
+    evidence: list[CandidateOut] = pydantic.Field(description="Every candidate threshold, from 1.00 down.")
+
+
+class ChangeOut(Schema):
+    at: datetime
+    by: str | None = pydantic.Field(description="Who made the change; null for an automatic one.")
+    changes: dict[str, list[Any]] = pydantic.Field(description='{"field": [from, to], …}')
+    reason: str
+    automatic: bool
+
+    @staticmethod
+    def resolve_by(change: PolicyChange) -> str | None:
+        return change.by.get_username() if change.by else None
+
+
+class PolicyOut(Schema):
+    output_type: str
+    threshold: float | None = pydantic.Field(description="Confidence at or above which outputs skip review.")
+    always_review: bool
+    audit_rate: float
+    target_accuracy: float
+    min_samples: int
+    mode: PolicyMode
+    auto_min_threshold: float
+    auto_max_threshold: float
+    reject_reasons: list[str]
+    sla_minutes: int | None
+    expiry_minutes: int | None
+    expiry_outcome: str
+    updated_at: datetime
+    stats: StatsOut
+    recommendation: RecommendationOut
+    history: list[ChangeOut] = pydantic.Field(description=f"Newest first, at most {HISTORY_LIMIT}.")
+    url: str = pydantic.Field(description="The type's page in the console.")
+
+
+class PolicyPatch(pydantic.BaseModel):
+    """Any editable policy field, and the reason for the change."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    reason: Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    threshold: Fraction | None = None
+    always_review: pydantic.StrictBool = False
+    audit_rate: Fraction = 0.0
+    target_accuracy: Fraction = 0.0
+    min_samples: Annotated[int, pydantic.Field(ge=1)] = 1
+    mode: PolicyMode = PolicyMode.MANUAL
+    auto_min_threshold: Fraction = 0.0
+    auto_max_threshold: Fraction = 1.0
+    reject_reasons: Annotated[list[Code], pydantic.Field(min_length=1)] = pydantic.Field(default_factory=list)
+    sla_minutes: Minutes | None = None
+    expiry_minutes: Minutes | None = None
+    expiry_outcome: Annotated[str, pydantic.Field(max_length=100)] = ""
+
+    def changes(self) -> dict[str, Any]:
+        """Only the fields the body sent; `mode` as its plain value."""
+        values = {field: getattr(self, field) for field in EDITABLE_POLICY_FIELDS if field in self.model_fields_set}
+        if "mode" in values:
+            values["mode"] = PolicyMode(values["mode"]).value
+        return values
+
+
+def _validation_error(error: pydantic.ValidationError) -> NinjaValidationError:
+    details = []
+    for detail in error.errors(include_url=False):
+        message = detail["msg"]
+        if detail["type"] == "extra_forbidden":
+            message = f"Unknown field; the policy fields are: {', '.join(EDITABLE_POLICY_FIELDS)}"
+        details.append({"loc": ["body", *detail["loc"]], "msg": message, "type": detail["type"]})
+    return NinjaValidationError(details)
+
+
+def _policy_out(request: HttpRequest, policy: AutonomyPolicy) -> dict[str, Any]:
+    """The policy with its statistics, recommendation and history. Three queries after the policy's."""
+    stats = selectors.type_summary(policy.output_type)
+    history = PolicyChange.objects.filter(policy=policy).select_related("by")[:HISTORY_LIMIT]
+    url = request.build_absolute_uri(reverse("autonomy:type", args=[policy.output_type]))
+    return {
+        **{field: getattr(policy, field) for field in ("output_type", *EDITABLE_POLICY_FIELDS, "updated_at")},
+        "stats": stats,
+        "recommendation": recommend(policy.output_type, policy=policy),
+        "history": list(history),
+        "url": url,
+    }
+
+
+@router.get(
+    "/{path:output_type}",
+    response=PolicyOut,
+    openapi_extra={
+        "responses": {
+            403: {"description": "Neither a manager nor a reviewer of this type."},
+            404: {"description": "No such output type."},
+        }
+    },
+)
+def autonomy_detail(request: HttpRequest, output_type: str) -> dict[str, Any]:
+    """A type's autonomy policy, its statistics, the recommended threshold with its evidence, and its history."""
+    policy = policy_get_for_user(request.auth, output_type)
+    return _policy_out(request, policy)
+
+
+@router.patch(
+    "/{path:output_type}",
+    response=PolicyOut,
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": PolicyPatch.model_json_schema()}},
+            "required": True,
+        },
+        "responses": {
+            403: {"description": "Only managers may change policies."},
+            404: {"description": "No such output type."},
+            422: {"description": "A missing reason, a value out of range, or an unknown field; `loc` names it."},
+        },
+    },
+)
+def autonomy_update(request: HttpRequest, output_type: str, payload: Body[dict[str, Any]]) -> dict[str, Any]:
+    """Change any policy fields, with a required `reason`. Only the fields sent change; the history keeps the rest."""
+    if not is_manager(request.auth):
+        raise PermissionDenied("Only managers may change autonomy policies.")
+    policy = policy_get_for_user(request.auth, output_type)
+    try:
+        patch = PolicyPatch.model_validate(payload)
+    except pydantic.ValidationError as error:
+        raise _validation_error(error) from None
+    try:
+        policy_update(output_type=policy.output_type, changes=patch.changes(), by=request.auth, reason=patch.reason)
+    except PolicyError as error:
+        field = error.field
+        raise NinjaValidationError(
+            [{"loc": ["body", field] if field else ["body"], "msg": str(error), "type": "value_error"}]
+        ) from None
+    policy.refresh_from_db()
+    return _policy_out(request, policy)

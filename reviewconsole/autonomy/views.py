@@ -1,0 +1,304 @@
+"""Autonomy pages: the overview dashboard and one page per output type, with the manager's controls.
+
+Who sees what. Managers (`autonomy.manage_autonomy`, superusers) see every type and may change
+policies. Reviewers see the dashboards of the types they may review, read-only. Everyone else gets
+403. Every page fetches its policy through `policy_get_for_user`, so no view forgets a check.
+
+One view serves a page and its fragments, picked by the htmx target: `#what-if` (the preview of a
+threshold), `#trend-panel` (the day/week toggle). A policy change is a POST to the type's page; it
+goes through `policy_update`, which records who, when, from→to and why.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import reswap, retarget
+from django_htmx.middleware import HtmxDetails
+
+from reviewconsole.autonomy import charts, selectors
+from reviewconsole.autonomy.forms import PolicyForm, WhatIfForm
+from reviewconsole.autonomy.models import AutonomyPolicy, PolicyChange
+from reviewconsole.autonomy.recommendation import recommend, what_if
+from reviewconsole.autonomy.services import PolicyError, policy_ensure, policy_update
+from reviewconsole.reviews.selectors import can_review, reviewable_output_types
+
+MANAGE_PERM = "autonomy.manage_autonomy"
+REVIEW_PERM = "reviews.review_item"
+# The overview's sparklines cover this many days.
+SPARK_DAYS = 30
+# Reviewer throughput and decision times on a type's page cover this many days.
+THROUGHPUT_DAYS = 30
+HISTORY_ROWS = 50
+PERIODS = ("day", "week")
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+# ---------------------------------------------------------------- access
+
+
+def is_manager(user: Any) -> bool:
+    return bool(user.is_authenticated and user.has_perm(MANAGE_PERM))
+
+
+def declared_output_types() -> set[str]:
+    """Output types the registered flows declare (loads the flows, and with them CrewAI, on first use)."""
+    from reviewconsole.engine import registry
+
+    return {output_type for spec in registry.all_flows() for output_type in spec.output_types}
+
+
+def policy_get_for_user(user: Any, output_type: str) -> AutonomyPolicy:
+    """The type's policy, or PermissionDenied (403) or Http404.
+
+    Managers may see any type, reviewers the types they may review (checked before the type is
+    looked up, so the answer does not tell them which types exist). A type with no policy yet
+    exists if a registered flow declares it; its policy is then created with the defaults, as the
+    gate would on the first output.
+    """
+    if not (
+        is_manager(user) or (user.is_authenticated and user.has_perm(REVIEW_PERM) and can_review(user, output_type))
+    ):
+        raise PermissionDenied("You may not see the autonomy of this output type.")
+    policy = AutonomyPolicy.objects.filter(output_type=output_type).first()
+    if policy is not None:
+        return policy
+    if output_type in declared_output_types():
+        return policy_ensure(output_type=output_type)
+    raise Http404(f"No output type named '{output_type}'")
+
+
+def _wants_fragment(request: HtmxHttpRequest, target: str) -> bool:
+    # A history restore after a cache miss needs the whole page, not a fragment.
+    return bool(request.htmx) and not request.htmx.history_restore_request and request.htmx.target == target
+
+
+def _svg(markup: str) -> SafeString:
+    # Safe to mark: charts.py escapes every piece of text it puts in the SVG (type names included)
+    # and writes only numbers and fixed class names otherwise.
+    return mark_safe(markup)  # noqa: S308
+
+
+# ---------------------------------------------------------------- overview
+
+
+@login_required
+@require_GET
+def overview(request: HttpRequest) -> HttpResponse:
+    """Every type the user may see: autonomy rate and accuracy with intervals, queue, threshold, trend."""
+    manager = is_manager(request.user)
+    if not manager and not request.user.has_perm(REVIEW_PERM):
+        raise PermissionDenied
+    rows = selectors.overview()
+    allowed = None if manager else reviewable_output_types(request.user)
+    if allowed is not None:
+        rows = [row for row in rows if row["output_type"] in allowed]
+    trends = selectors.trends_by_type([row["output_type"] for row in rows], SPARK_DAYS)
+    for index, row in enumerate(rows):
+        row["spark"] = _svg(
+            charts.sparkline(trends[row["output_type"]], output_type=row["output_type"], chart_id=f"spark-{index}")
+        )
+        # What must meet the target is what nobody reviews: the audited estimate of auto-processed outputs.
+        high = row["auto_accuracy_ci_high"]
+        row["below_target"] = high is not None and high < row["target_accuracy"]
+    context = {
+        "rows": rows,
+        "manager": manager,
+        "types_chart": _svg(charts.types_chart(rows)),
+        "totals": {
+            "types": len(rows),
+            "total": sum(row["total"] for row in rows),
+            "auto": sum(row["auto"] for row in rows),
+            "pending": sum(row["pending"] for row in rows),
+            "autonomous": sum(1 for row in rows if row["threshold"] is not None and not row["always_review"]),
+        },
+        "spark_days": SPARK_DAYS,
+    }
+    return render(request, "autonomy/overview.html", context)
+
+
+# ---------------------------------------------------------------- one type
+
+
+def _what_if_context(policy: AutonomyPolicy, threshold: float | None) -> dict[str, Any]:
+    """The preview at `threshold`, beside what the current threshold did, for the #what-if partial."""
+    if threshold is None:
+        return {"preview": None, "current": None, "policy": policy}
+    preview = what_if(policy.output_type, threshold)
+    current = None
+    if policy.threshold is not None and abs(policy.threshold - threshold) > 1e-9:
+        current = what_if(policy.output_type, policy.threshold)
+    below = preview["ci_low"] is not None and preview["ci_low"] < policy.target_accuracy
+    return {"preview": preview, "current": current, "policy": policy, "below_target": below}
+
+
+def _trend_context(policy: AutonomyPolicy, period: str) -> dict[str, Any]:
+    rows = selectors.trend(policy.output_type, period)
+    chart = charts.trend_chart(rows, period=period, target=policy.target_accuracy, output_type=policy.output_type)
+    return {"policy": policy, "period": period, "trend_rows": rows, "trend_chart": _svg(chart)}
+
+
+def _history(policy: AutonomyPolicy) -> list[PolicyChange]:
+    return list(PolicyChange.objects.filter(policy=policy).select_related("by")[:HISTORY_ROWS])
+
+
+def _period(request: HttpRequest) -> str:
+    period = request.GET.get("period", "day")
+    return period if period in PERIODS else "day"
+
+
+def _preview_threshold(request: HttpRequest, policy: AutonomyPolicy, recommended: float | None) -> float | None:
+    """The threshold the page previews: one asked for in the URL, else the current, else the recommended."""
+    form = WhatIfForm(request.GET)
+    if "threshold" in request.GET and form.is_valid():
+        return form.cleaned_data["threshold"]
+    return policy.threshold if policy.threshold is not None else recommended
+
+
+def _type_context(
+    request: HtmxHttpRequest,
+    policy: AutonomyPolicy,
+    *,
+    form: PolicyForm | None = None,
+    alert: str = "",
+    alert_level: str = "success",
+) -> dict[str, Any]:
+    output_type = policy.output_type
+    manager = is_manager(request.user)
+    since = timezone.now() - timedelta(days=THROUGHPUT_DAYS)
+    summary = selectors.type_summary(output_type)
+    bands = selectors.calibration(output_type)
+    rec = recommend(output_type, policy=policy)
+    evidence = rec["evidence"]
+    context: dict[str, Any] = {
+        "policy": policy,
+        "manager": manager,
+        "summary": summary,
+        "bands": bands,
+        "calibration_chart": _svg(
+            charts.calibration_chart(
+                bands, target=policy.target_accuracy, threshold=policy.threshold, output_type=output_type
+            )
+        ),
+        "rec": rec,
+        "evidence": evidence,
+        "recommendation_chart": _svg(
+            charts.recommendation_chart(
+                evidence,
+                target=policy.target_accuracy,
+                chosen=rec["threshold"],
+                current=policy.threshold,
+                output_type=output_type,
+            )
+        ),
+        "field_errors": selectors.field_error_rates(output_type),
+        "reject_rates": selectors.reject_reason_rates(output_type),
+        "queue": selectors.queue_health(output_type, since=since),
+        "throughput": selectors.reviewer_throughput(output_type, since=since),
+        "throughput_days": THROUGHPUT_DAYS,
+        "history": _history(policy),
+        "alert": alert,
+        "alert_level": alert_level,
+        **_trend_context(policy, _period(request)),
+    }
+    if manager:
+        preview = _preview_threshold(request, policy, rec["threshold"])
+        if form is None:
+            form = PolicyForm(policy=policy)
+            if "threshold" in request.GET and preview is not None:
+                form.initial.update(threshold=preview, review_all=False)
+        context["form"] = form
+        context["slider_value"] = preview if preview is not None else 1.0
+        context.update(_what_if_context(policy, preview))
+    return context
+
+
+def _slider_value(form: PolicyForm, policy: AutonomyPolicy) -> float:
+    """Where the threshold slider sits after a refused change: at the value tried, else the current one."""
+    tried = form.cleaned_data.get("threshold") if hasattr(form, "cleaned_data") else None
+    value = tried if tried is not None else policy.threshold
+    return 1.0 if value is None else value
+
+
+def _render(request: HtmxHttpRequest, name: str, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
+    response = render(request, name, context, status=status)
+    # The same URL answers with a page or a fragment: caches must keep them apart.
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
+
+
+def _describe(changes: dict[str, list[Any]]) -> str:
+    def shown(value: Any) -> str:
+        return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    return "; ".join(f"{field} {shown(old)} → {shown(new)}" for field, (old, new) in changes.items())
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def type_detail(request: HtmxHttpRequest, output_type: str) -> HttpResponse:
+    """One type's dashboard; for managers also the policy controls. POST applies a policy change."""
+    policy = policy_get_for_user(request.user, output_type)
+    if request.method == "POST":
+        return _apply(request, policy)
+    if _wants_fragment(request, "what-if"):
+        if not is_manager(request.user):
+            raise PermissionDenied
+        form = WhatIfForm(request.GET)
+        if not form.is_valid():
+            context = {"policy": policy, "preview": None, "what_if_error": "Enter a threshold between 0 and 1."}
+            return _render(request, "autonomy/type.html#what-if", context, status=422)
+        return _render(request, "autonomy/type.html#what-if", _what_if_context(policy, form.cleaned_data["threshold"]))
+    if _wants_fragment(request, "trend-panel"):
+        return _render(request, "autonomy/type.html#trend-panel", _trend_context(policy, _period(request)))
+    return _render(request, "autonomy/type.html", _type_context(request, policy))
+
+
+def _apply(request: HtmxHttpRequest, policy: AutonomyPolicy) -> HttpResponse:
+    """A manager's policy change, with its required reason; refused changes come back with errors by field (422)."""
+    if not is_manager(request.user):
+        raise PermissionDenied("Only managers may change autonomy policies.")
+    form = PolicyForm(request.POST, policy=policy)
+    change = None
+    if form.is_valid():
+        try:
+            change = policy_update(
+                output_type=policy.output_type,
+                changes=form.changes(),
+                by=request.user,
+                reason=form.cleaned_data["reason"],
+            )
+        except PolicyError as error:
+            field = error.field
+            form.add_error(field if field in form.fields else None, str(error))
+    if form.errors:
+        if request.htmx:
+            context = {"policy": policy, "form": form, "manager": True, "slider_value": _slider_value(form, policy)}
+            response = _render(request, "autonomy/type.html#policy-form", context, status=422)
+            return reswap(retarget(response, "#policy-form"), "outerHTML")
+        return _render(request, "autonomy/type.html", _type_context(request, policy, form=form), status=422)
+    message = (
+        f"Policy of {policy.output_type} changed: {_describe(change.changes)}."
+        if change is not None
+        else "Nothing changed: the policy already had these values."
+    )
+    if request.htmx:
+        policy.refresh_from_db()
+        context = _type_context(request, policy, alert=message, alert_level="success" if change else "info")
+        response = _render(request, "autonomy/type.html#type-body", context)
+        return reswap(retarget(response, "#type-body"), "outerHTML")
+    (messages.success if change else messages.info)(request, message)
+    return redirect("autonomy:type", output_type=policy.output_type)
