@@ -152,6 +152,22 @@ def configure_bench_database(directory: Path | str | None = None) -> str:
     return f"{scheme} (as given)"
 
 
+def configure_named_postgres_database(name: str) -> str:
+    """Point a postgres:// DATABASE_URL at database `name` on the same server (created if missing).
+
+    For benchmarks that need PostgreSQL and keep a large data set between runs in a database of
+    their own. Raises ValueError when DATABASE_URL is not a postgres:// URL. Returns a label.
+    """
+    url = os.environ.get("DATABASE_URL", "")
+    if not urlsplit(url).scheme.startswith("postgres"):
+        raise ValueError("DATABASE_URL must be a postgres:// URL")
+    url = _postgres_url_for(url, name)
+    ensure_postgres_database(url)
+    os.environ["DATABASE_URL"] = url
+    parts = urlsplit(url)
+    return f"PostgreSQL {parts.hostname}:{parts.port or 5432}/{name}"
+
+
 def django_setup(*, migrate: bool = False) -> None:
     """Set up Django for a script run from anywhere; optionally migrate quietly."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewconsole.settings")

@@ -62,6 +62,21 @@ class ReviewItem(models.Model):
             models.Index(fields=["status", "output_type", "created_at"], name="review_status_type_created_idx"),
             models.Index(fields=["status", "created_at"], name="review_status_created_idx"),
             models.Index(fields=["run", "created_at"], name="review_run_created_idx"),
+            # The queue reads only pending rows, scattered among many more decided
+            # ones; partial indexes keep its pages, counts and sorts to the pending.
+            models.Index(
+                fields=["created_at", "id"], condition=models.Q(status="pending"), name="review_pending_created_idx"
+            ),
+            models.Index(
+                fields=["output_type", "created_at", "id"],
+                condition=models.Q(status="pending"),
+                name="review_pending_type_idx",
+            ),
+            models.Index(
+                fields=["confidence", "created_at", "id"],
+                condition=models.Q(status="pending"),
+                name="review_pending_conf_idx",
+            ),
             # Expiry sweep: pending items past their deadline.
             models.Index(fields=["status", "expires_at"], name="review_status_expires_idx"),
         ]

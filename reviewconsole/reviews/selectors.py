@@ -57,8 +57,8 @@ QUEUE_SORTS = {
     "oldest": ("created_at", "id"),
     "newest": ("-created_at", "-id"),
     # Items without a confidence sort last either way, on every database.
-    "confidence": (F("confidence").asc(nulls_last=True), "created_at"),
-    "-confidence": (F("confidence").desc(nulls_last=True), "created_at"),
+    "confidence": (F("confidence").asc(nulls_last=True), "created_at", "id"),
+    "-confidence": (F("confidence").desc(nulls_last=True), "created_at", "id"),
 }
 
 

@@ -257,8 +257,10 @@ def _neighbours(request: HttpRequest, item: ReviewItem, output_type: str) -> tup
     pending = selectors.queue_items(user=request.user, output_type=output_type).select_related(None).only("id")
     before = Q(created_at__lt=item.created_at) | Q(created_at=item.created_at, id__lt=item.id)
     after = Q(created_at__gt=item.created_at) | Q(created_at=item.created_at, id__gt=item.id)
-    previous = pending.filter(before).order_by("-created_at", "-id").first()
-    following = pending.filter(after).order_by("created_at", "id").first()
+    # The plain range beside each OR lets the (status, created_at) index seek
+    # instead of walking every pending row.
+    previous = pending.filter(before, created_at__lte=item.created_at).order_by("-created_at", "-id").first()
+    following = pending.filter(after, created_at__gte=item.created_at).order_by("created_at", "id").first()
     return previous, following
 
 
