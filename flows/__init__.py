@@ -1,3 +1,3 @@
 """Flows the console can run. Importing this package registers them."""
 
-from flows import invoices  # noqa: F401
+from flows import content, invoices, leads  # noqa: F401

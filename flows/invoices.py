@@ -1,27 +1,53 @@
-"""Invoice processing: extract structured data from invoice text, then route it to a reviewer."""
+"""Invoice processing: a crew extracts the invoice, a doubtful reading is redone, a person checks what needs it.
+
+The flow is the pattern to copy for a flow with review:
+
+1. ``extract`` runs a one-agent crew that reads the invoice into ``InvoiceData``.
+2. ``validate_extraction`` routes the reading. ``low_confidence`` (below
+   ``REREAD_BELOW``) goes to ``re_extract``, a different agent told to re-read
+   the invoice line by line, at most ``MAX_REREADS`` times; if it is still
+   doubtful it goes to a person with reason ``low_confidence``.
+   ``high_value`` always goes to a person. ``standard`` asks the autonomy
+   gate, whose policy for ``invoice`` decides between review and straight
+   through.
+3. ``review_invoice`` pauses for the reviewer; their decision lands in
+   ``approve`` or ``reject``.
+
+Every route goes through ``gate()`` so that each review, forced or not, is
+recorded and measured by the autonomy statistics.
+"""
 
 from __future__ import annotations
 
-import re
 from datetime import date
+from typing import Any
 
-from crewai.flow.flow import Flow, listen, router, start
+from crewai.flow.flow import Flow, listen, or_, router, start
 from crewai.flow.human_feedback import HumanFeedbackResult, human_feedback
 from crewai.flow.persistence import persist
 from pydantic import BaseModel, Field
 
+from flows.crews import agent, run_crew, task
+from flows.invoice_demo import demo_extract_invoice
 from reviewconsole.autonomy.services import gate
-from reviewconsole.engine.llms import build_llm, register_responder
+from reviewconsole.engine.llms import register_responder
 from reviewconsole.engine.registry import register_flow
 from reviewconsole.reviews.provider import ReviewConsoleProvider
 
+OUTPUT_TYPE = "invoice"
 HIGH_VALUE_TOTAL = 50_000
+# Below this a reading has missing or contradicting fields: a careful second
+# reading is cheaper than a person's time. It is not the autonomy threshold
+# (the policy holds that); readings above it may still be sent to review.
+REREAD_BELOW = 0.6
+MAX_REREADS = 2
 
 
 class InvoiceInputs(BaseModel):
     raw_invoice: str = Field(
         description="The invoice as text: vendor, number, dates, line items and total.",
-        json_schema_extra={"widget": "textarea"},
+        # "upload": the start page also takes a PDF, whose text becomes this value.
+        json_schema_extra={"widget": "textarea", "upload": "pdf"},
     )
 
 
@@ -46,145 +72,138 @@ class InvoiceData(BaseModel):
 class InvoiceState(BaseModel):
     id: str = ""
     raw_invoice: str = ""
-    invoice: dict | None = None
-    stage: str = "received"
+    invoice: InvoiceData | None = None
+    attempts: int = 0  # readings so far: the first one plus careful re-readings
+    stage: str = "received"  # received → extracted → approved | rejected
+
+
+# The invoice is the last placeholder: CrewAI fills placeholders in order, so
+# text in the invoice that looks like "{confidence}" is never substituted.
+EXTRACT_TASK = """Extract the invoice between the <invoice> tags.
+Copy the vendor, invoice number and line-item descriptions exactly as written; give dates as YYYY-MM-DD and amounts
+as plain numbers. Leave a field empty rather than guess it. Set confidence between 0 and 1: lower it for every field
+you could not find and for figures that disagree (line items that do not add up to the total).
+<invoice>
+{raw_invoice}
+</invoice>"""
+
+REREAD_TASK = """A first reading of the invoice between the <invoice> tags was unreliable (confidence {confidence}).
+Re-read it line by line. Labels may use other separators than a colon, the total may stand on a line of its own
+without a label, and line items may be aligned in columns instead of separated by bars. Give dates as YYYY-MM-DD and
+amounts as plain numbers. Set confidence between 0 and 1, lowering it for anything you had to infer.
+<invoice>
+{raw_invoice}
+</invoice>"""
+
+EXPECTED_OUTPUT = "The invoice's vendor, number, dates, currency, line items and total, with your confidence."
+
+
+# Two readers with different instructions: the clerk reads the usual layouts
+# quickly; the auditor gets only what the clerk could not read.
+CLERK = {
+    "role": "Accounts payable clerk",
+    "goal": "Turn each incoming invoice into exact structured data",
+    "backstory": "You key in supplier invoices all day and never invent a figure that is not on the paper.",
+}
+AUDITOR = {
+    "role": "Invoice auditor",
+    "goal": "Recover the fields a first reading of an invoice missed, without inventing any",
+    "backstory": "You get the invoices the clerks could not read: odd layouts, missing labels, scanned tables.",
+}
+# One answer, plus one more if it does not fit the schema; more rounds would
+# only repeat a confused reading (the re-reading loop is the flow's business).
+READER_MAX_ITER = 2
+
+
+def _read(reader: dict[str, str], description: str, inputs: dict[str, str]) -> InvoiceData:
+    """Run a one-task sequential crew: ``reader`` extracts the invoice as ``description`` asks."""
+    member = agent(**reader, max_iter=READER_MAX_ITER)
+    return run_crew([task(description, EXPECTED_OUTPUT, member, InvoiceData)], InvoiceData, inputs)
+
+
+def read_invoice(raw_invoice: str) -> InvoiceData:
+    """The first reading: the clerk's crew."""
+    return _read(CLERK, EXTRACT_TASK, {"raw_invoice": raw_invoice})
+
+
+def reread_invoice(raw_invoice: str, previous: InvoiceData) -> InvoiceData:
+    """The fallback reading: the auditor's crew, told how unsure the previous reading was."""
+    return _read(AUDITOR, REREAD_TASK, {"confidence": f"{previous.confidence:.2f}", "raw_invoice": raw_invoice})
 
 
 @register_flow(
     name="invoice_processing",
     title="Invoice processing",
     inputs=InvoiceInputs,
-    output_types=["invoice"],
+    output_types=[OUTPUT_TYPE],
 )
 @persist()
 class InvoiceProcessingFlow(Flow[InvoiceState]):
-    """Extract an invoice, flag high-value ones, and have a person approve or correct it."""
+    """Extract an invoice, re-read doubtful ones, and have a person approve or correct what needs it."""
+
+    def _keep(self, invoice: InvoiceData) -> InvoiceData:
+        self.state.invoice = invoice
+        self.state.attempts += 1
+        self.state.stage = "extracted"
+        return invoice
+
+    def _finish(self, stage: str, **details: Any) -> dict[str, Any]:
+        self.state.stage = stage
+        invoice = self.state.invoice.model_dump(mode="json") if self.state.invoice else None
+        return {"stage": stage, "attempts": self.state.attempts, "invoice": invoice, **details}
 
     @start()
-    def extract(self) -> dict:
-        answer = build_llm().call(
-            messages=[
-                {"role": "system", "content": "Extract the invoice fields as JSON."},
-                {"role": "user", "content": self.state.raw_invoice},
-            ],
-            response_model=InvoiceData,
-        )
-        invoice = InvoiceData.model_validate_json(answer) if isinstance(answer, str) else answer
-        self.state.invoice = invoice.model_dump(mode="json")
-        self.state.stage = "extracted"
-        return self.state.invoice
+    def extract(self) -> InvoiceData:
+        return self._keep(read_invoice(self.state.raw_invoice))
 
-    @router(extract, emit=["human_review", "auto_approved"])
+    @listen("low_confidence")
+    def re_extract(self) -> InvoiceData:
+        return self._keep(reread_invoice(self.state.raw_invoice, self.state.invoice))
+
+    @router(or_(extract, re_extract), emit=["low_confidence", "high_value", "standard", "human_review"])
     def validate_extraction(self) -> str:
         invoice = self.state.invoice
-        # High value is a business rule: always reviewed, whatever the confidence.
-        high_value = invoice["total_amount"] > HIGH_VALUE_TOTAL
-        return gate(
-            "invoice", invoice["confidence"], force_review=high_value, reason="high_value" if high_value else None
-        )
+        if invoice.confidence < REREAD_BELOW:
+            rereads = self.state.attempts - 1  # the first reading is not a re-reading
+            if rereads < MAX_REREADS:
+                return "low_confidence"
+            return gate(OUTPUT_TYPE, invoice.confidence, force_review=True, reason="low_confidence")
+        if invoice.total_amount > HIGH_VALUE_TOTAL:
+            return "high_value"
+        return "standard"
+
+    @router("high_value", emit=["human_review"])
+    def review_high_value(self) -> str:
+        # A business rule: always reviewed, whatever the confidence or the policy.
+        return gate(OUTPUT_TYPE, self.state.invoice.confidence, force_review=True, reason="high_value")
+
+    @router("standard", emit=["human_review", "auto_approved"])
+    def apply_autonomy_policy(self) -> str:
+        return gate(OUTPUT_TYPE, self.state.invoice.confidence)
 
     @listen("human_review")
     @human_feedback(
         message="Check the extracted invoice against the original text.",
         emit=["approved", "rejected"],
-        provider=ReviewConsoleProvider(output_type="invoice", schema=InvoiceData),
+        provider=ReviewConsoleProvider(output_type=OUTPUT_TYPE, schema=InvoiceData),
     )
     def review_invoice(self) -> InvoiceData:
-        return InvoiceData.model_validate(self.state.invoice)
+        return self.state.invoice
 
     @listen("auto_approved")
-    def auto_approve(self) -> dict:
-        self.state.stage = "approved"
-        return {"stage": "approved", "invoice": self.state.invoice, "reviewed": False}
+    def auto_approve(self) -> dict[str, Any]:
+        return self._finish("approved", reviewed=False)
 
     @listen("approved")
-    def approve(self, result: HumanFeedbackResult) -> dict:
-        approved = result.output if isinstance(result.output, dict) else result.output.model_dump(mode="json")
-        self.state.invoice = approved
-        self.state.stage = "approved"
-        return {"stage": "approved", "invoice": approved, "reviewed": True}
+    def approve(self, result: HumanFeedbackResult) -> dict[str, Any]:
+        # A reviewer's edit arrives as a dict; validating it keeps the state typed.
+        self.state.invoice = InvoiceData.model_validate(result.output)
+        return self._finish("approved", reviewed=True)
 
     @listen("rejected")
-    def reject(self, result: HumanFeedbackResult) -> dict:
-        self.state.stage = "rejected"
-        return {"stage": "rejected", "reason": result.feedback}
+    def reject(self, result: HumanFeedbackResult) -> dict[str, Any]:
+        return self._finish("rejected", reviewed=True, reason=result.feedback)
 
 
-# How the offline demo model reads invoices: labelled lines in common variants.
-_LABELS = {
-    "vendor": r"(?:vendor|from|supplier)",
-    "invoice_number": r"(?:invoice\s*(?:number|no\.?|#))",
-    "invoice_date": r"(?:invoice\s*date|date)",
-    "due_date": r"(?:due\s*date|due)",
-    "total": r"(?:total|amount\s*due|total\s*due)",
-    "currency": r"(?:currency)",
-}
-_AMOUNT = r"[-+]?\d[\d,]*(?:\.\d+)?"
-_ITEM = re.compile(
-    rf"^[ \t]*[-*]?[ \t]*(?P<desc>[^|\d\n][^|\n]*?)[ \t]*(?:\||,)[ \t]*(?P<qty>{_AMOUNT})[ \t]*(?:\||,|x)[ \t]*"
-    rf"[$€£]?(?P<price>{_AMOUNT})[ \t]*(?:\||,|=)[ \t]*[$€£]?(?P<amount>{_AMOUNT})[ \t]*$",
-    re.IGNORECASE | re.MULTILINE,
-)
-
-
-def _number(text: str) -> float:
-    return float(text.replace(",", ""))
-
-
-def _labelled(text: str, label: str) -> str | None:
-    match = re.search(rf"^\s*{label}\s*[:\-]\s*(.+?)\s*$", text, re.IGNORECASE | re.MULTILINE)
-    return match.group(1) if match else None
-
-
-def _parse_date(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value.strip()[:10]).isoformat()
-    except ValueError:
-        return None
-
-
-def demo_extract_invoice(prompt_text: str) -> dict:
-    """Deterministic extraction; confidence falls with each missing or inconsistent field."""
-    vendor = _labelled(prompt_text, _LABELS["vendor"])
-    number = _labelled(prompt_text, _LABELS["invoice_number"])
-    invoice_date = _parse_date(_labelled(prompt_text, _LABELS["invoice_date"]))
-    due_date = _parse_date(_labelled(prompt_text, _LABELS["due_date"]))
-    total_text = _labelled(prompt_text, _LABELS["total"])
-    total_match = re.search(_AMOUNT, total_text or "")
-    total = _number(total_match.group(0)) if total_match else 0.0
-    currency = (_labelled(prompt_text, _LABELS["currency"]) or "").upper()[:3]
-    if not currency:
-        symbol = re.search(r"[$€£]|\b(USD|EUR|GBP)\b", prompt_text)
-        currency = {"$": "USD", "€": "EUR", "£": "GBP"}.get(symbol.group(0), symbol.group(0)) if symbol else "USD"
-    items = [
-        {
-            "description": m["desc"].strip(),
-            "quantity": _number(m["qty"]),
-            "unit_price": _number(m["price"]),
-            "amount": _number(m["amount"]),
-        }
-        for m in _ITEM.finditer(prompt_text)
-        if m["desc"].strip().lower() not in {"description", "item"}
-    ]
-    confidence = 0.97
-    missing = [vendor, number, invoice_date, total_match]
-    confidence -= 0.15 * sum(1 for value in missing if not value)
-    if items and abs(sum(item["amount"] for item in items) - total) > 0.01:
-        confidence -= 0.25
-    if not items:
-        confidence -= 0.1
-    return {
-        "vendor": vendor or "",
-        "invoice_number": number or "",
-        "invoice_date": invoice_date,
-        "due_date": due_date,
-        "currency": currency,
-        "line_items": items,
-        "total_amount": total,
-        "confidence": round(max(0.05, min(confidence, 0.99)), 2),
-    }
-
-
+# Teach the offline demo model to fill InvoiceData from the invoice text (see flows/invoice_demo.py).
 register_responder(InvoiceData, demo_extract_invoice)

@@ -291,6 +291,16 @@ def test_detail_shows_header_steps_transitions_and_diagram(viewer_client, manage
     assert "&quot;loops&quot;: 3" in content
 
 
+def test_detail_names_the_demo_model_and_shows_real_model_ids(viewer_client):
+    run = make_run()
+    now = timezone.now()
+    for model in ("demo", "gpt-4o-mini"):
+        Step.objects.create(run=run, kind=StepKind.LLM, method="read", status="finished", started_at=now, model=model)
+    content = viewer_client.get(detail_url(run)).content.decode()
+    labels = re.findall(r'<span class="mono small"( title="[^"]*")?>([^<]*)</span>', content)
+    assert labels == [(' title="model id: demo"', "demo model"), ("", "gpt-4o-mini")]
+
+
 def test_detail_of_a_run_whose_flow_is_gone_has_no_diagram(viewer_client):
     run = make_run(flow_name="retired_flow", status=RunStatus.COMPLETED, result={"ok": True})
     response = viewer_client.get(detail_url(run))

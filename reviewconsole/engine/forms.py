@@ -3,7 +3,9 @@
 The start form is generated from the flow's pydantic input model. Django only
 renders the widgets and collects the raw strings; the pydantic model is the one
 validator, so the browser, the JSON API and the CLI accept exactly the same
-inputs, and its errors are put back on the field they name.
+inputs, and its errors are put back on the field they name. A text input that
+declares an upload kind (see `uploads`) also gets a file field; the file's
+text then stands in for the typed value.
 """
 
 from __future__ import annotations
@@ -19,15 +21,19 @@ from typing import Any, Literal
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen
 from django import forms
+from django.core.exceptions import ImproperlyConfigured
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from reviewconsole.engine.models import RunStatus
 from reviewconsole.engine.registry import FlowSpec
+from reviewconsole.engine.uploads import UploadError, convert_upload, get_converter, upload_kind
 
 # A str input whose name contains one of these is long text: a textarea.
 TEXTAREA_NAME_HINTS = ("text", "raw", "body")
+# The file field offered beside an input `name` is `name + UPLOAD_SUFFIX`.
+UPLOAD_SUFFIX = "__upload"
 
 Kind = Literal["text", "number", "bool", "choice", "date", "json"]
 
@@ -163,10 +169,46 @@ class FlowInputForm(forms.Form):
         self._kinds: dict[str, Kind] = {}
         self._choices: dict[str, dict[str, Any]] = {}
         self._required: set[str] = set()
+        self._uploads: dict[str, str] = {}  # input name -> upload kind
         for name, info in input_model.model_fields.items():
             self.fields[name], self._kinds[name], self._choices[name] = _form_field(name, info)
             if info.is_required():
                 self._required.add(name)
+            kind = upload_kind(info)
+            if kind is not None:
+                self._add_upload(name, kind)
+
+    def _add_upload(self, name: str, kind: str) -> None:
+        """A file field right after the text field `name`, whose converted text replaces the typed value."""
+        if self._kinds[name] != "text":
+            raise ImproperlyConfigured(f"Input '{name}' declares an upload but is not text")
+        try:
+            converter = get_converter(kind)
+        except LookupError as error:
+            raise ImproperlyConfigured(f"Input '{name}': {error}") from None
+        # The browser must let a file stand in for the text, so the text box is no longer required there.
+        self.fields[name].widget.attrs.pop("required", None)
+        self.fields[name + UPLOAD_SUFFIX] = forms.FileField(
+            required=False,
+            label=f"…or upload a {converter.label}",
+            help_text=f"Its text is used as the {self.fields[name].label.lower()}.",
+            widget=forms.FileInput(attrs={"accept": converter.accept}),
+        )
+        self._uploads[name] = kind
+
+    def _uploaded_text(self, name: str, cleaned: dict[str, Any]) -> str | None:
+        """The text of the file sent for `name`, or None when none was (errors go on the file field)."""
+        upload = cleaned.get(name + UPLOAD_SUFFIX)
+        if not upload:
+            return None
+        if str(cleaned.get(name) or "").strip():
+            self.add_error(name + UPLOAD_SUFFIX, "Paste the text or upload a file, not both.")
+            return None
+        try:
+            return convert_upload(self._uploads[name], upload)
+        except UploadError as error:
+            self.add_error(name + UPLOAD_SUFFIX, str(error))
+            return None
 
     def _model_data(self, cleaned: dict[str, Any]) -> dict[str, Any]:
         """Raw form values → the dict handed to pydantic.
@@ -180,6 +222,8 @@ class FlowInputForm(forms.Form):
             if name not in cleaned:
                 continue
             value = cleaned[name]
+            if name in self._uploads:
+                value = self._uploaded_text(name, cleaned) or value
             if value in ("", None) and (kind != "text" or name in self._required):
                 continue
             if kind == "text" and isinstance(value, str):

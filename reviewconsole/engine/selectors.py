@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Case, CharField, F, QuerySet, Value, When
 
 from reviewconsole.engine.models import FlowRun, RunTransition, Step
 
@@ -26,6 +26,21 @@ def run_get(*, run_id: Any) -> FlowRun:
 
 def run_steps(*, run_id: Any) -> QuerySet[Step]:
     return Step.objects.filter(run_id=run_id).order_by("started_at", "id")
+
+
+def run_timeline(*, run_id: Any) -> QuerySet[Step]:
+    """A run's steps for its page, each with `model_label`: the model as people should read it.
+
+    Steps record the model id the LLM reported ("demo" for the offline demo
+    model); the label says "demo model", so nobody takes a demo run's output
+    for a real model's. The LLM module imports CrewAI, so it is imported here
+    and not at module level: the run page loads the flows for its diagram
+    anyway, while the API and the CLI, which share this module, need neither.
+    """
+    from reviewconsole.engine.llms import DEMO_MODEL_LABEL, DEMO_MODEL_NAME
+
+    demo = When(model=DEMO_MODEL_NAME, then=Value(DEMO_MODEL_LABEL))
+    return run_steps(run_id=run_id).annotate(model_label=Case(demo, default=F("model"), output_field=CharField()))
 
 
 def run_transitions(*, run_id: Any) -> QuerySet[RunTransition]:

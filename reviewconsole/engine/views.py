@@ -147,7 +147,7 @@ def _run_context(request: HttpRequest, run: FlowRun) -> dict[str, Any]:
         "run": run,
         "flow_title": spec.title if spec else run.flow_name,
         "flow_registered": spec is not None,
-        "steps": list(selectors.run_steps(run_id=run.id)),
+        "steps": list(selectors.run_timeline(run_id=run.id)),
         "transitions": list(selectors.run_transitions(run_id=run.id)),
         "reviews": list(selectors.run_reviews(run_id=run.id)),
         "inputs_json": _pretty_json(run.inputs),
@@ -217,7 +217,8 @@ def flow_list(request: HttpRequest) -> HttpResponse:
 def flow_start(request: HttpRequest, name: str) -> HttpResponse:
     _require_perm(request, START_RUNS)
     spec = _get_flow_or_404(name)
-    form = FlowInputForm(spec.input_model, request.POST if request.method == "POST" else None)
+    posted = request.method == "POST"
+    form = FlowInputForm(spec.input_model, request.POST if posted else None, request.FILES if posted else None)
     if form.is_valid():
         run = services.run_create(flow_name=spec.name, inputs=form.inputs, user=request.user, trigger="ui")
         messages.success(request, f"Started {spec.title}.")

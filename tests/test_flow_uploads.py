@@ -1,0 +1,186 @@
+"""A flow input that takes a file: a PDF's text becomes the input, bad files get a form error."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from pydantic import BaseModel, Field
+
+from flows.invoices import InvoiceInputs
+from reviewconsole.engine import uploads
+from reviewconsole.engine.forms import UPLOAD_SUFFIX, FlowInputForm
+from reviewconsole.engine.models import FlowRun
+from reviewconsole.engine.uploads import UploadError, convert_upload
+
+INVOICE_LINES = ["Vendor: Paper Mill (North) Ltd", "Invoice Number: PM-88", "Invoice Date: 2026-10-02", "Total: 42.00"]
+FILE_FIELD = "raw_invoice" + UPLOAD_SUFFIX
+
+
+def _pdf_string(text: str) -> str:
+    return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
+
+
+def make_pdf(*pages: list[str]) -> bytes:
+    """A minimal valid PDF, written by hand: one Helvetica text line per entry, a page per list."""
+    page_ids = [4 + 2 * index for index in range(len(pages))]
+    objects = {
+        1: "<< /Type /Catalog /Pages 2 0 R >>",
+        2: f"<< /Type /Pages /Kids [{' '.join(f'{pid} 0 R' for pid in page_ids)}] /Count {len(pages)} >>",
+        3: "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    }
+    for page_id, lines in zip(page_ids, pages, strict=True):
+        shown = " T* ".join(f"{_pdf_string(line)} Tj" for line in lines)
+        stream = f"BT /F1 12 Tf 16 TL 72 720 Td {shown} ET" if lines else ""
+        objects[page_id] = (
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {page_id + 1} 0 R >>"
+        )
+        objects[page_id + 1] = f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream"
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number in sorted(objects):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{objects[number]}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def upload(content: bytes, name: str = "invoice.pdf") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="application/pdf")
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def test_pdf_text_is_extracted_page_by_page():
+    text = convert_upload("pdf", upload(make_pdf(INVOICE_LINES[:2], INVOICE_LINES[2:])))
+
+    assert text.split("\n\n") == ["\n".join(INVOICE_LINES[:2]), "\n".join(INVOICE_LINES[2:])]
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"Vendor: Acme\nTotal: 10.00\n", "invoice.txt", "invoice.txt is not a PDF"),
+        (b"%PDF-1.4\nthis is not really a PDF", "broken.pdf", "broken.pdf could not be read as a PDF"),
+        (make_pdf(INVOICE_LINES)[:200], "cut.pdf", "cut.pdf could not be read as a PDF"),
+        (make_pdf([]), "scan.pdf", "scan.pdf contains no text"),
+    ],
+)
+def test_unusable_files_are_refused_with_a_reason(content, name, message):
+    with pytest.raises(UploadError, match=message):
+        convert_upload("pdf", upload(content, name))
+
+
+def test_size_and_page_limits(monkeypatch):
+    pdf = make_pdf(["one"], ["two"], ["three"])
+    monkeypatch.setattr(uploads, "MAX_PDF_PAGES", 2)
+    with pytest.raises(UploadError, match="has 3 pages; up to 2 are read"):
+        convert_upload("pdf", upload(pdf))
+
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", len(pdf) - 1)
+    with pytest.raises(UploadError, match=r"invoice\.pdf is .*; files up to"):
+        convert_upload("pdf", upload(pdf))
+
+
+# --------------------------------------------------------------------------- the generated form
+
+
+def test_form_offers_a_pdf_field_beside_the_text_and_no_longer_requires_the_text():
+    form = FlowInputForm(InvoiceInputs)
+
+    assert list(form.fields) == ["raw_invoice", FILE_FIELD]
+    assert form.is_multipart()
+    assert form.fields[FILE_FIELD].widget.attrs["accept"] == ".pdf,application/pdf"
+    assert "required" not in form.fields["raw_invoice"].widget.attrs
+
+
+def test_form_uses_the_pdf_text_as_the_input():
+    form = FlowInputForm(InvoiceInputs, {"raw_invoice": ""}, {FILE_FIELD: upload(make_pdf(INVOICE_LINES))})
+
+    assert form.is_valid(), form.errors
+    assert form.inputs == {"raw_invoice": "\n".join(INVOICE_LINES)}
+
+
+def test_form_still_takes_typed_text_and_requires_one_or_the_other():
+    typed = FlowInputForm(InvoiceInputs, {"raw_invoice": "Vendor: Acme"}, {})
+    assert typed.is_valid() and typed.inputs == {"raw_invoice": "Vendor: Acme"}
+
+    neither = FlowInputForm(InvoiceInputs, {"raw_invoice": ""}, {})
+    assert not neither.is_valid()
+    assert neither.errors["raw_invoice"] == ["Field required"]
+
+
+def test_form_refuses_text_and_file_together():
+    form = FlowInputForm(InvoiceInputs, {"raw_invoice": "Vendor: Acme"}, {FILE_FIELD: upload(make_pdf(INVOICE_LINES))})
+
+    assert not form.is_valid()
+    assert form.errors[FILE_FIELD] == ["Paste the text or upload a file, not both."]
+
+
+def test_any_text_input_can_declare_an_upload_and_unknown_kinds_are_named():
+    class Contract(BaseModel):
+        title: str
+        body: str = Field(json_schema_extra={"upload": "pdf"})
+
+    files = {"body" + UPLOAD_SUFFIX: upload(make_pdf(["Clause 1"]))}
+    form = FlowInputForm(Contract, {"title": "NDA", "body": ""}, files)
+    assert form.is_valid(), form.errors
+    assert form.inputs == {"title": "NDA", "body": "Clause 1"}
+
+    class Scanned(BaseModel):
+        body: str = Field(json_schema_extra={"upload": "tiff"})
+
+    with pytest.raises(ImproperlyConfigured, match="Input 'body': No upload converter for 'tiff' \\(known: pdf\\)"):
+        FlowInputForm(Scanned)
+
+
+# --------------------------------------------------------------------------- the start page
+
+
+@pytest.fixture
+def starter() -> Client:
+    user = User.objects.create_user("sam")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_flowrun", "add_flowrun"]))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+START_URL = reverse("engine:flow_start", args=["invoice_processing"])
+
+
+@pytest.mark.django_db
+def test_start_page_is_a_multipart_form_with_a_pdf_picker(starter):
+    content = starter.get(START_URL).content.decode()
+
+    assert 'enctype="multipart/form-data"' in content
+    assert f'type="file" name="{FILE_FIELD}" accept=".pdf,application/pdf"' in content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_uploading_a_pdf_starts_a_run_on_its_text(starter):
+    response = starter.post(START_URL, {"raw_invoice": "", FILE_FIELD: upload(make_pdf(INVOICE_LINES))})
+
+    run = FlowRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("engine:run_detail", args=[run.id])
+    assert run.inputs == {"raw_invoice": "\n".join(INVOICE_LINES)}
+    assert run.state["invoice"]["vendor"] == "Paper Mill (North) Ltd"
+
+
+@pytest.mark.django_db
+def test_uploading_a_bad_file_shows_the_error_on_the_form_and_starts_nothing(starter):
+    response = starter.post(START_URL, {"raw_invoice": "", FILE_FIELD: upload(b"<script>x</script>", "évil.pdf")})
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "évil.pdf is not a PDF. Upload a PDF, or paste the text." in content
+    assert "<script>x" not in content
+    assert not FlowRun.objects.exists()
