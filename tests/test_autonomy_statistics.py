@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from reviewconsole.autonomy import recommendation, selectors
-from reviewconsole.autonomy.models import AutonomyPolicy, FieldError, GateDecision, Route, Verdict
-from reviewconsole.autonomy.services import policy_ensure, policy_update
+from reviewconsole.autonomy.models import AutonomyPolicy, FieldError, GateDecision, Route, StaleRollupDay, Verdict
+from reviewconsole.autonomy.services import policy_ensure, policy_update, rollup_refresh
 from reviewconsole.autonomy.statistics import Z_95, weighted_wilson, wilson
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
 from reviewconsole.engine.services import run_create
@@ -395,27 +395,37 @@ def test_what_if_shares_and_expected_errors():
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("rolled", [False, True], ids=["live", "rolled-up"])
 @pytest.mark.parametrize("rows", [10, 200])
-def test_query_counts_do_not_grow_with_data(rows, django_assert_num_queries):
+def test_query_counts_do_not_grow_with_data(rows, rolled, django_assert_num_queries):
     policy_ensure(output_type=TYPE)
     decisions(rows // 2, 0.4, correct=rows // 4)
     decisions(rows // 2, 0.93, probability=0.1, audit=True, reason="audit_sample")
     decisions(rows, 0.93, route=Route.AUTO_APPROVED, probability=0.1)
-    with django_assert_num_queries(1):
+    # Rolled up: yesterday's decisions come from the rollups, and one of yesterday's days is stale.
+    if rolled:
+        GateDecision.objects.filter(id__lte=GateDecision.objects.order_by("id")[rows // 2].id).update(
+            created_at=timezone.now() - timedelta(days=2)
+        )
+        rollup_refresh()
+        StaleRollupDay.objects.create(output_type=TYPE, day=timezone.localdate() - timedelta(days=2))
+    # Reading the rollup state (and the stale days) and the rolled-up sums cost two queries more.
+    extra = 2 if rolled else 0
+    with django_assert_num_queries(2 + extra):
         selectors.type_summary(TYPE)
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2 + extra):
         selectors.calibration(TYPE)
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3 + extra):
         recommendation.recommend(TYPE)
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3 + extra + (1 if rolled else 0)):  # + the threshold's bucket, split live
         recommendation.what_if(TYPE, 0.9)
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2 + extra):
         selectors.trend(TYPE, "week")
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3 + extra):
         selectors.field_error_rates(TYPE)
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3 + extra):
         selectors.reject_reason_rates(TYPE)
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4 + extra):
         selectors.overview()
 
 

@@ -125,8 +125,12 @@ class GateDecision(models.Model):
         indexes = [
             # Dashboards: a type's decisions over a period.
             models.Index(fields=["output_type", "created_at"], name="gate_type_created_idx"),
+            # Dashboards over every type: today's decisions, read live beside the rollups.
+            models.Index(fields=["created_at"], name="gate_created_idx"),
             # Statistics and recommendations: a type's verdicts by confidence.
             models.Index(fields=["output_type", "verdict", "confidence"], name="gate_type_verdict_conf_idx"),
+            # What-if: a type's decisions, verdict or not, in the one confidence bucket the rollup cannot split.
+            models.Index(fields=["output_type", "confidence"], name="gate_type_conf_idx"),
         ]
 
     def __str__(self) -> str:
@@ -146,3 +150,88 @@ class FieldError(models.Model):
 
     def __str__(self) -> str:
         return f"{self.output_type}.{self.field}"
+
+
+# --------------------------------------------------------------------------- daily rollups
+#
+# Gate decisions of past days, pre-aggregated per type and day (the day of `created_at` in the default time zone),
+# so the dashboards read a few thousand rows instead of a million. `services.rollup_refresh` writes them; the
+# reads in `rollup.py` take every day the rollup covers from here and everything else (today, days not rolled up
+# yet, days a late verdict made stale) live from GateDecision. The columns are the sums the statistics need:
+# `n` counts decisions; the weighted columns cover only decisions with a review probability above zero, as the
+# inverse-probability weights (1 / review_probability) do in `recommendation.weight_expression`.
+
+
+class GateRollup(models.Model):
+    """Gate decisions of one type and day, grouped by what the headline figures count (summary, trend, overview)."""
+
+    output_type = models.CharField(max_length=100)
+    day = models.DateField()
+    route = models.CharField(max_length=20, choices=Route.choices)
+    audit = models.BooleanField()
+    verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
+    reject_reason = models.CharField(max_length=100, blank=True)
+    n = models.IntegerField()
+    n_weighted = models.IntegerField()
+    weight = models.FloatField()
+    weight_square = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["output_type", "day"], name="gate_rollup_type_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.output_type} {self.day} {self.route} {self.verdict or '-'}: {self.n}"
+
+
+class GateBucketRollup(models.Model):
+    """Gate decisions of one type and day per whole percent of confidence (calibration, recommendation, what-if).
+
+    `bucket` is the SQL expression of `recommendation.bucket_expression`, unclamped; null without a confidence.
+    `n_eligible` counts the decisions no business rule forced to review (what a threshold could auto-process).
+    """
+
+    output_type = models.CharField(max_length=100)
+    day = models.DateField()
+    bucket = models.IntegerField(null=True)
+    verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
+    n = models.IntegerField()
+    n_eligible = models.IntegerField()
+    n_weighted = models.IntegerField()
+    weight = models.FloatField()
+    weight_square = models.FloatField()
+    confidence_sum = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["output_type", "day"], name="gate_bucket_type_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.output_type} {self.day} {self.bucket}% {self.verdict or '-'}: {self.n}"
+
+
+class RollupState(models.Model):
+    """The one row saying how far the rollups go: every day up to `rolled_through`, in `time_zone`."""
+
+    rolled_through = models.DateField(null=True)
+    # Days are local days; rollups made in another zone cannot be read (and are rebuilt).
+    time_zone = models.CharField(max_length=100, blank=True)
+    refreshed_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"rolled through {self.rolled_through} ({self.time_zone})"
+
+
+class StaleRollupDay(models.Model):
+    """A rolled-up day that changed after it was rolled up (a late verdict): read live until refreshed.
+
+    One row per change, never updated, so concurrent verdicts insert without waiting on each other; the
+    refresh deletes the rows it read and recomputes their days.
+    """
+
+    output_type = models.CharField(max_length=100)
+    day = models.DateField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="stale_rollup_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.output_type} {self.day}"

@@ -2,29 +2,39 @@
 
 The database does the heavy part in one GROUP BY: verdicts of a type bucketed
 by whole percent of confidence, with counts and inverse-probability weight
-sums. Everything after that is pure Python over at most 101 buckets
+sums (from the daily rollups for past days, live for the rest: see rollup.py).
+Everything after that is pure Python over at most 101 buckets
 (`candidates_from_buckets`, `choose_threshold`), so the simulation can run the
 very same rule on in-memory outcomes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, F, FloatField, IntegerField, Q, QuerySet, Sum, Value
-from django.db.models.functions import Cast, Floor, NullIf
+from django.db.models import Q, QuerySet
 
-from reviewconsole.autonomy.models import AutonomyPolicy, GateDecision, Verdict
+from reviewconsole.autonomy.models import AutonomyPolicy, GateBucketRollup, GateDecision, Verdict
+from reviewconsole.autonomy.rollup import BUCKET_EPSILON, Measure, bucket_expression, coverage, sums, totals
 from reviewconsole.autonomy.services import policy_ensure
 from reviewconsole.autonomy.statistics import Rate, weighted_wilson, wilson
 
 PERCENTS = range(101)  # candidate thresholds 0.00, 0.01, … 1.00
-# Confidences such as 0.29 are 28.999… after *100 in binary floating point;
-# the nudge puts them in the bucket their decimal value names.
-BUCKET_EPSILON = 1e-9
+VERDICTS = [Verdict.CORRECT, Verdict.INCORRECT]
+CORRECT = Q(verdict=Verdict.CORRECT)
+# Per bucket, over the verdicts a weighted estimate can use (those with a review probability above zero).
+BUCKET_MEASURES = {
+    "verdicts": Measure("n_weighted"),
+    "correct": Measure("n_weighted", CORRECT),
+    "w": Measure("weight"),
+    "wc": Measure("weight", CORRECT),
+    "w2": Measure("weight_square"),
+    "c": Measure("confidence_sum"),
+}
 
 
 @dataclass
@@ -215,43 +225,36 @@ def recommendation_from_buckets(
 
 def verdicts_queryset(output_type: str) -> QuerySet[GateDecision]:
     """Verdicts with a confidence and a sampling probability (the rows an estimate can use)."""
-    return GateDecision.objects.filter(
-        output_type=output_type, verdict__in=[Verdict.CORRECT, Verdict.INCORRECT], confidence__isnull=False
-    ).filter(review_probability__gt=0)
+    return GateDecision.objects.filter(output_type=output_type, verdict__in=VERDICTS, confidence__isnull=False).filter(
+        review_probability__gt=0
+    )
 
 
-def weight_expression() -> Any:
-    """1 / review_probability in SQL; NULLIF keeps a zero probability from dividing (it is NULL, so skipped)."""
-    return Value(1.0) / NullIf(F("review_probability"), Value(0.0))
+def _buckets(rows: Mapping[tuple[Any, ...], Mapping[str, Any]]) -> dict[int, Bucket]:
+    buckets: dict[int, Bucket] = {}
+    for (bucket,), row in rows.items():
+        percent = min(100, max(0, int(bucket)))
+        buckets.setdefault(percent, Bucket()).add(
+            Bucket(row["verdicts"], row["correct"], row["w"], row["wc"], row["w2"], row["c"])
+        )
+    return buckets
 
 
 def bucket_aggregates(queryset: QuerySet[GateDecision]) -> dict[int, Bucket]:
-    """One GROUP BY over the verdicts in `queryset`, by whole percent of confidence."""
-    weight = weight_expression()
-    is_correct = Q(verdict=Verdict.CORRECT)
-    rows = (
-        queryset.annotate(
-            bucket=Cast(Floor(F("confidence") * Value(100.0) + Value(BUCKET_EPSILON)), output_field=IntegerField())
+    """One GROUP BY over the verdicts in `queryset` (live rows only), by whole percent of confidence."""
+    return _buckets(sums(queryset.annotate(bucket=bucket_expression()), BUCKET_MEASURES, group_by=["bucket"]))
+
+
+def type_buckets(output_type: str, since: datetime | None = None) -> dict[int, Bucket]:
+    """The buckets of a type's verdicts on outputs created since `since`: rollups plus live rows. Up to four queries."""
+    cover = coverage(since, [output_type])
+    live = verdicts_queryset(output_type).filter(cover.live).annotate(bucket=bucket_expression())
+    rolled = None
+    if cover.rolled is not None:
+        rolled = GateBucketRollup.objects.filter(
+            cover.rolled, output_type=output_type, verdict__in=VERDICTS, bucket__isnull=False
         )
-        .values("bucket")
-        .annotate(
-            n=Count("id"),
-            correct=Count("id", filter=is_correct),
-            w=Sum(weight, output_field=FloatField()),
-            wc=Sum(weight, filter=is_correct, output_field=FloatField()),
-            w2=Sum(weight * weight, output_field=FloatField()),
-            c=Sum("confidence"),
-        )
-        .order_by()
-    )
-    buckets: dict[int, Bucket] = {}
-    for row in rows:
-        percent = min(100, max(0, int(row["bucket"])))
-        bucket = buckets.setdefault(percent, Bucket())
-        bucket.add(
-            Bucket(row["n"], row["correct"], row["w"] or 0.0, row["wc"] or 0.0, row["w2"] or 0.0, row["c"] or 0.0)
-        )
-    return buckets
+    return _buckets(totals(live, rolled, BUCKET_MEASURES, ["bucket"]))
 
 
 def recommend(
@@ -260,6 +263,7 @@ def recommend(
     since: datetime | None = None,
     after_id: int | None = None,
     policy: AutonomyPolicy | None = None,
+    buckets: Mapping[int, Bucket] | None = None,
 ) -> dict[str, Any]:
     """The recommended threshold for a type, with the evidence for each candidate.
 
@@ -269,18 +273,31 @@ def recommend(
     accuracy, ci_low, ci_high, eligible, passes}, …] from 1.00 down}.
     `since` / `after_id` restrict the verdicts to outputs created after a
     moment / a gate decision (the regression guard uses this so evidence from
-    before a regression does not re-grant autonomy). Two queries.
+    before a regression does not re-grant autonomy; the rollups know no ids, so
+    that case is read live). `buckets`: `type_buckets(output_type, since)`
+    when the caller already has them. Up to five queries.
     """
     policy = policy or policy_ensure(output_type=output_type)
-    queryset = verdicts_queryset(output_type)
-    if since is not None:
-        queryset = queryset.filter(created_at__gte=since)
-    if after_id is not None:
-        queryset = queryset.filter(id__gt=after_id)
-    result = recommendation_from_buckets(
-        bucket_aggregates(queryset), target=policy.target_accuracy, min_samples=policy.min_samples
-    )
+    if buckets is None and after_id is None:
+        buckets = type_buckets(output_type, since)
+    elif buckets is None:
+        queryset = verdicts_queryset(output_type).filter(id__gt=after_id)
+        buckets = bucket_aggregates(queryset if since is None else queryset.filter(created_at__gte=since))
+    result = recommendation_from_buckets(buckets, target=policy.target_accuracy, min_samples=policy.min_samples)
     return {"output_type": output_type, "current_threshold": policy.threshold, **result}
+
+
+def _what_if_measures(above: Q, *, everything: bool) -> dict[str, Measure]:
+    """What-if's sums, `above` the threshold; `everything`: also the decisions and eligible ones (all rows)."""
+    verdict_above = above & Q(verdict__in=VERDICTS)
+    measures = {
+        "above": Measure("n_eligible", above),
+        "verdicts": Measure("n_weighted", verdict_above),
+        "w": Measure("weight", verdict_above),
+        "wc": Measure("weight", verdict_above & CORRECT),
+        "w2": Measure("weight_square", verdict_above),
+    }
+    return {"decisions": Measure("n"), "eligible": Measure("n_eligible"), **measures} if everything else measures
 
 
 def what_if(output_type: str, threshold: float, *, since: datetime | None = None) -> dict[str, Any]:
@@ -292,30 +309,34 @@ def what_if(output_type: str, threshold: float, *, since: datetime | None = None
     auto-processed, after the audit rate), expected_auto, accuracy (weighted, +
     ci_low/ci_high, n, n_eff of the verdicts at or above the threshold),
     expected_errors (+ expected_errors_low/high from the accuracy interval),
-    audit_rate}. Two queries.
+    audit_rate}. Up to seven queries.
 
     Outputs a flow forced to review (high value and the like) stay reviewed
     whatever the threshold, so they never count as auto-processed.
+
+    From the rollups, whole buckets above (or below) the threshold's bucket
+    are wholly above (below) it: the bucket is a monotonic function of
+    confidence. The threshold's own bucket is split by reading its rolled-up
+    decisions live (an index range of one percent of confidence).
     """
     policy = policy_ensure(output_type=output_type)
+    lowest = threshold - BUCKET_EPSILON
+    # The bucket `lowest` falls in, by the arithmetic of `bucket_expression` (IEEE doubles on both sides).
+    boundary = math.floor(lowest * 100.0 + BUCKET_EPSILON)
+    cover = coverage(since, [output_type])
     decisions = GateDecision.objects.filter(output_type=output_type)
-    if since is not None:
-        decisions = decisions.filter(created_at__gte=since)
-    # A business rule's reason is anything but the gate's own routing reasons.
-    forced = ~Q(reason__in=["", "low_confidence", "audit_sample", "always_review"])
-    above = Q(confidence__gte=threshold - BUCKET_EPSILON)
-    verdict_above = above & Q(verdict__in=[Verdict.CORRECT, Verdict.INCORRECT], review_probability__gt=0)
-    weight = weight_expression()
-    row = decisions.aggregate(
-        decisions=Count("id"),
-        eligible=Count("id", filter=~forced),
-        above=Count("id", filter=~forced & above),
-        n=Count("id", filter=verdict_above),
-        w=Sum(weight, filter=verdict_above, output_field=FloatField()),
-        wc=Sum(weight, filter=verdict_above & Q(verdict=Verdict.CORRECT), output_field=FloatField()),
-        w2=Sum(weight * weight, filter=verdict_above, output_field=FloatField()),
-    )
-    accuracy = weighted_wilson(row["w"] or 0.0, row["wc"] or 0.0, row["w2"] or 0.0)
+    row = sums(decisions.filter(cover.live), _what_if_measures(Q(confidence__gte=lowest), everything=True))
+    if cover.rolled is not None:
+        split = (
+            decisions.filter(cover.rolled_decisions, confidence__gte=lowest, confidence__lt=(boundary + 2) / 100)
+            .annotate(bucket=bucket_expression())
+            .filter(bucket=boundary)
+        )
+        sums(split, _what_if_measures(Q(confidence__gte=lowest), everything=False), into=row)
+        rolled = GateBucketRollup.objects.filter(cover.rolled, output_type=output_type)
+        sums(rolled, _what_if_measures(Q(bucket__gt=boundary), everything=True), rolled=True, into=row)
+    row = row[()]
+    accuracy = weighted_wilson(row["w"], row["wc"], row["w2"])
     expected_auto = row["above"] * (1 - policy.audit_rate)
     share = wilson(expected_auto, row["decisions"])
 
@@ -333,7 +354,7 @@ def what_if(output_type: str, threshold: float, *, since: datetime | None = None
         "auto_share": share.value,
         "auto_share_ci_low": share.low,
         "auto_share_ci_high": share.high,
-        "n": row["n"],
+        "n": row["verdicts"],
         "n_eff": accuracy.n,
         "accuracy": accuracy.value,
         "ci_low": accuracy.low,

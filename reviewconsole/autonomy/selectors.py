@@ -1,8 +1,10 @@
 """Reads of autonomy policies and the statistics behind them.
 
-Every figure is an SQL aggregate over indexed columns of GateDecision (plus
-FieldError, ReviewItem and Decision for their own figures): a fixed, small
-number of queries per call whatever the data size. Every rate comes with its
+Every figure is an SQL aggregate: over the daily rollups for the past days
+they hold, plus GateDecision live for today and any day not rolled up or
+stale (see rollup.py; the result is the same as over GateDecision alone),
+and over FieldError, ReviewItem and Decision for their own figures. A fixed,
+small number of queries per call whatever the data size. Every rate comes with its
 n and a Wilson 95% interval, flattened into `<name>`, `<name>_ci_low`,
 `<name>_ci_high` (or `ci_low`/`ci_high` for a row's main rate).
 
@@ -15,33 +17,48 @@ review work (how many reviewed outputs were right) do not.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from statistics import median
 from typing import Any
 
-from django.db.models import (
-    Avg,
-    Count,
-    DateField,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    FloatField,
-    Max,
-    Min,
-    Q,
-    QuerySet,
-    Sum,
-)
-from django.db.models.functions import TruncDate, TruncWeek
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, Min, Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from reviewconsole.autonomy.models import AutonomyPolicy, FieldError, GateDecision, Route, Verdict
-from reviewconsole.autonomy.recommendation import Bucket, bucket_aggregates, verdicts_queryset, weight_expression
+from reviewconsole.autonomy.models import AutonomyPolicy, FieldError, GateDecision, GateRollup, Route, Verdict
+from reviewconsole.autonomy.recommendation import Bucket, type_buckets
+from reviewconsole.autonomy.rollup import Measure, coverage, day_start, local_zone, sums, totals
 from reviewconsole.autonomy.statistics import Rate, weighted_wilson, wilson
 
 VERDICTS = [Verdict.CORRECT, Verdict.INCORRECT]
 HAS_VERDICT = Q(verdict__in=VERDICTS)
+CORRECT = Q(verdict=Verdict.CORRECT)
+AUTO = Q(route=Route.AUTO_APPROVED)
+AUDITED = HAS_VERDICT & Q(audit=True)
+# The counts of the overview and the trends.
+COUNTS = {
+    "total": Measure("n"),
+    "auto": Measure("n", AUTO),
+    "reviewed": Measure("n", HAS_VERDICT),
+    "correct": Measure("n", CORRECT),
+}
+# The audited estimate of auto-processed outputs: audit samples weighted by 1 / review probability.
+AUDIT_WEIGHTS = {
+    "aw": Measure("weight", AUDITED),
+    "awc": Measure("weight", AUDITED & CORRECT),
+    "aw2": Measure("weight_square", AUDITED),
+}
+SUMMARY = {
+    **COUNTS,
+    **AUDIT_WEIGHTS,
+    "routed": Measure("n", Q(route=Route.HUMAN_REVIEW)),
+    "audited": Measure("n_weighted", AUDITED),
+    "audited_correct": Measure("n_weighted", AUDITED & CORRECT),
+    "w": Measure("weight", HAS_VERDICT),
+    "wc": Measure("weight", CORRECT),
+    "w2": Measure("weight_square", HAS_VERDICT),
+}
 # Decided reviews whose time to decision is reported, when no `since` is given.
 DECISION_TIME_DAYS = 30
 
@@ -54,13 +71,30 @@ def _accuracy(rate: Rate) -> dict[str, float | None]:
     return {"accuracy": rate.value, "ci_low": rate.low, "ci_high": rate.high}
 
 
-def _decisions(output_type: str, since: datetime | None) -> QuerySet[GateDecision]:
-    decisions = GateDecision.objects.filter(output_type=output_type)
-    return decisions.filter(created_at__gte=since) if since is not None else decisions
+def gate_totals(
+    measures: Mapping[str, Measure],
+    *,
+    since: datetime | None = None,
+    output_types: Sequence[str] | None = None,
+    where: Q | None = None,
+    group_by: Sequence[str] = (),
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """`measures` over the gate decisions created since `since` of `output_types` (all when None) matching
+    `where`, per `group_by` key (fields shared by GateDecision and GateRollup, or "day"). Three or four queries.
+    """
+    cover = coverage(since, output_types)
+    rows = Q() if output_types is None else Q(output_type__in=output_types)
+    if where is not None:
+        rows &= where
+    live = GateDecision.objects.filter(cover.live, rows)
+    rolled = None if cover.rolled is None else GateRollup.objects.filter(cover.rolled, rows)
+    if "day" in group_by:
+        live = live.annotate(day=TruncDate("created_at", tzinfo=local_zone()))
+    return totals(live, rolled, measures, group_by)
 
 
 def type_summary(output_type: str, since: datetime | None = None) -> dict[str, Any]:
-    """Headline figures of one output type, from gate decisions created since `since`. One query.
+    """Headline figures of one output type, from gate decisions created since `since`. Up to four queries.
 
     Returns {output_type, total, auto, routed (sent to review), reviewed
     (with a verdict), pending_verdict, correct, accuracy + ci_low/ci_high (of
@@ -71,28 +105,10 @@ def type_summary(output_type: str, since: datetime | None = None) -> dict[str, A
     verdict: all outputs, reviewed or not), autonomy_rate + _ci_low/_ci_high/_n
     (share auto-processed)}.
     """
-    weight = weight_expression()
-    weighted = HAS_VERDICT & Q(review_probability__gt=0)
-    audited = weighted & Q(audit=True)
-    correct = Q(verdict=Verdict.CORRECT)
-    row = _decisions(output_type, since).aggregate(
-        total=Count("id"),
-        auto=Count("id", filter=Q(route=Route.AUTO_APPROVED)),
-        routed=Count("id", filter=Q(route=Route.HUMAN_REVIEW)),
-        reviewed=Count("id", filter=HAS_VERDICT),
-        correct=Count("id", filter=correct),
-        audited=Count("id", filter=audited),
-        audited_correct=Count("id", filter=audited & correct),
-        aw=Sum(weight, filter=audited, output_field=FloatField()),
-        awc=Sum(weight, filter=audited & correct, output_field=FloatField()),
-        aw2=Sum(weight * weight, filter=audited, output_field=FloatField()),
-        w=Sum(weight, filter=weighted, output_field=FloatField()),
-        wc=Sum(weight, filter=weighted & correct, output_field=FloatField()),
-        w2=Sum(weight * weight, filter=weighted, output_field=FloatField()),
-    )
+    row = gate_totals(SUMMARY, since=since, output_types=[output_type])[()]
     accuracy = wilson(row["correct"], row["reviewed"])
-    auto_estimate = weighted_wilson(row["aw"] or 0.0, row["awc"] or 0.0, row["aw2"] or 0.0)
-    overall = weighted_wilson(row["w"] or 0.0, row["wc"] or 0.0, row["w2"] or 0.0)
+    auto_estimate = weighted_wilson(row["aw"], row["awc"], row["aw2"])
+    overall = weighted_wilson(row["w"], row["wc"], row["w2"])
     autonomy = wilson(row["auto"], row["total"])
     return {
         "output_type": output_type,
@@ -122,7 +138,7 @@ def type_summary(output_type: str, since: datetime | None = None) -> dict[str, A
 
 
 def calibration(output_type: str, since: datetime | None = None) -> list[dict[str, Any]]:
-    """Accuracy per confidence band [0, 0.1), …, [0.9, 1.0], the type's calibration. One query.
+    """Accuracy per confidence band [0, 0.1), …, [0.9, 1.0], the type's calibration. Up to four queries.
 
     Each band: {band (0-9), low, high, n, correct, accuracy + ci_low/ci_high
     (unweighted), mean_confidence, weighted_accuracy + weighted_ci_low/high
@@ -130,10 +146,11 @@ def calibration(output_type: str, since: datetime | None = None) -> list[dict[st
     some outputs were audit samples)}. Bands are built from the same
     per-percent buckets as the recommendation, so the two always agree.
     """
-    queryset = verdicts_queryset(output_type)
-    if since is not None:
-        queryset = queryset.filter(created_at__gte=since)
-    buckets = bucket_aggregates(queryset)
+    return calibration_bands(type_buckets(output_type, since))
+
+
+def calibration_bands(buckets: Mapping[int, Bucket]) -> list[dict[str, Any]]:
+    """`calibration` from the type's buckets (pure): a page that also recommends aggregates them once."""
     bands = [Bucket() for _ in range(10)]
     for percent, bucket in buckets.items():
         bands[min(percent // 10, 9)].add(bucket)
@@ -158,20 +175,27 @@ def calibration(output_type: str, since: datetime | None = None) -> list[dict[st
     return rows
 
 
-def _reviewed_count(output_type: str, since: datetime | None) -> int:
-    verdicts = GateDecision.objects.filter(HAS_VERDICT, output_type=output_type)
-    if since is not None:
-        verdicts = verdicts.filter(verdict_at__gte=since)
-    return verdicts.count()
+def _verdict_counts(
+    output_type: str, since: datetime | None, group_by: Sequence[str] = ()
+) -> dict[tuple[Any, ...], int]:
+    """Verdicts on a type's outputs given since `since` (all when None), per `group_by` key; no zero counts."""
+    measures = {"verdicts": Measure("n")}
+    if since is None:
+        rows = gate_totals(measures, output_types=[output_type], where=HAS_VERDICT, group_by=group_by)
+    else:
+        # Counted by when the verdict was given, which no rollup is keyed by: read live.
+        verdicts = GateDecision.objects.filter(HAS_VERDICT, output_type=output_type, verdict_at__gte=since)
+        rows = sums(verdicts, measures, group_by=group_by)
+    return {key: row["verdicts"] for key, row in rows.items() if row["verdicts"]}
 
 
 def field_error_rates(output_type: str, since: datetime | None = None) -> list[dict[str, Any]]:
-    """Per field, the share of reviewed outputs a reviewer corrected it in; most-corrected first. Two queries.
+    """Per field, the share of reviewed outputs a reviewer corrected it in; most-corrected first. Up to five queries.
 
     Each row: {field, errors, n (reviewed outputs), rate, ci_low, ci_high}.
     `since` counts verdicts given since then.
     """
-    n = _reviewed_count(output_type, since)
+    n = sum(_verdict_counts(output_type, since).values())
     errors = FieldError.objects.filter(output_type=output_type)
     if since is not None:
         errors = errors.filter(created_at__gte=since)
@@ -189,20 +213,14 @@ def _rate_row(rate: Rate) -> dict[str, float | None]:
 
 
 def reject_reason_rates(output_type: str, since: datetime | None = None) -> list[dict[str, Any]]:
-    """Per reject reason, the share of reviewed outputs rejected for it. Two queries.
+    """Per reject reason, the share of reviewed outputs rejected for it. Up to five queries.
 
     Each row: {reason, rejections, n (reviewed outputs), rate, ci_low,
     ci_high}; every reason of the type's policy is listed, unused ones with
     0, then any reason no longer in the policy; most frequent first.
     """
-    verdicts = GateDecision.objects.filter(HAS_VERDICT, output_type=output_type)
-    if since is not None:
-        verdicts = verdicts.filter(verdict_at__gte=since)
     # One GROUP BY gives both the counts per reason and (summed) the reviewed total.
-    counts = {
-        row["reject_reason"]: row["n"]
-        for row in verdicts.values("reject_reason").annotate(n=Count("id")).order_by("reject_reason")
-    }
+    counts = {reason: n for (reason,), n in _verdict_counts(output_type, since, ["reject_reason"]).items()}
     n = sum(counts.values())
     policy = AutonomyPolicy.objects.filter(output_type=output_type).values_list("reject_reasons", flat=True).first()
     reasons = list(policy or []) + sorted(r for r in counts if r and r not in (policy or []))
@@ -212,8 +230,15 @@ def reject_reason_rates(output_type: str, since: datetime | None = None) -> list
     return sorted(rows, key=lambda row: -row["rejections"])
 
 
+def _daily_counts(output_types: list[str], since: datetime | None) -> dict[tuple[date, str], dict[str, int]]:
+    """COUNTS per (local day, type) of the decisions created since `since`."""
+    rows = gate_totals(COUNTS, since=since, output_types=output_types, group_by=["day", "output_type"])
+    # SQLite gives TruncDate back as a datetime on some versions.
+    return {(day.date() if isinstance(day, datetime) else day, t): row for (day, t), row in rows.items()}
+
+
 def trend(output_type: str, period: str = "day", since: datetime | None = None) -> list[dict[str, Any]]:
-    """Per day or week (weeks start on Monday), from the first period with data to the last. One query.
+    """Per day or week (weeks start on Monday), from the first period with data to the last. Up to four queries.
 
     Each row: {period (a date), total, auto, autonomy_rate +
     autonomy_ci_low/high, reviewed, correct, accuracy + ci_low/ci_high}.
@@ -222,23 +247,13 @@ def trend(output_type: str, period: str = "day", since: datetime | None = None) 
     """
     if period not in ("day", "week"):
         raise ValueError("period must be 'day' or 'week'")
-    truncate = TruncDate("created_at") if period == "day" else TruncWeek("created_at", output_field=DateField())
-    rows = (
-        _decisions(output_type, since)
-        .annotate(period=truncate)
-        .values("period")
-        .annotate(
-            total=Count("id"),
-            auto=Count("id", filter=Q(route=Route.AUTO_APPROVED)),
-            reviewed=Count("id", filter=HAS_VERDICT),
-            correct=Count("id", filter=Q(verdict=Verdict.CORRECT)),
-        )
-        .order_by("period")
-    )
     by_period: dict[date, dict[str, int]] = {}
-    for row in rows:
-        day = row["period"].date() if isinstance(row["period"], datetime) else row["period"]
-        by_period[day] = row
+    for (day, *_), row in _daily_counts([output_type], since).items():
+        # Weeks are summed from days (the rollups are daily); the same Monday TruncWeek gives.
+        start = day - timedelta(days=day.weekday()) if period == "week" else day
+        total = by_period.setdefault(start, dict.fromkeys(COUNTS, 0))
+        for name in COUNTS:
+            total[name] += row[name]
     if not by_period:
         return []
     step = timedelta(days=1 if period == "day" else 7)
@@ -376,7 +391,7 @@ def reviewer_throughput(output_type: str | None = None, since: datetime | None =
 
 
 def overview(since: datetime | None = None) -> list[dict[str, Any]]:
-    """One row per output type for the dashboard, in type order. Three queries.
+    """One row per output type for the dashboard, in type order. Up to six queries.
 
     Each row: {output_type, threshold, mode, always_review, audit_rate,
     target_accuracy, total, auto, autonomy_rate + autonomy_ci_low/high,
@@ -388,25 +403,8 @@ def overview(since: datetime | None = None) -> list[dict[str, Any]]:
     from reviewconsole.reviews.models import ReviewItem, ReviewStatus
 
     policies = list(AutonomyPolicy.objects.order_by("output_type"))
-    weight = weight_expression()
-    audited = HAS_VERDICT & Q(audit=True, review_probability__gt=0)
-    decisions = GateDecision.objects.all()
-    if since is not None:
-        decisions = decisions.filter(created_at__gte=since)
-    counts = {
-        row["output_type"]: row
-        for row in decisions.values("output_type")
-        .annotate(
-            total=Count("id"),
-            auto=Count("id", filter=Q(route=Route.AUTO_APPROVED)),
-            reviewed=Count("id", filter=HAS_VERDICT),
-            correct=Count("id", filter=Q(verdict=Verdict.CORRECT)),
-            aw=Sum(weight, filter=audited, output_field=FloatField()),
-            awc=Sum(weight, filter=audited & Q(verdict=Verdict.CORRECT), output_field=FloatField()),
-            aw2=Sum(weight * weight, filter=audited, output_field=FloatField()),
-        )
-        .order_by()
-    }
+    measures = {**COUNTS, **AUDIT_WEIGHTS}
+    counts = {t: row for (t,), row in gate_totals(measures, since=since, group_by=["output_type"]).items()}
     queues = {
         row["output_type"]: row
         for row in ReviewItem.objects.filter(status=ReviewStatus.PENDING)
@@ -415,14 +413,14 @@ def overview(since: datetime | None = None) -> list[dict[str, Any]]:
         .order_by()
     }
     now = timezone.now()
-    zero = {"total": 0, "auto": 0, "reviewed": 0, "correct": 0, "aw": 0.0, "awc": 0.0, "aw2": 0.0}
+    zero = dict.fromkeys(measures, 0)
     rows = []
     for policy in policies:
         count = counts.get(policy.output_type, zero)
         queue = queues.get(policy.output_type, {"pending": 0, "oldest": None})
         accuracy = wilson(count["correct"], count["reviewed"])
         autonomy = wilson(count["auto"], count["total"])
-        auto_estimate = weighted_wilson(count["aw"] or 0.0, count["awc"] or 0.0, count["aw2"] or 0.0)
+        auto_estimate = weighted_wilson(count["aw"], count["awc"], count["aw2"])
         rows.append(
             {
                 "output_type": policy.output_type,
@@ -451,30 +449,14 @@ def overview(since: datetime | None = None) -> list[dict[str, Any]]:
 
 
 def trends_by_type(output_types: list[str], days: int) -> dict[str, list[dict[str, Any]]]:
-    """Per type, the last `days` days as trend rows (autonomy rate, accuracy), every day present. One query.
+    """Per type, the last `days` days as trend rows (autonomy rate, accuracy), every day present. Up to four queries.
 
     The overview's sparklines of every type come from this one GROUP BY; `trend` would be one query per type.
     """
-    today = timezone.localdate()
+    today = timezone.localdate(timezone=local_zone())
     start = today - timedelta(days=days - 1)
-    since = timezone.make_aware(datetime.combine(start, datetime.min.time()))
-    counts = (
-        GateDecision.objects.filter(output_type__in=output_types, created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("output_type", "day")
-        .annotate(
-            total=Count("id"),
-            auto=Count("id", filter=Q(route=Route.AUTO_APPROVED)),
-            reviewed=Count("id", filter=Q(verdict__in=[Verdict.CORRECT, Verdict.INCORRECT])),
-            correct=Count("id", filter=Q(verdict=Verdict.CORRECT)),
-        )
-        .order_by()
-    )
-    by_key: dict[tuple[str, date], dict[str, int]] = {}
-    for row in counts:
-        day = row["day"].date() if isinstance(row["day"], datetime) else row["day"]
-        by_key[(row["output_type"], day)] = row
-    zero = {"total": 0, "auto": 0, "reviewed": 0, "correct": 0}
+    by_key = {(t, day): row for (day, t), row in _daily_counts(output_types, day_start(start)).items()}
+    zero = dict.fromkeys(COUNTS, 0)
     result: dict[str, list[dict[str, Any]]] = {}
     for output_type in output_types:
         rows = []

@@ -4,12 +4,37 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q, QuerySet, Value
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from reviewconsole.autonomy.models import AutonomyPolicy, FieldError, GateDecision, PolicyChange, Route, Verdict
+from reviewconsole.autonomy.models import (
+    AutonomyPolicy,
+    FieldError,
+    GateBucketRollup,
+    GateDecision,
+    GateRollup,
+    PolicyChange,
+    RollupState,
+    Route,
+    StaleRollupDay,
+    Verdict,
+)
+from reviewconsole.autonomy.rollup import (
+    ROLLUP_KEYS,
+    ROLLUP_SUMS,
+    bucket_expression,
+    day_of,
+    day_ranges,
+    day_start,
+    live_aggregate,
+    local_zone,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +211,8 @@ def verdict_record(*, item: Any, decision: Any) -> None:
     Approved unchanged = correct; edited = incorrect, with the fields changed;
     rejected = incorrect, with its reason. The first outcome of an item is its
     approving one; any other outcome counts as incorrect. Expired items get
-    no verdict (nobody looked).
+    no verdict (nobody looked). A verdict on an output of an earlier day marks
+    that day stale in the rollups (`rollup_mark_stale`).
     """
     from reviewconsole.reviews.diff import changed_fields
 
@@ -200,6 +226,100 @@ def verdict_record(*, item: Any, decision: Any) -> None:
     gate_decision.reject_reason = decision.reason_code
     gate_decision.verdict_at = timezone.now()
     gate_decision.save(update_fields=["verdict", "error_fields", "reject_reason", "verdict_at"])
+    rollup_mark_stale(decisions=[gate_decision])
     FieldError.objects.bulk_create(
         FieldError(gate_decision=gate_decision, output_type=item.output_type, field=field) for field in fields
     )
+
+
+# --------------------------------------------------------------------------- rollups
+
+# A day is rolled up only once it ended this long ago, so a gate decision or verdict whose transaction was
+# still open at midnight (its created_at is stamped before it commits) is in the rows the refresh reads.
+ROLLUP_SETTLE = timedelta(minutes=10)
+
+
+def rollup_mark_stale(*, decisions: Iterable[GateDecision]) -> None:
+    """Mark the days of these gate decisions stale in the rollups, after their verdicts (or days) changed.
+
+    Verdicts arrive after the decision, often days later, and the rollups are keyed by the day the decision
+    was made (the day the dashboards count it on). A marked day is read live until the next refresh
+    recomputes it, so a late verdict shows at once. Today is never rolled up, so today's decisions need no mark.
+    Call in the transaction that changes the decisions: the mark and the change commit together.
+    """
+    today = timezone.localdate(timezone=local_zone())
+    days = {(decision.output_type, day_of(decision.created_at)) for decision in decisions}
+    StaleRollupDay.objects.bulk_create(StaleRollupDay(output_type=t, day=day) for t, day in days if day < today)
+
+
+def gate_decisions_delete(*, output_type: str) -> None:
+    """Delete every gate decision of a type (a simulation starting over), and its rollup rows with them.
+
+    Rolled-up days would otherwise keep counting the deleted decisions; with no decision left, no row is the
+    exact rollup of every day.
+    """
+    with transaction.atomic():
+        GateDecision.objects.filter(output_type=output_type).delete()
+        for model in (*ROLLUP_KEYS, StaleRollupDay):
+            model.objects.filter(output_type=output_type).delete()
+
+
+def _roll_up(model: type[GateRollup | GateBucketRollup], decisions: QuerySet[GateDecision]) -> None:
+    """INSERT … SELECT the model's per-day sums of `decisions`, in the database (no rows through Python)."""
+    keys, sums = ROLLUP_KEYS[model], ROLLUP_SUMS[model]
+    if "bucket" in keys:
+        decisions = decisions.annotate(bucket=bucket_expression())
+    totals = {f"sum_{c}": Coalesce(live_aggregate(c), Value(0), output_field=model._meta.get_field(c)) for c in sums}
+    grouped = (
+        decisions.annotate(day=TruncDate("created_at", tzinfo=local_zone()))
+        .values("output_type", "day", *keys)
+        .annotate(**totals)
+        .order_by()
+    )
+    sql, params = grouped.query.sql_with_params()
+    quote = connection.ops.quote_name
+    columns = ["output_type", "day", *keys]
+    target = ", ".join(quote(c) for c in [*columns, *sums])
+    source = ", ".join([*(quote(c) for c in columns), *(quote(name) for name in totals)])
+    # Selecting by alias from the subquery keeps the columns in order whatever order Django selects them in.
+    # Only quoted names from the models are formatted in; the values stay parameters.
+    statement = f"INSERT INTO {quote(model._meta.db_table)} ({target}) SELECT {source} FROM ({sql}) AS rolled"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+def rollup_refresh(*, now: datetime | None = None, rebuild: bool = False) -> dict[str, Any]:
+    """Bring the rollups up to date: roll up every day that ended (ROLLUP_SETTLE ago) since the last refresh,
+    and recompute every day marked stale since. With `rebuild`, or after a change of time zone, start over.
+
+    Side effects: rollup rows of those days replaced, their stale marks deleted, RollupState advanced; one
+    transaction, serialized with other refreshes by the state row's lock. Returns {rolled_through,
+    new_days, stale_days, rebuilt}.
+    """
+    now = now or timezone.now()
+    last = day_of(now - ROLLUP_SETTLE) - timedelta(days=1)
+    zone = str(local_zone())
+    with transaction.atomic():
+        state, _ = RollupState.objects.select_for_update().get_or_create(pk=1)
+        rebuilt = rebuild or state.rolled_through is None or state.time_zone != zone
+        first: date | None = None if rebuilt else state.rolled_through + timedelta(days=1)
+        # Only the marks read here are deleted: a verdict committing meanwhile keeps its mark, so its day
+        # stays live until the next refresh even if the recomputation below did not see it.
+        marks = list(StaleRollupDay.objects.filter(day__lte=last).values_list("pk", "output_type", "day"))
+        StaleRollupDay.objects.filter(pk__in=[pk for pk, _, _ in marks]).delete()
+        stale = {(t, day) for _, t, day in marks if first is not None and day < first}
+        stale_decisions, stale_rollups = day_ranges(stale)
+        new_decisions, new_rollups = Q(created_at__lt=day_start(last + timedelta(days=1))), Q(day__lte=last)
+        if first is not None:
+            new_decisions &= Q(created_at__gte=day_start(first))
+            new_rollups &= Q(day__gte=first)
+        if rebuilt or first <= last or stale:
+            for model in ROLLUP_KEYS:
+                (model.objects.all() if rebuilt else model.objects.filter(new_rollups | stale_rollups)).delete()
+                _roll_up(model, GateDecision.objects.filter(new_decisions | stale_decisions))
+        state.rolled_through = max(last, state.rolled_through) if not rebuilt else last
+        state.time_zone = zone
+        state.refreshed_at = now
+        state.save()
+    new_days = None if first is None else max((last - first).days + 1, 0)
+    return {"rolled_through": last, "new_days": new_days, "stale_days": len(stale), "rebuilt": rebuilt}

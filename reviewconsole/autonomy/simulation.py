@@ -25,7 +25,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from reviewconsole.autonomy.models import FieldError, GateDecision, PolicyChange, Route, Verdict
-from reviewconsole.autonomy.services import gate
+from reviewconsole.autonomy.services import gate, rollup_mark_stale
 
 SIM_PREFIX = "sim_"
 # acc(c) = 1 / (1 + exp(-8 (c - 0.432))): 14% at c=0.2, 63% at 0.5, 95% at 0.80, 99% at 1.0.
@@ -263,6 +263,8 @@ def run(
                 errors += [FieldError(gate_decision=row, output_type=output_type, field=f) for f in output.error_fields]
             fields = ["verdict", "error_fields", "reject_reason", "verdict_at"] + (["created_at"] if clocked else [])
             GateDecision.objects.bulk_update(changed, fields, batch_size=500)
+            # Written past `verdict_record`, and with a clock possibly on rolled-up days: mark them stale.
+            rollup_mark_stale(decisions=changed)
             FieldError.objects.bulk_create(errors)
         result.outputs += len(chunk)
         if check:

@@ -29,7 +29,7 @@ from django_htmx.middleware import HtmxDetails
 from reviewconsole.autonomy import charts, selectors
 from reviewconsole.autonomy.forms import PolicyForm, WhatIfForm
 from reviewconsole.autonomy.models import AutonomyPolicy, PolicyChange
-from reviewconsole.autonomy.recommendation import recommend, what_if
+from reviewconsole.autonomy.recommendation import recommend, type_buckets, what_if
 from reviewconsole.autonomy.services import PolicyError, policy_ensure, policy_update
 from reviewconsole.reviews.selectors import can_review, reviewable_output_types
 
@@ -180,8 +180,10 @@ def _type_context(
     manager = is_manager(request.user)
     since = timezone.now() - timedelta(days=THROUGHPUT_DAYS)
     summary = selectors.type_summary(output_type)
-    bands = selectors.calibration(output_type)
-    rec = recommend(output_type, policy=policy)
+    # Calibration and recommendation read the same per-percent buckets: aggregate them once.
+    buckets = type_buckets(output_type)
+    bands = selectors.calibration_bands(buckets)
+    rec = recommend(output_type, policy=policy, buckets=buckets)
     evidence = rec["evidence"]
     context: dict[str, Any] = {
         "policy": policy,

@@ -11,9 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from reviewconsole.autonomy import simulation
-from reviewconsole.autonomy.models import AutonomyPolicy, GateDecision, PolicyMode
+from reviewconsole.autonomy.models import AutonomyPolicy, PolicyMode
 from reviewconsole.autonomy.recommendation import recommend
-from reviewconsole.autonomy.services import PolicyError, policy_ensure, policy_update
+from reviewconsole.autonomy.services import PolicyError, gate_decisions_delete, policy_ensure, policy_update
 
 
 def _pct(value: float | None) -> str:
@@ -95,7 +95,7 @@ class Command(BaseCommand):
         seed = options["seed"]
         if not options["keep"]:
             with transaction.atomic():
-                GateDecision.objects.filter(output_type=output_type).delete()
+                gate_decisions_delete(output_type=output_type)
                 AutonomyPolicy.objects.filter(output_type=output_type).delete()
         policy_ensure(output_type=output_type)
         try:
