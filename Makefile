@@ -32,8 +32,10 @@ run: install
 	$(PY) manage.py qcluster & \
 	$(PY) manage.py runserver 127.0.0.1:8000 --insecure --noreload
 
+# Every benchmark in --quick mode, then a summary against DESIGN.md's targets: about 9 min on 2 cores (15 the
+# first time). Needs the local PostgreSQL, and Redis on 127.0.0.1:6379 for the Redis figures; see bench/run_all.py -h.
 bench: install
-	$(PY) bench/engine.py --quick
+	$(PY) bench/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* db.sqlite3*

@@ -13,6 +13,7 @@ the project at module level.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -129,12 +130,12 @@ def ensure_postgres_database(url: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def configure_bench_database(directory: Path | str | None = None) -> str:
+def configure_bench_database(directory: Path | str | None = None, *, name: str = BENCH_DB_NAME) -> str:
     """Point DATABASE_URL at a benchmark-only database and return a label for it.
 
     Unset: a new SQLite file in `directory` (default: a new /tmp directory).
-    postgres://…: the same server, database `reviewconsole_bench` (created if
-    missing). Anything else is used as given. Call before Django reads its settings.
+    postgres://…: the same server, database `name` (default `reviewconsole_bench`;
+    created if missing). Anything else is used as given. Call before Django reads its settings.
     """
     url = os.environ.get("DATABASE_URL", "")
     if not url:
@@ -144,11 +145,7 @@ def configure_bench_database(directory: Path | str | None = None) -> str:
         return f"SQLite {path}"
     scheme = urlsplit(url).scheme
     if scheme.startswith("postgres"):
-        url = _postgres_url_for(url, BENCH_DB_NAME)
-        ensure_postgres_database(url)
-        os.environ["DATABASE_URL"] = url
-        parts = urlsplit(url)
-        return f"PostgreSQL {parts.hostname}:{parts.port or 5432}/{BENCH_DB_NAME}"
+        return configure_named_postgres_database(name)
     return f"{scheme} (as given)"
 
 
@@ -198,6 +195,49 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float, interval: float 
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- local services
+
+# What `bench/run_all.py` and `--redis` fall back to on a fresh clone: the local PostgreSQL (trust auth)
+# and a Redis database number of its own, so a bench queue never mixes with a deployment's.
+LOCAL_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/9"
+
+
+def broker_env(broker: str, redis_url: str, **overrides: str) -> dict[str, str]:
+    """This process's environment for a child that must use `broker` ("orm" or "redis").
+
+    The settings choose the broker from REDIS_URL when they load, so it is set only for "redis".
+    """
+    env = dict(os.environ)
+    env.pop("REDIS_URL", None)
+    if broker == "redis":
+        env["REDIS_URL"] = redis_url
+    env.update(overrides)
+    return env
+
+
+# --------------------------------------------------------------------------- child processes
+
+RESULT_PREFIX = "BENCH_RESULT "
+
+
+def print_result(result: Any) -> None:
+    """A child's result for `run_result_child`: one JSON line on stdout."""
+    print(RESULT_PREFIX + json.dumps(result, default=str), flush=True)
+
+
+def run_result_child(cmd: Sequence[str], env: dict[str, str]) -> Any:
+    """Run a bench child process from the project root and return the result it printed.
+
+    Its stderr (progress) passes through; RuntimeError with its stdout when it printed no result.
+    """
+    completed = subprocess.run(list(cmd), cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, text=True, check=False)
+    for line in completed.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    raise RuntimeError(f"{' '.join(cmd[1:])} failed (exit {completed.returncode}):\n{completed.stdout}")
 
 
 # --------------------------------------------------------------------------- qcluster
