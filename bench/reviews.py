@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/reviews.py [--quick]
         [--requests N] [--warmup N] [--regenerate] [--pending N] [--decided N] [--seed N]
-        [--only TEXT ...] [--explain | --explain-all]
+        [--only TEXT ...] [--explain | --explain-all] [--database NAME]
 
 PostgreSQL only (the design's target: "under 50 ms server time at p95, with 100k pending and 1M decided
 items on PostgreSQL"). The data lives in a database of its own on that server, `reviewconsole_reviews_bench`
@@ -29,8 +29,10 @@ on a busy machine). The item page claims the item it opens (a write per request)
 each take a different random pending item. During the whole measurement `django_q.tasks.async_task` is
 replaced by a no-op that only counts calls, so the decision POST times the web request alone and not the
 flow resume or the autonomy check it enqueues on commit. After each POST the flash-message cookie is dropped
-(a browser would show it on the next page). What the bench users wrote (decisions, verdicts, claims,
-events) is reverted at the end, and at the start after an interrupted run, so the data set keeps its counts.
+(a browser would show it on the next page). The queue tabs' counts are cached for seconds, so a scenario's
+run recounts them about every 10 s; one scenario drops them after each request to show what a recount costs.
+What the bench users wrote (decisions, verdicts, claims, events) is reverted at the end, and at the start
+after an interrupted run, so the data set keeps its counts.
 
 --only TEXT runs the scenarios whose name contains TEXT. --explain prints EXPLAIN (ANALYZE, BUFFERS) of the
 slowest SELECTs of each failing scenario (--explain-all: of every scenario). PGOPTIONS (libpq) passes server
@@ -957,7 +959,10 @@ def _random_pending(count: int, *, output_type: str = "", exclude: set[str] | No
 
 
 def build_scenarios(total: int) -> list[Scenario]:
+    from django.core.cache import cache
+
     from reviewconsole.reviews.models import ReviewItem
+    from reviewconsole.reviews.selectors import QUEUE_COUNTS_CACHE_KEY
 
     queue = "/reviews/"
     pending_invoices = ReviewItem.objects.filter(status="pending", output_type="invoice").count()
@@ -972,8 +977,13 @@ def build_scenarios(total: int) -> list[Scenario]:
     def drop_messages(client: Any) -> None:
         client.cookies.pop("messages", None)
 
+    def drop_queue_counts(_client: Any) -> None:
+        cache.delete(QUEUE_COUNTS_CACHE_KEY)
+
     return [
         Scenario("queue: first page", MANAGER, "get", get(queue), 200),
+        # The tabs' per-type counts are cached for seconds; this row pays for counting them on every request.
+        Scenario("queue: first page, tab counts not cached", MANAGER, "get", get(queue), 200, after=drop_queue_counts),
         Scenario("queue: type=invoice", MANAGER, "get", get(queue, {"type": "invoice"}), 200),
         Scenario(
             "queue: reason=low_confidence, conf 0.3-0.6",
@@ -1089,6 +1099,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pending", type=int, default=DEFAULT_PENDING, help="pending items (default 100,000)")
     parser.add_argument("--decided", type=int, default=DEFAULT_DECIDED, help="decided items (default 1,000,000)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--database", default=DB_NAME, help=f"database on the DATABASE_URL server for the data (default {DB_NAME})"
+    )
     parser.add_argument("--regenerate", action="store_true", help="generate the data again even if it is there")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the slowest SELECTs of failing rows")
     parser.add_argument("--explain-all", action="store_true", help="… of every scenario")
@@ -1106,14 +1119,14 @@ def main() -> int:
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
         print(
             "bench/reviews.py needs PostgreSQL: set DATABASE_URL=postgres://USER@HOST:PORT/ANY_DB (the data goes "
-            f"to the database {DB_NAME} on that server, created if missing).",
+            f"to the database named by --database (default {DB_NAME}) on that server, created if missing).",
             file=sys.stderr,
         )
         return 2
     os.environ["TASKS_SYNC"] = "0"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["DEBUG"] = "0"
-    label = configure_named_postgres_database(DB_NAME)
+    label = configure_named_postgres_database(args.database)
     log(f"database: {label}")
     django_setup(migrate=True)
 

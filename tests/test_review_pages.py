@@ -10,6 +10,7 @@ from typing import Literal
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.cache import cache
 from django.db import connection
 from django.template.loader import render_to_string
 from django.test import Client
@@ -23,7 +24,7 @@ from reviewconsole.autonomy.models import AutonomyPolicy
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
 from reviewconsole.engine.roles import role_group
 from reviewconsole.engine.services import run_create
-from reviewconsole.reviews import schema_form
+from reviewconsole.reviews import schema_form, selectors
 from reviewconsole.reviews.models import (
     Decision,
     ReviewerScope,
@@ -34,6 +35,7 @@ from reviewconsole.reviews.models import (
     ReviewStatus,
 )
 from reviewconsole.reviews.schemas import with_property_order
+from reviewconsole.reviews.selectors import QUEUE_COUNTS_CACHE_KEY
 from reviewconsole.reviews.services import review_item_claim
 from tests.engine_flows import Draft
 
@@ -77,6 +79,12 @@ def client_for(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_queue_counts():
+    """The queue tabs' counts are cached for seconds; each test counts its own items."""
+    cache.delete(QUEUE_COUNTS_CACHE_KEY)
 
 
 @pytest.fixture
@@ -417,6 +425,58 @@ def test_queue_paginates_fifty_per_page(rita):
     assert len(queue_ids(second)) == 1
 
 
+def test_queue_pages_count_at_most_the_cap_and_find_deep_pages_by_id(monkeypatch, reviewer):
+    monkeypatch.setattr(selectors, "QUEUE_COUNT_CAP", 4)
+    monkeypatch.setattr(selectors, "QUEUE_DEFERRED_JOIN_OFFSET", 2)  # pages after the first go through the ids
+    items = [make_item(age=timedelta(minutes=100 - n)) for n in range(7)]
+    queue = selectors.queue_items(user=reviewer)
+
+    def page(number):
+        return selectors.queue_page(queue, number, per_page=2)
+
+    first = page(1)
+    assert first.items == items[:2]
+    # 7 match; counting stopped at the cap.
+    assert (first.paginator.count, first.paginator.num_pages, first.has_next()) == ("4+", "2+", True)
+    assert (first.start_index(), first.end_index()) == (1, 2)
+    # Beyond the cap nothing is counted: the page knows there are at least as many as it shows, and more.
+    third = page(3)
+    assert third.items == items[4:6]
+    assert (third.paginator.count, third.has_next(), third.previous_page_number()) == ("6+", True, 2)
+    last = page(4)
+    assert last.items == items[6:]
+    assert (last.paginator.count, last.paginator.num_pages, last.has_next()) == (7, 4, False)
+    assert page(99).number == 4  # past the end: the last page
+    for bad in ("x", "-3", None, "99999999999999999999999"):
+        assert page(bad).number in (1, 4), bad
+
+
+def test_queue_pager_says_when_matches_were_not_all_counted(monkeypatch, rita):
+    monkeypatch.setattr(selectors, "QUEUE_COUNT_CAP", 60)
+    for n in range(61):
+        make_item(age=timedelta(minutes=100 - n))
+    content = rita.get(reverse("reviews:queue")).content.decode()
+    assert "1\u201350 of 60+" in content
+    assert "Page 1 of 2+" in content
+
+
+def test_queue_tabs_count_for_seconds_and_each_reviewer_sees_their_types(rita, finance):
+    make_item("invoice")
+    make_item("draft")
+
+    def tabs(user):
+        return {row["output_type"]: row["pending"] for row in selectors.queue_counts_recent(user=user)}
+
+    assert tabs(User.objects.get(username="rita")) == {"invoice": 1, "draft": 1}
+    assert tabs(finance) == {"invoice": 1}
+    make_item("invoice")
+    assert tabs(finance) == {"invoice": 1}  # counted a moment ago
+    cache.delete(QUEUE_COUNTS_CACHE_KEY)
+    assert tabs(finance) == {"invoice": 2}
+    # The queue's own rows are never cached.
+    assert len(queue_ids(rita.get(reverse("reviews:queue"), {"type": "invoice"}).content.decode())) == 2
+
+
 def test_queue_query_count_does_not_grow_with_items(rita, colleague, django_assert_num_queries):
     make_item("invoice")
     with CaptureQueriesContext(connection) as one_item:
@@ -425,6 +485,7 @@ def test_queue_query_count_does_not_grow_with_items(rita, colleague, django_asse
         item = make_item("draft" if n % 2 else "invoice", due_at=timezone.now() - timedelta(minutes=n))
         if n % 3 == 0:
             review_item_claim(item_id=item.id, user=colleague)
+    cache.delete(QUEUE_COUNTS_CACHE_KEY)
     with django_assert_num_queries(len(one_item.captured_queries)):
         content = rita.get(reverse("reviews:queue")).content.decode()
     assert len(queue_ids(content)) == 30
@@ -484,8 +545,9 @@ def test_item_page_escapes_hostile_output_inputs_and_decisions(rita, colleague):
         assert HOSTILE_SCRIPT not in content, url
         assert "<img src=x" not in content, url
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in content, url
-    # In an input's value, the quote cannot end the attribute.
-    assert 'value="&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"' in rita.get(item_url(item)).content.decode()
+    # In an input's value (of the edit form, fetched when Edit is pressed), the quote cannot end the attribute.
+    edit_form = rita.get(item_url(item), {"edit": "1"}, headers={**HTMX, "HX-Target": "edit-slot"}).content.decode()
+    assert 'value="&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"' in edit_form
 
 
 def test_opening_an_item_claims_it_and_others_see_who_has_it(rita, reviewer, colleague):
@@ -565,9 +627,15 @@ def test_item_page_query_count_does_not_grow_with_lines_events_or_earlier_items(
 
 def test_edit_form_is_generated_from_the_schema_and_prefilled(rita):
     item = make_item()
+    # Not on the page until asked for: Edit (e) fetches it into its slot with htmx, or opens ?edit=1.
     content = rita.get(item_url(item)).content.decode()
-    form = re.search(r'<form id="edit-form".*?</form>', content, re.S)[0]
-    assert re.search(r'<form id="edit-form"[^>]*novalidate hidden>', form)  # revealed by e, or by ?edit=1
+    assert 'id="edit-form"' not in content
+    assert '<div id="edit-slot">' in content
+    assert f'hx-get="{item_url(item)}?edit=1" hx-target="#edit-slot"' in content
+    response = rita.get(item_url(item), {"edit": "1"}, headers={**HTMX, "HX-Target": "edit-slot"})
+    form = response.content.decode()
+    assert form.lstrip().startswith('<form id="edit-form"') and form.rstrip().endswith("</form>")
+    assert "HX-Request" in response["Vary"]
     assert 'name="output.vendor" id="sf-vendor" value="Acme Supplies Ltd"' in form
     assert '<input type="date" name="output.invoice_date" id="sf-invoice_date" value="2026-10-01"' in form
     assert 'name="output.due_date" id="sf-due_date" value=""' in form
@@ -578,6 +646,15 @@ def test_edit_form_is_generated_from_the_schema_and_prefilled(rita):
     opened = rita.get(item_url(item), {"edit": "1"}).content.decode()
     assert re.search(r'<form id="edit-form"[^>]*novalidate>', opened)
     assert re.search(r'<div id="output-read" class="out-read" hidden>', opened)
+    assert 'hx-target="#edit-slot"' not in opened  # already there: Edit only shows it
+
+
+def test_edit_form_asked_for_after_the_item_was_decided_reloads_the_page(rita, colleague):
+    item = make_item()
+    client_for(colleague).post(decide_url(item), {"outcome": "approved"})
+    response = rita.get(item_url(item), {"edit": "1"}, headers={**HTMX, "HX-Target": "edit-slot"})
+    assert response.status_code == 200
+    assert response["HX-Refresh"] == "true"
 
 
 def test_reject_panel_lists_the_types_reasons(rita):

@@ -62,20 +62,30 @@ class ReviewItem(models.Model):
             models.Index(fields=["status", "output_type", "created_at"], name="review_status_type_created_idx"),
             models.Index(fields=["status", "created_at"], name="review_status_created_idx"),
             models.Index(fields=["run", "created_at"], name="review_run_created_idx"),
-            # The queue reads only pending rows, scattered among many more decided
-            # ones; partial indexes keep its pages, counts and sorts to the pending.
+            # The queue reads only pending rows, scattered among many more decided ones: partial indexes keep
+            # its pages, counts and sorts to the pending. Each covers the columns the queue filters on, so a
+            # page's ids (and the rows an OFFSET skips) come from the index alone; see `selectors.queue_page`.
             models.Index(
-                fields=["created_at", "id"], condition=models.Q(status="pending"), name="review_pending_created_idx"
+                fields=["created_at", "id"],
+                include=["output_type", "reason", "confidence"],
+                condition=models.Q(status="pending"),
+                name="review_pending_age_idx",
             ),
+            # Also the per-type counts of the queue tabs (due_at for the overdue ones).
             models.Index(
                 fields=["output_type", "created_at", "id"],
+                include=["reason", "confidence", "due_at"],
                 condition=models.Q(status="pending"),
-                name="review_pending_type_idx",
+                name="review_pending_type_age_idx",
             ),
+            # The lowest-confidence sort; the highest-confidence one has its own index on PostgreSQL (made in
+            # migration 0005: SQLite cannot declare NULLS LAST in an index, and this one read backwards
+            # would put the items without a confidence first).
             models.Index(
                 fields=["confidence", "created_at", "id"],
+                include=["output_type", "reason"],
                 condition=models.Q(status="pending"),
-                name="review_pending_conf_idx",
+                name="review_pending_conf_asc_idx",
             ),
             # Expiry sweep: pending items past their deadline.
             models.Index(fields=["status", "expires_at"], name="review_status_expires_idx"),

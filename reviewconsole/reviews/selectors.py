@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count, F, Min, Q, QuerySet
 from django.utils import timezone
 
@@ -17,8 +21,11 @@ def reviewable_output_types(user: Any) -> set[str] | None:
         return set()
     if user.is_superuser:
         return None
-    scoped = set(ReviewerScope.objects.filter(user=user).values_list("output_type", flat=True))
-    return scoped or None
+    # A page asks several times (permission check, counts, queue, neighbours); like Django's permission
+    # cache, the answer is kept on the user object, which lives for one request.
+    if not hasattr(user, "_review_scopes"):
+        user._review_scopes = set(ReviewerScope.objects.filter(user=user).values_list("output_type", flat=True))
+    return set(user._review_scopes) or None
 
 
 def can_review(user: Any, output_type: str) -> bool:
@@ -93,11 +100,9 @@ def queue_items(
     return items.order_by(*QUEUE_SORTS.get(sort, QUEUE_SORTS["oldest"]))
 
 
-def queue_counts(*, user: Any) -> list[dict[str, Any]]:
-    """Pending and overdue items per output type the user may review, in one query."""
+def _pending_counts(items: QuerySet[ReviewItem]) -> list[dict[str, Any]]:
     rows = (
-        items_visible_to(user)
-        .filter(status="pending")
+        items.filter(status="pending")
         .values("output_type")
         .annotate(
             pending=Count("id"),
@@ -107,6 +112,135 @@ def queue_counts(*, user: Any) -> list[dict[str, Any]]:
         .order_by("output_type")
     )
     return list(rows)
+
+
+def queue_counts(*, user: Any) -> list[dict[str, Any]]:
+    """Pending and overdue items per output type the user may review, in one query."""
+    return _pending_counts(items_visible_to(user))
+
+
+QUEUE_COUNTS_CACHE_KEY = "reviews:queue-counts"
+# Counting every pending item is the queue page's dearest query and its tabs need no more precision than
+# this; the rows of the queue itself are always read live.
+QUEUE_COUNTS_SECONDS = 10
+
+
+def queue_counts_recent(*, user: Any) -> list[dict[str, Any]]:
+    """`queue_counts` as of at most QUEUE_COUNTS_SECONDS ago: one query per process in that time, for all users."""
+    rows = cache.get_or_set(
+        QUEUE_COUNTS_CACHE_KEY, lambda: _pending_counts(ReviewItem.objects.all()), QUEUE_COUNTS_SECONDS
+    )
+    allowed = reviewable_output_types(user)
+    return [row for row in rows if allowed is None or row["output_type"] in allowed]
+
+
+QUEUE_PAGE_SIZE = 50
+# Matches are counted up to this many, and only from the first pages; beyond, the pager says "10,000+".
+QUEUE_COUNT_CAP = 10_000
+# Keeps OFFSET far inside PostgreSQL's bigint whatever page number a URL asks for.
+QUEUE_MAX_PAGE = 1_000_000
+# From this many rows skipped, a page is found by its ids first (see `_page_rows`).
+QUEUE_DEFERRED_JOIN_OFFSET = 1_000
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the queue, with what the shared pager (`_pager.html`) reads of it.
+
+    `counted` matches are known to exist, and `more` says whether others follow. The pager reads
+    `page.paginator.count` and `.num_pages`: display values here, "10,000+" when `more`.
+    """
+
+    items: list[ReviewItem]
+    number: int
+    per_page: int
+    counted: int
+    more: bool
+
+    def __iter__(self) -> Iterator[ReviewItem]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def paginator(self) -> QueuePage:
+        return self
+
+    @property
+    def count(self) -> int | str:
+        return f"{self.counted:,}+" if self.more else self.counted
+
+    @property
+    def _pages(self) -> int:
+        return max(1, math.ceil(self.counted / self.per_page))
+
+    @property
+    def num_pages(self) -> int | str:
+        return f"{self._pages:,}+" if self.more else self._pages
+
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    def has_next(self) -> bool:
+        return self.more or self.number < self._pages
+
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    def start_index(self) -> int:
+        return (self.number - 1) * self.per_page + 1 if self.items else 0
+
+    def end_index(self) -> int:
+        return (self.number - 1) * self.per_page + len(self.items)
+
+
+def _page_number(value: Any) -> int:
+    try:
+        return min(max(int(value), 1), QUEUE_MAX_PAGE)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _page_rows(items: QuerySet[ReviewItem], number: int, per_page: int) -> list[ReviewItem]:
+    """The items of page `number` and the first one after it, if any.
+
+    Deep pages are found by the ids alone, which a covering index yields without reading the wide rows the
+    OFFSET skips, and only their own rows are read in full ("deferred join"). Near the start, skipping
+    rows costs less than the second query.
+    """
+    offset = (number - 1) * per_page
+    if offset < QUEUE_DEFERRED_JOIN_OFFSET:
+        return list(items[offset : offset + per_page + 1])
+    ids = list(items.values_list("id", flat=True)[offset : offset + per_page + 1])
+    rows = {row.id: row for row in items.filter(id__in=ids).order_by()} if ids else {}
+    # An item decided between the two reads is left out rather than shown in a stale state.
+    return [rows[pk] for pk in ids if pk in rows]
+
+
+def queue_page(items: QuerySet[ReviewItem], page: Any, *, per_page: int = QUEUE_PAGE_SIZE) -> QueuePage:
+    """Page `page` of `items` (the last one if past the end, the first if not a number), in one to four queries.
+
+    Nothing counts the whole filtered queue: the last page knows its total, and a page with more after it
+    counts up to QUEUE_COUNT_CAP matches, or none when it lies beyond them (it then shows "at least").
+    """
+    number = _page_number(page)
+    rows = _page_rows(items, number, per_page)
+    if not rows and number > 1:
+        # Past the end: the last page, found by counting what there is (fewer than the rows skipped).
+        number = max(1, math.ceil(items.order_by()[: (number - 1) * per_page].count() / per_page))
+        rows = _page_rows(items, number, per_page)
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    counted = (number - 1) * per_page + len(rows)
+    if more and number * per_page < QUEUE_COUNT_CAP:
+        counted = items.order_by()[: QUEUE_COUNT_CAP + 1].count()
+        more = counted > QUEUE_COUNT_CAP
+        counted = min(counted, QUEUE_COUNT_CAP)
+    return QueuePage(items=rows, number=number, per_page=per_page, counted=counted, more=more)
 
 
 def next_item_for(*, user: Any, after: ReviewItem | None = None, output_type: str = "") -> ReviewItem | None:

@@ -5,7 +5,8 @@ decision happen exactly once. Every item is fetched by `_get_item_for_user`, so 
 per-output-type permission: an item of a type the user may not review is a 404, like a missing one.
 
 A page and its fragments come from one view: an htmx request gets an inline partial of the same
-template (`item.html#review-main` after a refused decision, `#claim-banner` for the claim heartbeat).
+template (`item.html#review-main` after a refused decision, `#claim-banner` for the claim heartbeat,
+`#edit-form` when Edit is first pressed).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import pydantic
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
 from reviewconsole.autonomy import selectors as autonomy_selectors
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 REVIEW_PERM = "reviews.review_item"
-ITEMS_PER_PAGE = 50
 # Same value as services.REJECT_OUTCOME; the queue page does not import the services (they load CrewAI).
 REJECT_OUTCOME = "rejected"
 APPROVE_OUTCOME = "approved"
@@ -124,7 +123,7 @@ class QueueRow:
 @require_GET
 def queue(request: HtmxHttpRequest) -> HttpResponse:
     _require_perm(request)
-    counts = selectors.queue_counts(user=request.user)
+    counts = selectors.queue_counts_recent(user=request.user)
     allowed = selectors.reviewable_output_types(request.user)
     form = QueueFilterForm(
         request.GET or None, output_types=[row["output_type"] for row in counts] + sorted(allowed or ())
@@ -133,7 +132,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     items = selectors.queue_items(user=request.user, **filters)
     if filters["status"] != ReviewStatus.PENDING:
         items = items.select_related("decision__user")
-    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    page = selectors.queue_page(items, request.GET.get("page"))
 
     now = timezone.now()
     rows = []
@@ -277,6 +276,28 @@ def _run_inputs(inputs: Any) -> list[tuple[str, str, bool]]:
     return shown
 
 
+def _edit_tree(
+    item: ReviewItem, parsed: schema_form.ParseResult | None = None, edit_errors: list[dict[str, Any]] | None = None
+) -> schema_form.FormField:
+    """The edit form's fields: the item's output, or what a refused edit sent, with its errors by field."""
+    errors = [*(parsed.errors if parsed else []), *(edit_errors or [])]
+    value = parsed.raw if parsed is not None else item.output
+    return schema_form.build_form(item.schema, value, errors=errors, original=item.output)
+
+
+def _edit_fragment(request: HtmxHttpRequest, item: ReviewItem, scope_type: str) -> HttpResponse:
+    """The edit form alone, fetched when the reviewer first presses Edit; a reload if the item was decided meanwhile."""
+    if item.status != ReviewStatus.PENDING:
+        return HttpResponseClientRefresh()
+    context = {
+        "item": item,
+        "scope_type": scope_type,
+        "editing": _edit_tree(item),
+        "approve_outcome": _approve_outcome(item.outcomes),
+    }
+    return render(request, "reviews/item.html#edit-form", context)
+
+
 def _item_context(
     request: HtmxHttpRequest,
     item: ReviewItem,
@@ -296,11 +317,7 @@ def _item_context(
     decision = getattr(item, "decision", None)
     previous, following = _neighbours(request, item, scope_type)
     approve = _approve_outcome(item.outcomes)
-    editing = None
-    if pending:
-        errors = [*(parsed.errors if parsed else []), *(edit_errors or [])]
-        value = parsed.raw if parsed is not None else item.output
-        editing = schema_form.build_form(item.schema, value, errors=errors, original=item.output)
+    editing = pending and mode == "edit"
     context.update(
         {
             "decision": decision,
@@ -313,8 +330,8 @@ def _item_context(
                 original=item.output,
                 extra_rows=0,
             ),
-            "editing": editing,
-            "mode": "edit" if pending and mode == "edit" else "read",
+            "editing": _edit_tree(item, parsed, edit_errors) if editing else None,
+            "mode": "edit" if editing else "read",
             "reject_open": pending and reject_open,
             "approve_outcome": approve,
             "can_reject": REJECT_OUTCOME in item.outcomes,
@@ -336,13 +353,17 @@ def _item_context(
 @login_required
 @require_GET
 def item(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
-    """The item page; opening it claims the item. An htmx heartbeat renews the claim and gets its banner."""
+    """The item page; opening it claims the item. An htmx heartbeat renews the claim and gets its banner; Edit
+    gets the edit form."""
     item = _get_item_for_user(request, item_id)
     if item.status == ReviewStatus.PENDING and _services().review_item_claim(item_id=item.id, user=request.user):
         item = selectors.item_detail(item_id=item.id)
-    if _wants_fragment(request) and request.htmx.target == "claim-banner":
+    target = request.htmx.target if _wants_fragment(request) else None
+    if target == "claim-banner":
         context = {**_claim_context(request, item), "heartbeat": True}
         response = render(request, "reviews/item.html#claim-banner", context)
+    elif target == "edit-slot":
+        response = _edit_fragment(request, item, _scope_type(request.GET))
     else:
         context = _item_context(
             request,

@@ -206,6 +206,9 @@
   // The swapped element is replaced (outerHTML), so look in the document, not in the event's target.
   document.addEventListener("htmx:afterSettle", function (event) {
     initBulk(document);
+    // A panel fetched on first use (the edit form) opens once it is in, as a click on a loaded one does.
+    var trigger = event.detail && event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (trigger instanceof Element && trigger.hasAttribute("data-reveal")) reveal(trigger);
     var xhr = event.detail && event.detail.xhr;
     if (!xhr || xhr.status !== 422) return;
     var invalid = Array.prototype.find.call(document.querySelectorAll("[aria-invalid='true']"), isShown);
