@@ -35,4 +35,4 @@ class Command(BaseCommand):
             self.stdout.write("Running and reviewing sample work on the demo model (first start only)…")
             runs = demo_seed.history_seed(invoices=options["invoices"], progress=self.stdout.write)
             queued = demo_seed.queue_seed()
-            self.stdout.write(f"{runs} sample runs reviewed; {queued} more queued for the worker.")
+            self.stdout.write(f"{runs} sample runs processed; {queued} more queued for the worker.")
