@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from flows.invoices import InvoiceData
 from reviewconsole.autonomy.models import AutonomyPolicy
-from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
+from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus, Step, StepKind
 from reviewconsole.engine.roles import role_group
 from reviewconsole.engine.services import run_create
 from reviewconsole.reviews import schema_form, selectors
@@ -526,6 +526,24 @@ def test_item_page_shows_the_output_for_reading_with_its_context(rita):
     assert "Invoice Number: INV-1042\nWidgets | 10" in content  # the run's input, as written
     assert "review_invoice" in content
     assert reverse("engine:run_detail", args=[item.run_id]) in content
+
+
+def test_item_page_names_the_model_that_produced_the_output(rita):
+    item = make_item()
+    # Each LLM call of the run before the pause, and one after it (a later step) that must not be listed.
+    for model, offset in (("demo", -60), ("demo", -30), ("openai/gpt-4o-mini", -10), ("decision", 60)):
+        Step.objects.create(
+            run=item.run,
+            kind=StepKind.LLM,
+            method="extract",
+            model=model,
+            started_at=item.created_at + timedelta(seconds=offset),
+        )
+
+    content = rita.get(item_url(item)).content.decode()
+
+    produced = re.search(r"<dt>Produced by</dt><dd>(.*?)</dd>", content)[1]
+    assert produced == "demo model, openai/gpt-4o-mini"
 
 
 def test_item_page_escapes_hostile_output_inputs_and_decisions(rita, colleague):

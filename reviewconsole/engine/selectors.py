@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import Case, CharField, F, QuerySet, Value, When
 
-from reviewconsole.engine.models import FlowRun, RunTransition, Step
+from reviewconsole.engine.models import FlowRun, RunTransition, Step, StepKind
 
 
 def run_list(*, flow_name: str = "", status: str = "") -> QuerySet[FlowRun]:
@@ -28,19 +28,31 @@ def run_steps(*, run_id: Any) -> QuerySet[Step]:
     return Step.objects.filter(run_id=run_id).order_by("started_at", "id")
 
 
-def run_timeline(*, run_id: Any) -> QuerySet[Step]:
-    """A run's steps for its page, each with `model_label`: the model as people should read it.
+def _model_label() -> Case:
+    """The model as people should read it: steps record the id the LLM reported ("demo" for the demo model).
 
-    Steps record the model id the LLM reported ("demo" for the offline demo
-    model); the label says "demo model", so nobody takes a demo run's output
-    for a real model's. The LLM module imports CrewAI, so it is imported here
-    and not at module level: the run page loads the flows for its diagram
-    anyway, while the API and the CLI, which share this module, need neither.
+    The LLM module imports CrewAI, so it is imported here and not at module
+    level: the pages that call this load the flows anyway, while the API and
+    the CLI, which share this module, need neither.
     """
     from reviewconsole.engine.llms import DEMO_MODEL_LABEL, DEMO_MODEL_NAME
 
     demo = When(model=DEMO_MODEL_NAME, then=Value(DEMO_MODEL_LABEL))
-    return run_steps(run_id=run_id).annotate(model_label=Case(demo, default=F("model"), output_field=CharField()))
+    return Case(demo, default=F("model"), output_field=CharField())
+
+
+def run_timeline(*, run_id: Any) -> QuerySet[Step]:
+    """A run's steps for its page, each with `model_label`, so nobody takes a demo run's output for a real model's."""
+    return run_steps(run_id=run_id).annotate(model_label=_model_label())
+
+
+def run_models(*, run_id: Any, before: Any = None) -> list[str]:
+    """Labels of the models a run's LLM calls used (up to `before`, a datetime), in order of first use."""
+    steps = Step.objects.filter(run_id=run_id, kind=StepKind.LLM).exclude(model="")
+    if before is not None:
+        steps = steps.filter(started_at__lt=before)
+    labels = steps.annotate(model_label=_model_label()).order_by("started_at", "id")
+    return list(dict.fromkeys(labels.values_list("model_label", flat=True)))
 
 
 def run_transitions(*, run_id: Any) -> QuerySet[RunTransition]:

@@ -89,6 +89,13 @@ class ReviewItem(models.Model):
             ),
             # Expiry sweep: pending items past their deadline.
             models.Index(fields=["status", "expires_at"], name="review_status_expires_idx"),
+            # Time to decision on the autonomy pages: a type's recent decisions, read from the index alone.
+            models.Index(
+                fields=["output_type", "decided_at"],
+                include=["created_at"],
+                condition=models.Q(status="decided"),
+                name="review_decided_type_idx",
+            ),
         ]
         permissions = [("review_item", "Can decide review items")]
 

@@ -33,6 +33,7 @@ from django_htmx.middleware import HtmxDetails
 
 from reviewconsole.autonomy import selectors as autonomy_selectors
 from reviewconsole.autonomy.models import default_reject_reasons
+from reviewconsole.engine import selectors as engine_selectors
 from reviewconsole.reviews import schema_form, selectors
 from reviewconsole.reviews.forms import BulkApproveForm, DecisionForm, QueueFilterForm
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
@@ -340,6 +341,7 @@ def _item_context(
             "run_inputs": _run_inputs(item.run.inputs),
             "earlier": list(selectors.run_earlier_items(item=item)),
             "events": list(selectors.item_events(item_id=item.id)),
+            "produced_by": engine_selectors.run_models(run_id=item.run_id, before=item.created_at),
             "previous": previous,
             "following": following,
             "queue_url": _queue_url(scope_type),
