@@ -368,6 +368,8 @@ _IDLE_LEAVES = (
     "Popen.poll (",
     "Connection.wait (psycopg",  # waiting for PostgreSQL to answer
     "SocketBuffer._read_from_socket (redis",
+    "StepCollector._write_late (",  # the late writer's sleep (time.sleep shows as its caller)
+    "_Heartbeat._beat_forever (",  # the lease heartbeat's sleep
 )
 # Roles of the qcluster processes, told apart by a frame only that role has.
 _ROLE_MARKERS = [
@@ -380,16 +382,16 @@ _WORKER_BUCKETS = [
     ("DB connect (CONN_MAX_AGE=0, thread per call)", ("connect (django/db/backends/base/base.py",)),
     ("checkpoints: DjangoFlowPersistence.save_state", ("save_state (reviewconsole/engine/persistence.py",)),
     ("load_state (own thread + queries)", ("load_state (reviewconsole/engine/persistence.py",)),
-    ("step rows: collector writer thread", ("_write_forever (reviewconsole/engine/events.py",)),
+    ("step rows: late writer thread", ("_write_late (reviewconsole/engine/events.py",)),
     ("run_claim", ("run_claim (reviewconsole/engine/services.py",)),
     ("run_complete", ("run_complete (reviewconsole/engine/services.py",)),
     ("Flow.__init__ (incl. Memory())", ("_flow_post_init (crewai/flow/runtime",)),
-    ("replay.install (build_flow_structure)", ("install (reviewconsole/engine/replay.py",)),
+    ("replay.install", ("install (reviewconsole/engine/replay.py",)),
     ("runner reads (run, checkpoints, pause)", ("load_recorded (reviewconsole", "_open_pause (reviewconsole")),
     ("CrewAI kickoff loop (event loop, events)", ("kickoff (crewai/flow/runtime",)),
     ("CrewAI executor threads (methods, event handlers)", ("_worker (concurrent/futures/thread.py",)),
     ("other threads (thread start-up, asyncio)", ("Thread._bootstrap (threading.py",)),
-    ("lease heartbeat thread", ("heartbeat (reviewconsole/engine/runner.py", "_lease (reviewconsole")),
+    ("lease heartbeat thread", ("_beat_forever (reviewconsole/engine/runner.py",)),
     ("rest of run_flow", ("run_flow (reviewconsole/engine/tasks.py",)),
     ("django-q worker loop (pickle, queues, connections)", ("worker (django_q/worker.py",)),
 ]
@@ -538,9 +540,9 @@ def profile_worker_path(runs: int) -> dict[str, Any]:
         probe.wrap(flow_class, "__init__", "Flow.__init__ (incl. Memory())")
         probe.wrap(DjangoFlowPersistence, "save_state", "persistence.save_state")
         probe.wrap(DjangoFlowPersistence, "load_state", "persistence.load_state")
-        probe.wrap(events.collector, "flush", "collector.flush (wait for step rows)")
+        probe.wrap(events.collector, "flush", "collector.flush (late writer, pauses)")
         probe.wrap(replay, "load_recorded", "replay.load_recorded")
-        probe.wrap(replay, "install", "replay.install (incl. build_flow_structure)")
+        probe.wrap(replay, "install", "replay.install")
         probe.wrap(runner, "_open_pause", "runner._open_pause")
         probe.wrap(runner, "bootstrap_worker", "runner.bootstrap_worker")
         probe.count_db()

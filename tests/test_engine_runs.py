@@ -1,10 +1,12 @@
 """A run end to end through the task path (tasks execute inline in tests)."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 from pydantic import ValidationError
 
-from reviewconsole.engine.events import StepRecord, write_record
+from reviewconsole.engine.events import StepRecord, collector
 from reviewconsole.engine.models import Checkpoint, FlowRun, RunStatus, Step, StepStatus
 from reviewconsole.engine.services import run_create
 from reviewconsole.engine.tasks import start_scheduled_run
@@ -49,9 +51,30 @@ def test_scheduled_task_starts_a_validated_run():
         start_scheduled_run("counter", '{"loops": "many"}')
 
 
-def test_a_closing_event_that_overtakes_its_opener_still_makes_one_row():
+@pytest.mark.parametrize("separate_writes", [False, True], ids=["same-write", "separate-writes"])
+def test_a_closing_event_that_overtakes_its_opener_still_makes_one_row(separate_writes):
     run = FlowRun.objects.create(flow_name="counter")
     at = timezone.now()
-    write_record(StepRecord(run_id=run.id, status=StepStatus.FINISHED, method="m", at=at, opener_key="e1"))
-    write_record(StepRecord(run_id=run.id, status=StepStatus.STARTED, method="m", at=at, event_key="e1"))
+    collector.enqueue(StepRecord(run_id=run.id, status=StepStatus.FINISHED, method="m", at=at, opener_key="e1"))
+    if separate_writes:
+        collector.flush()
+    collector.enqueue(StepRecord(run_id=run.id, status=StepStatus.STARTED, method="m", at=at, event_key="e1"))
+    collector.flush()
+    collector.forget(run.id)
     assert list(Step.objects.filter(run=run).values_list("status", flat=True)) == [StepStatus.FINISHED]
+
+
+def test_a_step_started_in_one_write_is_closed_by_a_later_one():
+    run = FlowRun.objects.create(flow_name="counter")
+    started = timezone.now()
+    collector.enqueue(StepRecord(run_id=run.id, status=StepStatus.STARTED, method="m", at=started, event_key="e1"))
+    collector.flush()
+    assert list(Step.objects.filter(run=run).values_list("status", flat=True)) == [StepStatus.STARTED]
+    finished = started + timedelta(milliseconds=250)
+    collector.enqueue(
+        StepRecord(run_id=run.id, status=StepStatus.FAILED, method="m", at=finished, opener_key="e1", error="boom")
+    )
+    collector.flush()
+    collector.forget(run.id)
+    step = Step.objects.get(run=run)
+    assert (step.status, step.error, step.duration_ms) == (StepStatus.FAILED, "boom", 250.0)

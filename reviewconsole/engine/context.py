@@ -8,11 +8,42 @@ CrewAI is not used: nested flows and resumes overwrite it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 current_execution: ContextVar[Execution | None] = ContextVar("review_console_execution", default=None)
+
+
+@dataclass
+class CheckpointNumbers:
+    """The sequence and per-method occurrence the next checkpoint of a flow gets.
+
+    Kept in memory while a worker owns the run, so appending a checkpoint needs
+    no max()/count() query: the worker holding the lease is the only writer.
+    """
+
+    last_sequence: int = 0
+    # How many completions of each method are checkpointed.
+    completions: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, int]]) -> CheckpointNumbers:
+        """From the (method, sequence) pairs of a flow's checkpoints."""
+        numbers = cls()
+        for method, sequence in rows:
+            numbers.last_sequence = max(numbers.last_sequence, sequence)
+            numbers.completions[method] = numbers.completions.get(method, 0) + 1
+        return numbers
+
+    def next_for(self, method: str) -> tuple[int, int]:
+        """(sequence, occurrence) for the next completion of `method`."""
+        return self.last_sequence + 1, self.completions.get(method, 0) + 1
+
+    def advance(self, method: str) -> None:
+        """Count a checkpoint of `method` once it is committed."""
+        self.last_sequence, self.completions[method] = self.next_for(method)
 
 
 @dataclass
@@ -25,6 +56,8 @@ class Execution:
     flow: Any = None
     # Completed-method checkpoints recorded earlier, keyed by (method, occurrence).
     recorded: dict[tuple[str, int], Any] = field(default_factory=dict)
+    # Numbers for the checkpoints this execution appends, continuing `recorded`.
+    checkpoints: CheckpointNumbers = field(default_factory=CheckpointNumbers)
     # How many times each method has been entered in this execution.
     occurrences: dict[str, int] = field(default_factory=dict)
     # Set by the lease heartbeat when the run stops being this worker's.

@@ -1,22 +1,27 @@
 """Turns CrewAI events into Step rows, one collector per worker process.
 
 CrewAI's event bus is global per process and every kickoff waits for all
-pending handlers, so handlers only put a small record on a queue; one writer
-thread turns the records into rows. `flush()` waits for the queue to drain,
-so a run's steps are written before the run is marked finished.
+pending handlers, so handlers only append a small record to a list. The
+records reach the database inside the transaction of the run's next
+checkpoint, or of the status change that ends the run (`StepCollector.writing`),
+so a method costs one commit instead of three, and a quick method's row is
+inserted once, finished. A background thread writes records still waiting
+after `_LIVE_DELAY_SECONDS`, so a long step shows as started while it runs.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from reviewconsole.engine.context import Execution, current_execution
@@ -24,7 +29,13 @@ from reviewconsole.engine.models import Step, StepKind, StepStatus
 
 logger = logging.getLogger(__name__)
 
-_MAX_BATCH = 200
+_LIVE_DELAY_SECONDS = 0.5
+_OPENING_STATUSES = (StepStatus.STARTED, StepStatus.REPLAYED)
+_CLOSING_FIELDS = ["status", "finished_at", "duration_ms", "error", "tokens_in", "tokens_out", "model"]
+
+# Per run id: rows written as started and not closed yet, by their event key,
+# and rows a closing record wrote before its opener arrived, by the opener's key.
+RowsAwaiting = dict[str, dict[str, Step]]
 
 
 @dataclass
@@ -52,103 +63,180 @@ def _usage_tokens(usage: dict[str, Any] | None) -> tuple[int | None, int | None]
     return tokens_in, tokens_out
 
 
-def write_record(record: StepRecord) -> None:
-    """Apply one record: a started record inserts a row; the others close it.
+def _new_row(record: StepRecord, event_key: str) -> Step:
+    replayed = record.status == StepStatus.REPLAYED
+    return Step(
+        run_id=str(record.run_id),
+        kind=record.kind,
+        method=record.method,
+        status=StepStatus.REPLAYED if replayed else StepStatus.STARTED,
+        attempt=record.attempt,
+        event_key=event_key,
+        started_at=record.at,
+        finished_at=record.at if replayed else None,
+        duration_ms=0.0 if replayed else None,
+        model=record.model,
+    )
 
-    Handlers run on CrewAI's handler pool, so a closing record can arrive
-    before its opener; it then inserts the row already closed.
-    """
-    if record.status in (StepStatus.STARTED, StepStatus.REPLAYED):
-        if record.event_key and Step.objects.filter(run_id=record.run_id, event_key=record.event_key).exists():
-            return  # closed already by a record that overtook this one
-        Step.objects.create(
-            run_id=record.run_id,
-            kind=record.kind,
-            method=record.method,
-            status=record.status,
-            attempt=record.attempt,
-            event_key=record.event_key,
-            started_at=record.at,
-            finished_at=record.at if record.status == StepStatus.REPLAYED else None,
-            duration_ms=0.0 if record.status == StepStatus.REPLAYED else None,
-            model=record.model,
-        )
-        return
-    open_rows = Step.objects.filter(run_id=record.run_id, kind=record.kind, status=StepStatus.STARTED)
-    row = None
-    if record.opener_key:
-        row = open_rows.filter(event_key=record.opener_key).first()
-    if row is None and not record.opener_key:
-        row = open_rows.filter(method=record.method).order_by("-started_at", "-id").first()
-    if row is None:
-        row = Step(
-            run_id=record.run_id,
-            kind=record.kind,
-            method=record.method,
-            attempt=record.attempt,
-            event_key=record.opener_key,
-            started_at=record.at,
-        )
+
+def _awaits_close(record: StepRecord, closed: set[str]) -> bool:
+    return record.status == StepStatus.STARTED and record.event_key not in closed
+
+
+def _close(row: Step, record: StepRecord) -> None:
     row.status = record.status
     row.finished_at = record.at
     row.duration_ms = (record.at - row.started_at).total_seconds() * 1000
     row.error = record.error[:5000]
     row.tokens_in, row.tokens_out = _usage_tokens(record.usage)
     row.model = record.model or row.model
-    row.save()
+
+
+def _latest_open_key(awaiting: dict[str, Step], record: StepRecord) -> str:
+    """The key of the newest open row of the record's method, for a closing record that names no opener."""
+    candidates = [
+        (row.started_at, key)
+        for key, row in awaiting.items()
+        if row.status == StepStatus.STARTED and row.kind == record.kind and row.method == record.method
+    ]
+    return max(candidates)[1] if candidates else ""
+
+
+def _write_records(records: list[StepRecord], rows: RowsAwaiting) -> RowsAwaiting:
+    """Write `records`: one insert for the new rows, one update per row closed; returns the new bookkeeping.
+
+    Handlers run on CrewAI's handler pool, so a closing record can arrive
+    before its opener; it then inserts the row already closed, and the opener
+    is dropped when it comes. The bookkeeping replaces a lookup query per record.
+    """
+    rows = dict(rows)
+    new_rows: list[Step] = []
+    closed_rows: list[Step] = []
+    for record in records:
+        awaiting = rows[str(record.run_id)] = dict(rows.get(str(record.run_id), {}))
+        opening = record.status in _OPENING_STATUSES
+        if opening:
+            if awaiting.pop(record.event_key, None) is not None:
+                continue  # closed already by a record that overtook this one
+            row, key = None, record.event_key if record.status == StepStatus.STARTED else ""
+        else:
+            key = record.opener_key
+            row = awaiting.pop(key or _latest_open_key(awaiting, record), None)
+            if row is not None and row.pk is not None:
+                closed_rows.append(row)  # inserted by an earlier write; a new row is closed before its insert
+        if row is None:
+            row = _new_row(record, key)
+            new_rows.append(row)
+            if key:
+                awaiting[key] = row  # open, or closed already and awaiting its opener
+        if not opening:
+            _close(row, record)
+    Step.objects.bulk_create(new_rows)
+    for row in closed_rows:
+        row.save(update_fields=_CLOSING_FIELDS)
+    return rows
 
 
 class StepCollector:
-    """Queue plus writer thread; started lazily in each worker process."""
+    """Records from the handlers, written by whichever transaction comes next; one per worker process."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[StepRecord] = queue.Queue()
+        self._pending: list[StepRecord] = []
+        self._pending_lock = threading.Lock()
+        # One writer at a time keeps `_rows` true to the database. It is taken
+        # before the transaction begins, never while holding the database's
+        # write lock, so two threads of a process cannot deadlock on the two.
+        self._write_lock = threading.Lock()
+        self._rows: RowsAwaiting = {}
+        self._wake = threading.Event()
         self._pid: int | None = None
-        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
 
     def enqueue(self, record: StepRecord) -> None:
-        self._ensure_writer()
-        self._queue.put(record)
+        self._ensure_late_writer()
+        with self._pending_lock:
+            self._pending.append(record)
+        self._wake.set()
+
+    @contextmanager
+    def writing(self, *, defer_starts: bool = False) -> Iterator[None]:
+        """A transaction that starts by writing the step records received so far.
+
+        With `defer_starts`, a started record whose closing record has not come
+        yet stays queued: a quick step's row is then written once, already
+        closed, by the next checkpoint, instead of inserted and then updated;
+        the late writer writes it if the step takes longer.
+
+        Step rows are a record of the run, not its state: a record that cannot
+        be written is logged and dropped rather than failing the caller's
+        transaction, and a caller's failed transaction loses the records it took.
+        The block holds the collector's lock: it must not wait for another
+        thread that writes step rows.
+        """
+        with self._write_lock:
+            records = self._take(defer_starts)
+            rows = self._rows
+            with transaction.atomic():
+                if records:
+                    try:
+                        with transaction.atomic():
+                            rows = _write_records(records, rows)
+                    except DatabaseError:
+                        logger.exception("could not record %d step events (run %s)", len(records), records[0].run_id)
+                yield
+            self._rows = rows
+
+    def _take(self, defer_starts: bool) -> list[StepRecord]:
+        with self._pending_lock:
+            records, self._pending = self._pending, []
+            if not defer_starts:
+                return records
+            closed = {record.opener_key for record in records if record.status not in _OPENING_STATUSES}
+            if "" in closed:
+                return records  # a closing record that names no opener is matched by method: keep its opener
+            deferred = [record for record in records if _awaits_close(record, closed)]
+            self._pending = deferred
+        return [record for record in records if not _awaits_close(record, closed)]
 
     def flush(self) -> None:
-        """Block until every record enqueued so far is written."""
-        if self._pid == os.getpid():
-            self._queue.join()
+        """Write the records received so far; no transaction when there are none."""
+        with self._pending_lock:
+            waiting = bool(self._pending)
+        if waiting:
+            with self.writing():
+                pass
 
-    def _ensure_writer(self) -> None:
-        # A writer thread does not survive fork: django-q2 forks workers from
-        # the cluster process, so each process starts its own.
+    def forget(self, run_id: Any) -> None:
+        """Drop the bookkeeping of a run whose records are all written."""
+        with self._write_lock:
+            self._rows.pop(str(run_id), None)
+
+    def _ensure_late_writer(self) -> None:
+        # A thread does not survive fork: django-q2 forks workers from the
+        # cluster process, so each process starts its own.
         if self._pid == os.getpid():
             return
-        with self._lock:
+        with self._start_lock:
             if self._pid == os.getpid():
                 return
-            self._queue = queue.Queue()
-            threading.Thread(target=self._write_forever, name="step-writer", daemon=True).start()
+            threading.Thread(target=self._write_late, name="step-writer", daemon=True).start()
             self._pid = os.getpid()
 
-    def _write_forever(self) -> None:
+    def _write_late(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            # Whatever else is waiting goes into the same transaction: one
-            # commit per burst of events instead of one per event.
-            while len(batch) < _MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            self._wake.wait()
+            # A busy run's next checkpoint usually takes the records first;
+            # this writes only what waits longer, such as a long step's start.
+            time.sleep(_LIVE_DELAY_SECONDS)
+            self._wake.clear()
             try:
                 close_old_connections()
-                with transaction.atomic():
-                    for record in batch:
-                        write_record(record)
+                self.flush()
             except Exception:
-                logger.exception("could not record %d step events (run %s)", len(batch), batch[0].run_id)
+                logger.exception("could not record step events")
                 connection.close()
             finally:
                 close_old_connections()
-                for _ in batch:
-                    self._queue.task_done()
 
 
 collector = StepCollector()

@@ -20,7 +20,7 @@ from typing import Any
 from crewai.flow.human_feedback import HumanFeedbackResult
 from django.db import connections
 
-from reviewconsole.engine.context import Execution
+from reviewconsole.engine.context import CheckpointNumbers, Execution
 from reviewconsole.engine.events import record_replayed
 from reviewconsole.engine.models import Checkpoint
 
@@ -35,8 +35,9 @@ class UndeclaredRouterLabelError(RuntimeError):
 
 def load_recorded(execution: Execution) -> None:
     """Read the run's checkpoints once, before execution starts."""
-    rows = Checkpoint.objects.filter(flow_uuid=execution.run_id).order_by("sequence")
+    rows = list(Checkpoint.objects.filter(flow_uuid=execution.run_id).order_by("sequence"))
     execution.recorded = {(row.method, row.occurrence): row for row in rows}
+    execution.checkpoints = CheckpointNumbers.from_rows((row.method, row.sequence) for row in rows)
 
 
 def _feedback_result(data: dict[str, Any]) -> HumanFeedbackResult:
@@ -120,13 +121,11 @@ def _closing_connections(bound: Any) -> Any:
 
 def install(flow: Any, execution: Execution) -> None:
     """Make this flow instance durable: replay recorded steps, guard router labels, close step connections."""
-    from reviewconsole.engine.structure import router_labels
-
     execution.flow = flow
     for method, bound in list(flow._methods.items()):
         if not inspect.iscoroutinefunction(bound):
             flow._methods[method] = _closing_connections(bound)
-    for method, declared in router_labels(_structure_of(flow)).items():
+    for method, declared in _router_labels(type(flow)).items():
         definition = flow._definition.methods[method]
         if declared and definition.human_feedback is None:
             flow._methods[method] = _guard_labels(
@@ -152,7 +151,12 @@ def install(flow: Any, execution: Execution) -> None:
     object.__setattr__(flow, "_execute_method", durable_execute)
 
 
-def _structure_of(flow: Any) -> Any:
+@functools.cache
+def _router_labels(flow_class: type) -> dict[str, list[str]]:
+    # A class's routing never changes, and building its structure walks every
+    # method: once per class and process instead of once per run.
     from crewai.flow.visualization import build_flow_structure
 
-    return build_flow_structure(type(flow))
+    from reviewconsole.engine.structure import router_labels
+
+    return router_labels(build_flow_structure(flow_class))

@@ -6,13 +6,14 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import close_old_connections, connection
 
 from reviewconsole.engine import replay, services
 from reviewconsole.engine.context import Execution, current_execution
@@ -35,28 +36,59 @@ def bootstrap_worker() -> None:
     register_collector()
 
 
-@contextmanager
-def _lease(execution: Execution, worker: str) -> Iterator[None]:
-    """Renew the run's lease while it executes; notice cancellation between renewals."""
-    stop = threading.Event()
-    interval = max(0.5, min(settings.RUN_LEASE_SECONDS / 3, 5.0))
+class _Heartbeat:
+    """Renews the lease of the run this process executes; one thread per process, not one per run.
 
-    def heartbeat() -> None:
+    django-q2 runs one task at a time in each worker process, and a thread
+    does not survive the fork that makes one, so each process starts its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: tuple[Execution, str] | None = None
+        self._pid: int | None = None
+
+    @contextmanager
+    def watching(self, execution: Execution, worker: str) -> Iterator[None]:
+        """Renew the run's lease while the block runs; a failed renewal marks it cancelled."""
+        self._ensure_thread()
+        with self._lock:
+            previous, self._current = self._current, (execution, worker)
         try:
-            while not stop.wait(interval):
+            yield
+        finally:
+            with self._lock:
+                self._current = previous
+
+    def _ensure_thread(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                threading.Thread(target=self._beat_forever, name="lease-heartbeat", daemon=True).start()
+                self._pid = os.getpid()
+
+    def _beat_forever(self) -> None:
+        while True:
+            # A third of the lease, so two renewals can fail before it runs out.
+            time.sleep(max(0.5, min(settings.RUN_LEASE_SECONDS / 3, 5.0)))
+            with self._lock:
+                current = self._current
+            if current is None:
+                continue
+            execution, worker = current
+            try:
+                close_old_connections()
                 if not services.run_renew_lease(run_id=execution.run_id, worker=worker):
                     execution.cancelled = True
-                    return
-        finally:
-            connection.close()
+            except Exception:
+                logger.exception("run %s: could not renew the lease", execution.run_id)
+                connection.close()
+            finally:
+                close_old_connections()
 
-    thread = threading.Thread(target=heartbeat, name=f"lease-{execution.run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+
+_heartbeat = _Heartbeat()
 
 
 def _open_pause(run: FlowRun) -> PendingFeedback | None:
@@ -75,7 +107,7 @@ def execute(run_id: Any, worker: str) -> None:
     persistence = DjangoFlowPersistence()
     token = current_execution.set(execution)
     try:
-        with _lease(execution, worker):
+        with _heartbeat.watching(execution, worker):
             pause = _open_pause(run)
             if pause is not None:
                 from reviewconsole.reviews.resume import resume_paused_flow
@@ -88,19 +120,23 @@ def execute(run_id: Any, worker: str) -> None:
                 # re-applying the inputs would undo changes the flow made to them.
                 inputs = {"id": str(run.id)} if execution.recorded else {"id": str(run.id), **run.inputs}
                 outcome = flow.kickoff(inputs=inputs)
-        collector.flush()
         if isinstance(outcome, HumanFeedbackPending):
+            collector.flush()
             return
         state = execution.flow._copy_and_serialize_state() if execution.flow is not None else {}
-        services.run_complete(run_id=run.id, worker=worker, result=to_json(outcome), state=to_json(state))
+        # The last step's rows go in with the completion: one commit, and a
+        # completed run never lacks them.
+        with collector.writing():
+            services.run_complete(run_id=run.id, worker=worker, result=to_json(outcome), state=to_json(state))
     except replay.RunCancelledError:
         collector.flush()
         logger.info("run %s stopped: cancelled", run.id)
     except Exception as error:
-        collector.flush()
         logger.exception("run %s failed", run.id)
-        services.run_fail(
-            run_id=run.id, worker=worker, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc()
-        )
+        with collector.writing():
+            services.run_fail(
+                run_id=run.id, worker=worker, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc()
+            )
     finally:
         current_execution.reset(token)
+        collector.forget(run.id)

@@ -9,7 +9,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepStatus
@@ -40,14 +41,34 @@ def run_transition(
     """
     allowed = [str(status) for status in allowed_from]
     with transaction.atomic():
-        current = FlowRun.objects.filter(id=run_id).values_list("status", flat=True).first()
-        if current is None or current not in allowed:
+        if len(allowed) == 1:
+            # Only one status can precede: the conditional update alone decides, no read needed.
+            current = allowed[0]
+        else:
+            current = FlowRun.objects.filter(id=run_id).values_list("status", flat=True).first()
+            if current is None or current not in allowed:
+                return False
+        if not _transition_from(run_id, current, to, actor=actor, note=note, extra_filter=extra_filter, **fields):
             return False
-        updated = FlowRun.objects.filter(id=run_id, status=current, **(extra_filter or {})).update(
-            status=to, updated_at=timezone.now(), **fields
-        )
-        if not updated:
-            return False
+    logger.info("run %s: %s -> %s %s", run_id, current, to, note)
+    return True
+
+
+def _transition_from(
+    run_id: Any,
+    current: str,
+    to: RunStatus,
+    *,
+    actor: Any = None,
+    note: str = "",
+    extra_filter: dict[str, Any] | None = None,
+    **fields: Any,
+) -> bool:
+    """The conditional update and log row of a transition whose current status the caller has read."""
+    updated = FlowRun.objects.filter(id=run_id, status=current, **(extra_filter or {})).update(
+        status=to, updated_at=timezone.now(), **fields
+    )
+    if updated:
         RunTransition.objects.create(
             run_id=run_id,
             from_status=current,
@@ -55,8 +76,7 @@ def run_transition(
             actor=actor if getattr(actor, "pk", None) else None,
             note=note,
         )
-    logger.info("run %s: %s -> %s %s", run_id, current, to, note)
-    return True
+    return bool(updated)
 
 
 def _enqueue_on_commit(task: str, *args: str) -> None:
@@ -104,24 +124,35 @@ def _lease_until() -> Any:
 def run_claim(*, run_id: Any, worker: str) -> bool:
     """Take a queued run, or a running run whose worker's lease expired.
 
-    Side effects: status running, attempts + 1, a fresh lease for `worker`;
-    steps left open by a dead worker are marked interrupted.
+    Side effects, in one transaction: status running, attempts + 1, a fresh
+    lease for `worker`, started_at on the first claim; steps a dead worker
+    left open are marked interrupted (only an earlier attempt can leave any).
     """
     now = timezone.now()
-    fields = {"attempts": F("attempts") + 1, "lease_expires_at": _lease_until(), "worker": worker}
-    claimed = run_transition(
-        run_id=run_id, to=RunStatus.RUNNING, allowed_from=[RunStatus.QUEUED], note=f"claimed by {worker}", **fields
-    ) or run_transition(
-        run_id=run_id,
-        to=RunStatus.RUNNING,
-        allowed_from=[RunStatus.RUNNING],
-        note=f"reclaimed by {worker} after the previous lease expired",
-        extra_filter={"lease_expires_at__lt": now},
-        **fields,
-    )
+    with transaction.atomic():
+        status, attempts = FlowRun.objects.filter(id=run_id).values_list("status", "attempts").first() or ("", 0)
+        if status == RunStatus.QUEUED:
+            note, extra_filter = f"claimed by {worker}", {}
+        elif status == RunStatus.RUNNING:
+            note = f"reclaimed by {worker} after the previous lease expired"
+            extra_filter = {"lease_expires_at__lt": now}
+        else:
+            return False
+        claimed = _transition_from(
+            run_id,
+            status,
+            RunStatus.RUNNING,
+            note=note,
+            extra_filter=extra_filter,
+            attempts=F("attempts") + 1,
+            lease_expires_at=_lease_until(),
+            worker=worker,
+            started_at=Coalesce("started_at", Value(now)),
+        )
+        if claimed and attempts:
+            steps_interrupt_open(run_id=run_id)
     if claimed:
-        FlowRun.objects.filter(id=run_id, started_at__isnull=True).update(started_at=now)
-        steps_interrupt_open(run_id=run_id)
+        logger.info("run %s: %s -> %s %s", run_id, status, RunStatus.RUNNING, note)
     return claimed
 
 
