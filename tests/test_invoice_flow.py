@@ -254,6 +254,9 @@ def test_malformed_invoice_is_reread_twice_by_the_fallback_crew_then_reviewed(dj
     assert method_calls(run, "re_extract") == MAX_REREADS
     assert method_calls(run, "validate_extraction") == 1 + MAX_REREADS
     assert readings(run) == 1 + MAX_REREADS
+    # Each call is booked to the flow step that made it, not to the crew's internals.
+    llm_steps = Step.objects.filter(run=run, kind=StepKind.LLM).order_by("started_at")
+    assert list(llm_steps.values_list("method", flat=True)) == ["extract"] + ["re_extract"] * MAX_REREADS
     assert run.state["attempts"] == 1 + MAX_REREADS
     item = ReviewItem.objects.get(run=run)
     assert item.reason == "low_confidence"

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 current_execution: ContextVar[Execution | None] = ContextVar("review_console_execution", default=None)
+# The flow method being executed. CrewAI's own `current_flow_method_name` is
+# overwritten by the agent executor (itself a flow) inside a crew, so an LLM
+# call would be booked to the executor's internals instead of the step.
+current_step: ContextVar[str] = ContextVar("review_console_step", default="")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from reviewconsole.engine.context import Execution, current_execution
+from reviewconsole.engine.context import Execution, current_execution, current_step
 from reviewconsole.engine.models import Step, StepKind, StepStatus
 
 logger = logging.getLogger(__name__)
@@ -287,7 +287,7 @@ def _llm_handler(status: StepStatus):
                 attempt=execution.attempt,
                 kind=StepKind.LLM,
                 status=status,
-                method=str(current_flow_method_name.get() or ""),
+                method=current_step.get() or str(current_flow_method_name.get() or ""),
                 at=event.timestamp,
                 event_key=event.event_id,
                 opener_key=event.started_event_id or "",

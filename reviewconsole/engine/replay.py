@@ -20,7 +20,7 @@ from typing import Any
 from crewai.flow.human_feedback import HumanFeedbackResult
 from django.db import connections
 
-from reviewconsole.engine.context import CheckpointNumbers, Execution
+from reviewconsole.engine.context import CheckpointNumbers, Execution, current_step
 from reviewconsole.engine.events import record_replayed
 from reviewconsole.engine.models import Checkpoint
 
@@ -144,7 +144,11 @@ def install(flow: Any, execution: Execution) -> None:
             return _replay(flow, name, checkpoint), None
         if execution.cancelled:
             raise RunCancelledError(f"Run {execution.run_id} was cancelled before step '{name}'")
-        return await original(method_name, method, *args, **kwargs)
+        token = current_step.set(name)
+        try:
+            return await original(method_name, method, *args, **kwargs)
+        finally:
+            current_step.reset(token)
 
     # The flow is a pydantic model; object.__setattr__ puts the wrapper on this
     # instance only, shadowing the class's method for this run.
