@@ -6,7 +6,7 @@ The flow is the pattern to copy for a flow with review:
 2. ``validate_extraction`` routes the reading. ``low_confidence`` (below
    ``REREAD_BELOW``) goes to ``re_extract``, a different agent told to re-read
    the invoice line by line, at most ``MAX_REREADS`` times; if it is still
-   doubtful it goes to a person with reason ``low_confidence``.
+   doubtful it goes to a person with reason ``unreadable``.
    ``high_value`` always goes to a person. ``standard`` asks the autonomy
    gate, whose policy for ``invoice`` decides between review and straight
    through.
@@ -167,7 +167,7 @@ class InvoiceProcessingFlow(Flow[InvoiceState]):
             rereads = self.state.attempts - 1  # the first reading is not a re-reading
             if rereads < MAX_REREADS:
                 return "low_confidence"
-            return gate(OUTPUT_TYPE, invoice.confidence, force_review=True, reason="low_confidence")
+            return gate(OUTPUT_TYPE, invoice.confidence, force_review=True, reason="unreadable")
         if invoice.total_amount > HIGH_VALUE_TOTAL:
             return "high_value"
         return "standard"

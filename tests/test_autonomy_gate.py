@@ -62,6 +62,9 @@ def test_force_review_records_the_flows_reason():
     set_policy(threshold=0.1, audit_rate=0.0)
     assert gate(TYPE, 0.99, force_review=True, reason="high_value") == Route.HUMAN_REVIEW
     assert gate(TYPE, 0.99, force_review=True) == Route.HUMAN_REVIEW
+    # A forced review cannot pass for the gate's own routing: the statistics tell them apart by reason.
+    with pytest.raises(ValueError, match="'low_confidence' is a reason the gate gives itself"):
+        gate(TYPE, 0.2, force_review=True, reason="low_confidence")
     reasons = list(GateDecision.objects.order_by("id").values_list("reason", "review_probability", "audit"))
     assert reasons == [("high_value", 1.0, False), ("flow_requested", 1.0, False)]
 

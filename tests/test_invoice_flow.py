@@ -259,11 +259,11 @@ def test_malformed_invoice_is_reread_twice_by_the_fallback_crew_then_reviewed(dj
     assert list(llm_steps.values_list("method", flat=True)) == ["extract"] + ["re_extract"] * MAX_REREADS
     assert run.state["attempts"] == 1 + MAX_REREADS
     item = ReviewItem.objects.get(run=run)
-    assert item.reason == "low_confidence"
+    assert item.reason == "unreadable"
     assert item.confidence < REREAD_BELOW
     assert branches(run) == ["low_confidence", "low_confidence", "human_review"]
     # Only the last routing asked the gate: the re-readings were the flow's own business.
-    assert list(GateDecision.objects.filter(run=run).values_list("reason", flat=True)) == ["low_confidence"]
+    assert list(GateDecision.objects.filter(run=run).values_list("reason", flat=True)) == ["unreadable"]
 
     decide(item_id=item.id, user=django_user_model.objects.create_user("rita"), outcome="rejected", reason_code="other")
     run.refresh_from_db()

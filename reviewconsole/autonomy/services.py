@@ -26,6 +26,7 @@ from reviewconsole.autonomy.models import (
     Verdict,
 )
 from reviewconsole.autonomy.rollup import (
+    GATE_REASONS,
     ROLLUP_KEYS,
     ROLLUP_SUMS,
     bucket_expression,
@@ -141,6 +142,10 @@ def gate(
     `force_review` with its `reason`. Above the threshold, a random share
     (`audit_rate`) is still reviewed as audit samples.
     """
+    if force_review and reason in GATE_REASONS:
+        # The statistics tell the gate's own routing from a flow's rules by the reason: a forced review
+        # under a gate reason would be counted as the policy's doing (and predicted away by what-if).
+        raise ValueError(f"'{reason}' is a reason the gate gives itself; name the flow's rule for a forced review")
     run_id, step_key = _step_key()
     if step_key:
         earlier = GateDecision.objects.filter(run_id=run_id, step_key=step_key).values_list("route", flat=True)

@@ -54,7 +54,9 @@ def sla(due_at: datetime | None, status: str = "pending") -> SafeString:
 
 @register.simple_tag
 def reason_chip(code: str, label: str = "") -> SafeString:
-    return format_html('<span class="chip chip--{}">{}</span>', _token(code), label or code)
+    """A flow's own reason (`thin_research`) has no display label: its code is made readable instead."""
+    readable = label if label and label != code else humanize_code(code)
+    return format_html('<span class="chip chip--{}">{}</span>', _token(code), readable)
 
 
 @register.simple_tag
