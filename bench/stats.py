@@ -325,9 +325,9 @@ def build_rows(manager: Any) -> list[Row]:
     client = Client(SERVER_NAME="localhost")
     client.force_login(manager)
 
-    def page(path: str) -> Callable[[], Any]:
+    def page(path: str, **headers: str) -> Callable[[], Any]:
         def get() -> Any:
-            response = client.get(path)
+            response = client.get(path, headers=headers)
             if response.status_code != 200:
                 raise SystemExit(f"{path}: HTTP {response.status_code}")
             return response
@@ -352,6 +352,8 @@ def build_rows(manager: Any) -> list[Row]:
         (f"what_if({t}, 0.855)", lambda: recommendation.what_if(t, 0.855)),
         ("page /autonomy/", page("/autonomy/")),
         (f"page /autonomy/{t}/", page(f"/autonomy/{t}/")),
+        # Queue health and reviewer throughput, which the type page fetches once it is shown (htmx).
+        (f"panel /autonomy/{t}/ reviewing", page(f"/autonomy/{t}/", HX_Request="true", HX_Target="reviewing-panel")),
     ]
     return [Row(name, call, []) for name, call in calls]
 

@@ -479,7 +479,33 @@ def test_type_page_query_count_does_not_grow_with_data(mona, manager, django_ass
     )
     with django_assert_num_queries(len(small.captured_queries)):
         content = mona.get(type_url()).content.decode()
-    assert "change 5" in content and "reviewer5" in content and "f7" in content
+    assert "change 5" in content and "f7" in content
+
+
+def test_reviewing_panel_loads_after_the_page_with_constant_queries(mona, manager, django_assert_num_queries):
+    seed(n=5, threshold=0.8)
+    add_review(TYPE, manager)
+    page = mona.get(type_url()).content.decode()
+    # The page holds a placeholder that fetches the panel once it is shown.
+    assert 'id="reviewing-panel" hx-get="' in page and 'hx-trigger="load"' in page
+    assert "Reviewer throughput" not in page
+
+    fragment = {**HTMX, "HX-Target": "reviewing-panel"}
+    with CaptureQueriesContext(connection) as small:
+        mona.get(type_url(), headers=fragment)
+    for n in range(6):
+        add_review(TYPE, make_user(f"reviewer{n}", "reviewer"))
+    with django_assert_num_queries(len(small.captured_queries)):
+        content = mona.get(type_url(), headers=fragment).content.decode()
+    assert content.lstrip().startswith('<div id="reviewing-panel">')
+    assert "Reviewer throughput" in content and "reviewer5" in content and "Median time to decision" in content
+    assert "<html" not in content
+
+
+def test_reviewing_panel_needs_permission_to_see_the_type(client):
+    seed(n=2)
+    client.force_login(make_user("nobody", None))
+    assert client.get(type_url(), headers={**HTMX, "HX-Target": "reviewing-panel"}).status_code in (403, 404)
 
 
 def test_overview_query_count_does_not_grow_with_types(mona, django_assert_num_queries):

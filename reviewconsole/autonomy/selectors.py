@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from statistics import median
 from typing import Any
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, Min, Q
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -289,26 +289,47 @@ def _seconds(value: Any) -> float | None:
     return float(value) / 1_000_000
 
 
+def _items(output_type: str | None) -> QuerySet:
+    from reviewconsole.reviews.models import ReviewItem
+
+    items = ReviewItem.objects.all()
+    return items if output_type is None else items.filter(output_type=output_type)
+
+
+def queue_depth(output_type: str | None = None) -> dict[str, Any]:
+    """The pending queue of a type (or all types) now. One query, on the pending-queue indexes.
+
+    Returns {output_type, pending, oldest_created_at, oldest_age_seconds, overdue (past their SLA)}.
+    """
+    from reviewconsole.reviews.models import ReviewStatus
+
+    now = timezone.now()
+    queue = (
+        _items(output_type)
+        .filter(status=ReviewStatus.PENDING)
+        .aggregate(pending=Count("id"), oldest=Min("created_at"), overdue=Count("id", filter=Q(due_at__lt=now)))
+    )
+    return {
+        "output_type": output_type,
+        "pending": queue["pending"],
+        "oldest_created_at": queue["oldest"],
+        "oldest_age_seconds": (now - queue["oldest"]).total_seconds() if queue["oldest"] else None,
+        "overdue": queue["overdue"],
+    }
+
+
 def queue_health(output_type: str | None = None, since: datetime | None = None) -> dict[str, Any]:
     """The review queue of a type (or all types): depth, age, and time to decision. Three queries.
 
-    Returns {output_type, pending, oldest_created_at, oldest_age_seconds,
-    overdue (past their SLA), decided, avg_decision_seconds,
+    Returns `queue_depth` plus {decided, avg_decision_seconds,
     median_decision_seconds, since}. Time to decision covers items a person
     decided (not expired or cancelled) since `since`, by default the last
     30 days.
     """
-    from reviewconsole.reviews.models import ReviewItem, ReviewStatus
+    from reviewconsole.reviews.models import ReviewStatus
 
-    now = timezone.now()
-    items = ReviewItem.objects.all()
-    if output_type is not None:
-        items = items.filter(output_type=output_type)
-    queue = items.filter(status=ReviewStatus.PENDING).aggregate(
-        pending=Count("id"), oldest=Min("created_at"), overdue=Count("id", filter=Q(due_at__lt=now))
-    )
-    since = since if since is not None else now - timedelta(days=DECISION_TIME_DAYS)
-    decided = items.filter(status=ReviewStatus.DECIDED, decided_at__gte=since, decided_at__isnull=False)
+    since = since if since is not None else timezone.now() - timedelta(days=DECISION_TIME_DAYS)
+    decided = _items(output_type).filter(status=ReviewStatus.DECIDED, decided_at__gte=since, decided_at__isnull=False)
     # Datetime subtraction is native on PostgreSQL and emulated by Django on
     # SQLite; both give a DurationField the ORM turns back into a timedelta.
     duration = ExpressionWrapper(F("decided_at") - F("created_at"), output_field=DurationField())
@@ -325,11 +346,7 @@ def queue_health(output_type: str | None = None, since: datetime | None = None) 
         )
         middle = median(_seconds(v) or 0.0 for v in values)
     return {
-        "output_type": output_type,
-        "pending": queue["pending"],
-        "oldest_created_at": queue["oldest"],
-        "oldest_age_seconds": (now - queue["oldest"]).total_seconds() if queue["oldest"] else None,
-        "overdue": queue["overdue"],
+        **queue_depth(output_type),
         "decided": times["n"],
         "avg_decision_seconds": _seconds(times["avg"]),
         "median_decision_seconds": middle,

@@ -178,7 +178,6 @@ def _type_context(
 ) -> dict[str, Any]:
     output_type = policy.output_type
     manager = is_manager(request.user)
-    since = timezone.now() - timedelta(days=THROUGHPUT_DAYS)
     summary = selectors.type_summary(output_type)
     # Calibration and recommendation read the same per-percent buckets: aggregate them once.
     buckets = type_buckets(output_type)
@@ -208,9 +207,7 @@ def _type_context(
         ),
         "field_errors": selectors.field_error_rates(output_type),
         "reject_rates": selectors.reject_reason_rates(output_type),
-        "queue": selectors.queue_health(output_type, since=since),
-        "throughput": selectors.reviewer_throughput(output_type, since=since),
-        "throughput_days": THROUGHPUT_DAYS,
+        "queue": selectors.queue_depth(output_type),
         "history": _history(policy),
         "alert": alert,
         "alert_level": alert_level,
@@ -226,6 +223,18 @@ def _type_context(
         context["slider_value"] = preview if preview is not None else 1.0
         context.update(_what_if_context(policy, preview))
     return context
+
+
+def _reviewing_context(policy: AutonomyPolicy) -> dict[str, Any]:
+    """Time to decision and reviewer throughput: the page's slowest reads over the reviews tables,
+    loaded after the page (by htmx) so the accuracy figures a manager came for do not wait for them."""
+    since = timezone.now() - timedelta(days=THROUGHPUT_DAYS)
+    return {
+        "policy": policy,
+        "queue": selectors.queue_health(policy.output_type, since=since),
+        "throughput": selectors.reviewer_throughput(policy.output_type, since=since),
+        "throughput_days": THROUGHPUT_DAYS,
+    }
 
 
 def _slider_value(form: PolicyForm, policy: AutonomyPolicy) -> float:
@@ -264,6 +273,8 @@ def type_detail(request: HtmxHttpRequest, output_type: str) -> HttpResponse:
             context = {"policy": policy, "preview": None, "what_if_error": "Enter a threshold between 0 and 1."}
             return _render(request, "autonomy/type.html#what-if", context, status=422)
         return _render(request, "autonomy/type.html#what-if", _what_if_context(policy, form.cleaned_data["threshold"]))
+    if _wants_fragment(request, "reviewing-panel"):
+        return _render(request, "autonomy/type.html#reviewing-panel", _reviewing_context(policy))
     if _wants_fragment(request, "trend-panel"):
         return _render(request, "autonomy/type.html#trend-panel", _trend_context(policy, _period(request)))
     return _render(request, "autonomy/type.html", _type_context(request, policy))
