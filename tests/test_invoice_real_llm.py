@@ -159,7 +159,7 @@ def test_an_unsure_answer_is_reread_by_the_fallback_crew_on_the_same_server(real
     run = start()
 
     assert run.status == RunStatus.WAITING_REVIEW, run.error
-    assert run.review_items.get().reason == "low_confidence"
+    assert run.review_items.get().reason == "unreadable"
     calls = real_llm.requests
     assert len(calls) == 1 + MAX_REREADS
     assert [CAREFUL_CUE in prompt_of(call) for call in calls] == [False] + [True] * MAX_REREADS
