@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from reviewconsole.engine.context import Execution, current_execution
+from reviewconsole.engine.events import StepRecord, collector
 from reviewconsole.engine.models import Checkpoint, FlowRun, RunStatus, RunTransition, Step, StepStatus
 from reviewconsole.engine.persistence import DjangoFlowPersistence
 from reviewconsole.engine.services import run_claim
@@ -40,6 +41,26 @@ def test_a_checkpoint_numbered_from_memory_continues_after_a_row_it_did_not_know
     ]
 
 
+def test_step_records_written_with_a_colliding_checkpoint_are_kept():
+    run = FlowRun.objects.create(flow_name="counter")
+    Checkpoint.objects.create(flow_uuid=str(run.id), sequence=1, method="prepare", occurrence=1, state={})
+    now = timezone.now()
+    collector.enqueue(
+        StepRecord(run_id=str(run.id), status=StepStatus.STARTED, method="prepare", at=now, event_key="e1")
+    )
+    collector.enqueue(
+        StepRecord(run_id=str(run.id), status=StepStatus.FINISHED, method="prepare", at=now, opener_key="e1")
+    )
+    execution = Execution(run_id=str(run.id))  # numbers from memory that collide with the row above
+    token = current_execution.set(execution)
+    try:
+        DjangoFlowPersistence().save_state(str(run.id), "prepare", {"id": str(run.id)})
+    finally:
+        current_execution.reset(token)
+    assert _numbers(run) == [(1, "prepare", 1), (2, "prepare", 2)]
+    assert list(Step.objects.filter(run=run).values_list("method", "status")) == [("prepare", StepStatus.FINISHED)]
+
+
 def test_a_flow_outside_the_engine_numbers_its_checkpoints_from_the_database():
     persistence = DjangoFlowPersistence()
     run = FlowRun.objects.create(flow_name="counter")
@@ -57,6 +78,7 @@ def test_first_claim_starts_the_run_and_a_reclaim_keeps_its_start_and_closes_ope
     Step.objects.create(run=run, method="prepare", started_at=timezone.now())
 
     assert not run_claim(run_id=run.id, worker="w2"), "the lease of w1 has not expired"
+    assert list(Step.objects.filter(run=run).values_list("status", flat=True)) == [StepStatus.STARTED]
     FlowRun.objects.filter(id=run.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert run_claim(run_id=run.id, worker="w2")
 

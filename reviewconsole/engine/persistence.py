@@ -168,31 +168,33 @@ class DjangoFlowPersistence(FlowPersistence):
         # checkpoints from memory; a flow run outside the engine, or a
         # collision, takes the numbers from the database.
         numbers = execution.checkpoints if execution is not None else _numbers_in_database(flow_uuid)
-        for attempt in range(_SEQUENCE_RETRIES):
-            sequence, occurrence = numbers.next_for(method_name)
-            try:
-                with collector.writing(defer_starts=True):
-                    Checkpoint.objects.create(
-                        flow_uuid=flow_uuid,
-                        sequence=sequence,
-                        method=method_name,
-                        occurrence=occurrence,
-                        state=state,
-                        output=record.get("output"),
-                        outcome=record.get("outcome", ""),
-                        feedback=record.get("feedback"),
-                    )
-                    if run_id is not None:
-                        FlowRun.objects.filter(id=run_id).update(state=state, updated_at=timezone.now())
-            except IntegrityError:
-                if attempt == _SEQUENCE_RETRIES - 1:
-                    raise
-                numbers = _numbers_in_database(flow_uuid)
-                if execution is not None:
-                    execution.checkpoints = numbers
-                continue
-            numbers.advance(method_name)
-            return
+        with collector.writing(defer_starts=True):
+            for attempt in range(_SEQUENCE_RETRIES):
+                sequence, occurrence = numbers.next_for(method_name)
+                try:
+                    # A savepoint: a number taken meanwhile rolls back only this insert, not the step rows
+                    # the transaction began with.
+                    with transaction.atomic():
+                        Checkpoint.objects.create(
+                            flow_uuid=flow_uuid,
+                            sequence=sequence,
+                            method=method_name,
+                            occurrence=occurrence,
+                            state=state,
+                            output=record.get("output"),
+                            outcome=record.get("outcome", ""),
+                            feedback=record.get("feedback"),
+                        )
+                    break
+                except IntegrityError:
+                    if attempt == _SEQUENCE_RETRIES - 1:
+                        raise
+                    numbers = _numbers_in_database(flow_uuid)
+                    if execution is not None:
+                        execution.checkpoints = numbers
+            if run_id is not None:
+                FlowRun.objects.filter(id=run_id).update(state=state, updated_at=timezone.now())
+        numbers.advance(method_name)
 
     def load_state(self, flow_uuid: str) -> dict[str, Any] | None:
         """The paused state if the flow waits for feedback, else the latest checkpoint's.

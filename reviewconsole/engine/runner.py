@@ -75,6 +75,8 @@ class _Heartbeat:
             with self._lock:
                 current = self._current
             if current is None:
+                # Idle: give the connection back rather than hold one per worker process.
+                connection.close()
                 continue
             execution, worker = current
             try:

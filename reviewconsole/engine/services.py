@@ -138,6 +138,10 @@ def run_claim(*, run_id: Any, worker: str) -> bool:
             extra_filter = {"lease_expires_at__lt": now}
         else:
             return False
+        if attempts:
+            # Step rows before the run row, the order a checkpoint takes them in: a dead worker's last
+            # checkpoint and this claim then cannot deadlock on PostgreSQL. Undone below if the claim fails.
+            steps_interrupt_open(run_id=run_id)
         claimed = _transition_from(
             run_id,
             status,
@@ -149,8 +153,8 @@ def run_claim(*, run_id: Any, worker: str) -> bool:
             worker=worker,
             started_at=Coalesce("started_at", Value(now)),
         )
-        if claimed and attempts:
-            steps_interrupt_open(run_id=run_id)
+        if not claimed:
+            transaction.set_rollback(True)
     if claimed:
         logger.info("run %s: %s -> %s %s", run_id, status, RunStatus.RUNNING, note)
     return claimed
