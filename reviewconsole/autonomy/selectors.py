@@ -61,7 +61,7 @@ SUMMARY = {
 }
 # Decided reviews whose time to decision is reported, when no `since` is given.
 DECISION_TIME_DAYS = 30
-DECIDED_AT_MARGIN = timedelta(minutes=1)
+DECIDED_AT_MARGIN = timedelta(hours=1)
 
 
 def policies_by_type(output_types: list[str]) -> dict[str, AutonomyPolicy]:
