@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -14,16 +14,11 @@ from reviewconsole.engine.models import ApiToken, FlowRun, PendingFeedback, RunS
 from reviewconsole.engine.services import run_create
 from reviewconsole.engine.tokens import api_token_create
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
+from tests.people import user_with_engine_perms as make_user
 
 pytestmark = pytest.mark.django_db
 
 RUNS_URL = "/api/v1/flows/counter/runs"
-
-
-def make_user(username: str, *codenames: str) -> User:
-    user = User.objects.create_user(username, password="pw")
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="engine", codename__in=codenames))
-    return user
 
 
 @pytest.fixture

@@ -26,9 +26,10 @@ from reviewconsole.autonomy.models import (
 from reviewconsole.autonomy.recommendation import recommend
 from reviewconsole.autonomy.services import PolicyError, policy_ensure, policy_update
 from reviewconsole.engine.models import PendingFeedback
-from reviewconsole.engine.roles import role_group
 from reviewconsole.engine.services import run_create
-from reviewconsole.reviews.models import Decision, ReviewerScope, ReviewItem, ReviewStatus
+from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
+from tests.people import client_for
+from tests.people import user_in_role as make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -37,20 +38,6 @@ HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 TYPE = "receipt"
 OVERVIEW = reverse("autonomy:overview")
-
-
-def make_user(username: str, role: str | None = "reviewer", *output_types: str) -> User:
-    user = User.objects.create_user(username, password="pw")
-    if role:
-        user.groups.add(role_group(role))
-    ReviewerScope.objects.bulk_create(ReviewerScope(user=user, output_type=t) for t in output_types)
-    return user
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

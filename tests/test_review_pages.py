@@ -22,12 +22,10 @@ from pydantic import BaseModel, Field
 from flows.invoices import InvoiceData
 from reviewconsole.autonomy.models import AutonomyPolicy
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus, Step, StepKind
-from reviewconsole.engine.roles import role_group
 from reviewconsole.engine.services import run_create
 from reviewconsole.reviews import schema_form, selectors
 from reviewconsole.reviews.models import (
     Decision,
-    ReviewerScope,
     ReviewEvent,
     ReviewEventKind,
     ReviewItem,
@@ -38,6 +36,8 @@ from reviewconsole.reviews.schemas import with_property_order
 from reviewconsole.reviews.selectors import QUEUE_COUNTS_CACHE_KEY
 from reviewconsole.reviews.services import review_item_claim
 from tests.engine_flows import Draft
+from tests.people import client_for
+from tests.people import user_in_role as make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -65,20 +65,6 @@ def invoice_output(**changes) -> dict:
         "confidence": 0.62,
     }
     return {**output, **changes}
-
-
-def make_user(username: str, role: str | None = "reviewer", *output_types: str) -> User:
-    user = User.objects.create_user(username, password="pw")
-    if role:
-        user.groups.add(role_group(role))
-    ReviewerScope.objects.bulk_create(ReviewerScope(user=user, output_type=t) for t in output_types)
-    return user
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import re
 from typing import Literal
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -17,24 +17,14 @@ from pydantic import BaseModel, Field
 from reviewconsole.engine.forms import FlowInputForm
 from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepKind, StepStatus
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
+from tests.people import client_for
+from tests.people import user_with_engine_perms as make_user
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
 HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-
-
-def make_user(username: str, *codenames: str) -> User:
-    user = User.objects.create_user(username, password="pw")
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="engine", codename__in=codenames))
-    return user
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
