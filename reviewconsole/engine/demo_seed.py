@@ -23,7 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from reviewconsole.autonomy.services import policy_ensure
 from reviewconsole.engine import registry, tasks
 from reviewconsole.engine.models import FlowRun
-from reviewconsole.engine.roles import role_group
+from reviewconsole.engine.roles import role_grant
 from reviewconsole.engine.services import run_create
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
 from reviewconsole.reviews.services import decide
@@ -52,19 +52,14 @@ DEMO_USERS = (
 
 def users_ensure(users: Iterable[DemoUser] = DEMO_USERS) -> list[tuple[str, str]]:
     """Create the missing demo users with random passwords; returns (username, password) of those created."""
-    from reviewconsole.reviews.models import ReviewerScope
-
     user_model = get_user_model()
     created = []
     for spec in users:
         if user_model.objects.filter(username=spec.username).exists():
             continue
         password = secrets.token_urlsafe(9)
-        user = user_model.objects.create_user(
-            spec.username, password=password, is_staff=spec.role == "manager", is_superuser=spec.superuser
-        )
-        user.groups.add(role_group(spec.role))
-        ReviewerScope.objects.bulk_create(ReviewerScope(user=user, output_type=t) for t in spec.output_types)
+        user = user_model.objects.create_user(spec.username, password=password, is_superuser=spec.superuser)
+        role_grant(user=user, role=spec.role, output_types=spec.output_types)
         created.append((spec.username, password))
     return created
 

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from reviewconsole.engine.roles import ROLES, role_group
+from reviewconsole.engine.roles import ROLES, role_grant
 
 
 def _split_types(value: str) -> list[str]:
@@ -41,7 +41,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, username: str, role: str, output_types: str | None, **options: Any) -> None:
-        from reviewconsole.reviews.models import ReviewerScope
         from reviewconsole.reviews.selectors import reviewable_output_types
 
         if role not in ROLES:
@@ -59,17 +58,7 @@ class Command(BaseCommand):
                 # Without a password `create_user` stores an unusable one: nobody can sign in until it is set.
                 user = user_model._default_manager.create_user(username)
                 created = True
-            user.groups.add(role_group(role))
-            if role == "manager" and not user.is_staff:
-                # Managers also edit policies in the Django admin, which requires staff status.
-                user.is_staff = True
-                user.save(update_fields=["is_staff"])
-            if types is not None:
-                ReviewerScope.objects.filter(user=user).exclude(output_type__in=types).delete()
-                existing = set(ReviewerScope.objects.filter(user=user).values_list("output_type", flat=True))
-                ReviewerScope.objects.bulk_create(
-                    ReviewerScope(user=user, output_type=name) for name in types if name not in existing
-                )
+            role_grant(user=user, role=role, output_types=types)
 
         name = user.get_username()
         if created:
