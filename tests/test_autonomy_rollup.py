@@ -24,7 +24,13 @@ from reviewconsole.autonomy.models import (
     Verdict,
 )
 from reviewconsole.autonomy.rollup import coverage, day_start
-from reviewconsole.autonomy.services import policy_ensure, policy_update, rollup_refresh, verdict_record
+from reviewconsole.autonomy.services import (
+    ROLLUP_SETTLE,
+    policy_ensure,
+    policy_update,
+    rollup_refresh,
+    verdict_record,
+)
 from reviewconsole.engine.models import FlowRun, PendingFeedback
 from reviewconsole.reviews.models import Decision, ReviewItem
 
@@ -160,18 +166,22 @@ def rolled_days() -> set[tuple[str, Any]]:
 def test_a_fresh_rollup_gives_the_direct_figures():
     make_decisions()
     before = snapshot()
-    result = rollup_refresh()
-    today = timezone.localdate(timezone=timezone.get_default_timezone())
-    assert result["rebuilt"] and result["rolled_through"] <= today - timedelta(days=1)
-    # Every past day is rolled up (both types have decisions every day); today is not.
-    assert {day for _, day in rolled_days()} == {today - timedelta(days=n) for n in range(1, DAYS + 1)}
+    now = timezone.now()
+    result = rollup_refresh(now=now)
+    today = timezone.localdate(now, timezone=timezone.get_default_timezone())
+    # Every day that ended ROLLUP_SETTLE ago is rolled up (both types have decisions every day): all past
+    # days, except yesterday in the first minutes after midnight.
+    last = timezone.localdate(now - ROLLUP_SETTLE, timezone=timezone.get_default_timezone()) - timedelta(days=1)
+    assert result["rebuilt"] and result["rolled_through"] == last
+    past_days = {today - timedelta(days=n) for n in range(1, DAYS + 1)}
+    assert {day for _, day in rolled_days()} == {day for day in past_days if day <= last}
     assert GateBucketRollup.objects.exists()
     cover = coverage()
     assert cover.rolled is not None
-    # Most decisions now come from the rollup: only today's are read live.
+    # Most decisions now come from the rollup: only those after the last rolled day are read live.
     assert (
         GateDecision.objects.filter(cover.live).count()
-        == GateDecision.objects.filter(created_at__gte=day_start(today)).count()
+        == GateDecision.objects.filter(created_at__gte=day_start(last + timedelta(days=1))).count()
     )
     figures = snapshot()
     assert_same(figures, before)
