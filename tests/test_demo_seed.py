@@ -14,6 +14,7 @@ from reviewconsole.autonomy.models import AutonomyPolicy
 from reviewconsole.engine.demo_seed import invoice_correction
 from reviewconsole.engine.models import FlowRun
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
+from reviewconsole.reviews.pending_counts import pending_counts_recount
 
 SEED_INVOICES = 12
 
@@ -66,6 +67,8 @@ def test_first_start_gives_every_role_real_work(credentials, client, django_user
     queue = client.get(reverse("reviews:queue"))
     assert queue.status_code == 200
     assert str(pending.order_by("created_at").first().id) in queue.content.decode()
+    # Its tabs' counts, kept by every pause and decision of the seed, agree with the items.
+    assert pending_counts_recount() == {}
 
     # The manager finds dashboards with measured accuracy: the demo reviewer found some invoices wrong.
     invoice = next(row for row in autonomy_selectors.overview() if row["output_type"] == "invoice")

@@ -2,6 +2,7 @@
 
 import threading
 import uuid
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from reviewconsole.reviews import selectors
 from reviewconsole.reviews.diff import changed_fields, field_diff
 from reviewconsole.reviews.models import (
     Decision,
+    PendingCount,
     ReviewerScope,
     ReviewEvent,
     ReviewEventKind,
@@ -23,6 +25,7 @@ from reviewconsole.reviews.models import (
     ReviewReason,
     ReviewStatus,
 )
+from reviewconsole.reviews.pending_counts import pending_counts_recount
 from reviewconsole.reviews.services import (
     CLAIM_MINUTES,
     AlreadyDecidedError,
@@ -489,11 +492,110 @@ def test_queue_counts_count_pending_and_overdue_per_type(django_user_model, revi
     ReviewItem.objects.filter(id__in=[late.id, decided.id]).update(due_at=timezone.now() - timedelta(minutes=1))
     decide(item_id=decided.id, user=reviewer, outcome="approved")
 
-    counts = {row["output_type"]: row for row in selectors.queue_counts(user=admin)}
+    counts = {count.output_type: count for count in selectors.queue_counts(user=admin)}
     assert set(counts) == {"draft", "typed_draft"}
-    assert (counts["typed_draft"]["pending"], counts["typed_draft"]["overdue"]) == (2, 1)
-    assert (counts["draft"]["pending"], counts["draft"]["overdue"]) == (1, 0)
-    assert counts["typed_draft"]["oldest"] == late.created_at
+    assert (counts["typed_draft"].pending, counts["typed_draft"].overdue) == (2, 1)
+    assert (counts["draft"].pending, counts["draft"].overdue) == (1, 0)
+    assert counts["typed_draft"].oldest == late.created_at
+    totals = selectors.queue_totals(list(counts.values()))
+    assert (totals.pending, totals.overdue_label) == (3, 1)
+
+
+def test_queue_counts_stop_counting_overdue_items_at_the_cap(monkeypatch, django_user_model):
+    admin = django_user_model.objects.create_superuser("admin", password="pw")
+    for _ in range(4):
+        paused_item()
+    paused_item("emit_review")
+    ReviewItem.objects.update(due_at=timezone.now() - timedelta(minutes=1))
+    monkeypatch.setattr(selectors, "QUEUE_COUNT_CAP", 3)
+
+    counts = {count.output_type: count for count in selectors.queue_counts(user=admin)}
+    assert (counts["typed_draft"].pending, counts["typed_draft"].overdue_label) == (4, "3+")
+    assert (counts["draft"].pending, counts["draft"].overdue_label) == (1, 1)
+    assert selectors.queue_totals(list(counts.values())).overdue_label == "4+"
+
+
+# --- pending counts ------------------------------------------------------------------------------
+
+
+def kept_counts() -> dict[str, int]:
+    return dict(PendingCount.objects.filter(pending__gt=0).values_list("output_type", "pending"))
+
+
+def counted_pending() -> dict[str, int]:
+    items = ReviewItem.objects.filter(status=ReviewStatus.PENDING).values_list("output_type", flat=True)
+    return dict(Counter(items))
+
+
+def test_pending_counts_follow_every_way_out_of_pending(reviewer, other):
+    first, second, third, fourth, fifth = (paused_item() for _ in range(5))
+    paused_item("emit_review")
+    assert kept_counts() == counted_pending() == {"typed_draft": 5, "draft": 1}
+
+    decide(item_id=first.id, user=reviewer, outcome="approved")
+    assert kept_counts() == {"typed_draft": 4, "draft": 1}
+    with pytest.raises(AlreadyDecidedError):
+        decide(item_id=first.id, user=other, outcome="approved")
+    with pytest.raises(EditValidationError):
+        decide(item_id=second.id, user=reviewer, outcome="approved", edited_output={**TYPED_OUTPUT, "amount": "x"})
+    with pytest.raises(DecisionError):
+        decide(item_id=second.id, user=reviewer, outcome="rejected")  # no reason code
+    assert kept_counts() == {"typed_draft": 4, "draft": 1}
+
+    result = decide_bulk(item_ids=[second.id, third.id, first.id], user=reviewer, output_type="typed_draft")
+    assert len(result.decided) == 2 and list(result.skipped) == [str(first.id)]
+    assert kept_counts() == {"typed_draft": 2, "draft": 1}
+
+    ReviewItem.objects.filter(id=fourth.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert expire_overdue_items() == 1
+    assert expire_overdue_items() == 0
+    assert kept_counts() == {"typed_draft": 1, "draft": 1}
+
+    run_cancel(run_id=fifth.run_id, actor=reviewer)
+    assert kept_counts() == counted_pending() == {"draft": 1}
+    assert PendingCount.objects.get(output_type="typed_draft").pending == 0
+
+
+def test_pending_counts_stay_exact_under_concurrent_pauses_and_decisions(reviewer):
+    to_decide = [paused_item() for _ in range(6)]
+    barrier = threading.Barrier(len(to_decide) + 3)
+    errors: list[BaseException] = []
+
+    def run(work):
+        try:
+            barrier.wait(timeout=10)
+            work()
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    work = [lambda item=item: decide(item_id=item.id, user=reviewer, outcome="approved") for item in to_decide]
+    work += [paused_item for _ in range(3)]
+    threads = [threading.Thread(target=run, args=(job,)) for job in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert kept_counts() == counted_pending() == {"typed_draft": 3}
+
+
+def test_recount_corrects_counts_that_drifted_and_reports_them(caplog):
+    paused_item()
+    paused_item()
+    paused_item("emit_review")
+    assert pending_counts_recount() == {}
+
+    ReviewItem.objects.filter(output_type="draft").update(status=ReviewStatus.CANCELLED)  # behind the services' back
+    PendingCount.objects.filter(output_type="typed_draft").update(pending=7)
+    PendingCount.objects.create(output_type="gone", pending=2)
+
+    assert pending_counts_recount() == {"draft": (1, 0), "gone": (2, 0), "typed_draft": (7, 2)}
+    assert kept_counts() == counted_pending() == {"typed_draft": 2}
+    assert "pending counts corrected" in caplog.text
+    assert pending_counts_recount() == {}
 
 
 # --- cancel --------------------------------------------------------------------------------------

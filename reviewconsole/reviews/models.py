@@ -71,7 +71,7 @@ class ReviewItem(models.Model):
                 condition=models.Q(status="pending"),
                 name="review_pending_age_idx",
             ),
-            # Also the per-type counts of the queue tabs (due_at for the overdue ones).
+            # Also the oldest pending item of each type, for the queue tabs.
             models.Index(
                 fields=["output_type", "created_at", "id"],
                 include=["reason", "confidence", "due_at"],
@@ -87,6 +87,12 @@ class ReviewItem(models.Model):
                 condition=models.Q(status="pending"),
                 name="review_pending_conf_asc_idx",
             ),
+            # The queue tabs' overdue counts: a type's pending items past their SLA, read from the index alone.
+            models.Index(
+                fields=["output_type", "due_at"],
+                condition=models.Q(status="pending", due_at__isnull=False),
+                name="review_pending_type_due_idx",
+            ),
             # Expiry sweep: pending items past their deadline.
             models.Index(fields=["status", "expires_at"], name="review_status_expires_idx"),
             # Time to decision on the autonomy pages: a type's recent decisions, read from the index alone.
@@ -101,6 +107,21 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.output_type} review {self.id}"
+
+
+class PendingCount(models.Model):
+    """How many items of one output type are pending.
+
+    Kept by the services that move an item into or out of `pending`, in the same transaction, so the
+    queue's tabs read a row per type instead of counting the pending items on every page.
+    `pending_counts.pending_counts_recount` sets them from the items again.
+    """
+
+    output_type = models.CharField(max_length=100, primary_key=True)
+    pending = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.output_type}: {self.pending} pending"
 
 
 class Decision(models.Model):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.cache import cache
-from django.db.models import Count, F, Min, Q, QuerySet
+from django.db.models import F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from reviewconsole.reviews.models import ReviewerScope, ReviewEvent, ReviewItem
+from reviewconsole.reviews.models import PendingCount, ReviewerScope, ReviewEvent, ReviewItem, ReviewStatus
 
 
 def reviewable_output_types(user: Any) -> set[str] | None:
@@ -100,40 +99,6 @@ def queue_items(
     return items.order_by(*QUEUE_SORTS.get(sort, QUEUE_SORTS["oldest"]))
 
 
-def _pending_counts(items: QuerySet[ReviewItem]) -> list[dict[str, Any]]:
-    rows = (
-        items.filter(status="pending")
-        .values("output_type")
-        .annotate(
-            pending=Count("id"),
-            overdue=Count("id", filter=Q(due_at__lt=timezone.now())),
-            oldest=Min("created_at"),
-        )
-        .order_by("output_type")
-    )
-    return list(rows)
-
-
-def queue_counts(*, user: Any) -> list[dict[str, Any]]:
-    """Pending and overdue items per output type the user may review, in one query."""
-    return _pending_counts(items_visible_to(user))
-
-
-QUEUE_COUNTS_CACHE_KEY = "reviews:queue-counts"
-# Counting every pending item is the queue page's dearest query and its tabs need no more precision than
-# this; the rows of the queue itself are always read live.
-QUEUE_COUNTS_SECONDS = 10
-
-
-def queue_counts_recent(*, user: Any) -> list[dict[str, Any]]:
-    """`queue_counts` as of at most QUEUE_COUNTS_SECONDS ago: one query per process in that time, for all users."""
-    rows = cache.get_or_set(
-        QUEUE_COUNTS_CACHE_KEY, lambda: _pending_counts(ReviewItem.objects.all()), QUEUE_COUNTS_SECONDS
-    )
-    allowed = reviewable_output_types(user)
-    return [row for row in rows if allowed is None or row["output_type"] in allowed]
-
-
 QUEUE_PAGE_SIZE = 50
 # Matches are counted up to this many, and only from the first pages; beyond, the pager says "10,000+".
 QUEUE_COUNT_CAP = 10_000
@@ -141,6 +106,66 @@ QUEUE_COUNT_CAP = 10_000
 QUEUE_MAX_PAGE = 1_000_000
 # From this many rows skipped, a page is found by its ids first (see `_page_rows`).
 QUEUE_DEFERRED_JOIN_OFFSET = 1_000
+
+
+class CappedCount(Subquery):
+    """The number of rows of a sliced subquery: a count that stops at the slice's end."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) AS capped)"
+    output_field = IntegerField()
+
+
+@dataclass(frozen=True)
+class PendingOfType:
+    """A queue tab: the pending items of one output type (or of all the user's, for the first tab)."""
+
+    output_type: str
+    pending: int
+    overdue: int
+    # More than QUEUE_COUNT_CAP are overdue; `overdue` is then the cap.
+    overdue_more: bool = False
+    oldest: datetime | None = None
+
+    @property
+    def overdue_label(self) -> int | str:
+        return f"{self.overdue:,}+" if self.overdue_more else self.overdue
+
+
+def queue_counts(*, user: Any) -> list[PendingOfType]:
+    """The pending, overdue and oldest items of each output type the user may review, in one query.
+
+    Pending counts come from `PendingCount`; overdue ones are counted up to QUEUE_COUNT_CAP from the
+    partial due-date index, and the oldest item is the first entry of the pending-by-type index.
+    """
+    counts = PendingCount.objects.filter(pending__gt=0)
+    allowed = reviewable_output_types(user)
+    if allowed is not None:
+        counts = counts.filter(output_type__in=allowed)
+    of_type = ReviewItem.objects.filter(status=ReviewStatus.PENDING, output_type=OuterRef("output_type"))
+    rows = counts.order_by("output_type").annotate(
+        overdue=CappedCount(of_type.filter(due_at__lt=timezone.now()).values("id")[: QUEUE_COUNT_CAP + 1]),
+        oldest=Subquery(of_type.order_by("created_at").values("created_at")[:1]),
+    )
+    return [
+        PendingOfType(
+            output_type=row.output_type,
+            pending=row.pending,
+            overdue=min(row.overdue, QUEUE_COUNT_CAP),
+            overdue_more=row.overdue > QUEUE_COUNT_CAP,
+            oldest=row.oldest,
+        )
+        for row in rows
+    ]
+
+
+def queue_totals(counts: list[PendingOfType]) -> PendingOfType:
+    """The first tab: every type's counts added up."""
+    return PendingOfType(
+        output_type="",
+        pending=sum(count.pending for count in counts),
+        overdue=sum(count.overdue for count in counts),
+        overdue_more=any(count.overdue_more for count in counts),
+    )
 
 
 @dataclass(frozen=True)

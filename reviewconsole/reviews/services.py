@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.models import PendingFeedback
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import Decision, ReviewEvent, ReviewEventKind, ReviewItem, ReviewStatus
+from reviewconsole.reviews.pending_counts import pending_count_add
 from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, output_schema
 
 logger = logging.getLogger(__name__)
@@ -65,8 +67,8 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
 
     Side effects: a ReviewItem with deadlines from its type's policy, linked
     to the gate decision that sent it (one is recorded if the flow did not
-    ask the gate); a `created` event; the run moves running → waiting_review; the new-item
-    notification is enqueued on commit.
+    ask the gate); a `created` event; the run moves running → waiting_review; the type's
+    pending count; the new-item notification is enqueued on commit.
     """
     review = (context.metadata or {}).get(REVIEW_METADATA_KEY, {})
     output_type = review.get("output_type", "unspecified")
@@ -96,6 +98,7 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
     _log(item.id, ReviewEventKind.CREATED, reason=item.reason)
     engine_services.run_pause(run_id=run_id, note=f"waiting for review of {context.method_name}")
     _enqueue("reviewconsole.reviews.tasks.notify_new_item", item.id)
+    pending_count_add(output_type=output_type, delta=1)
     return item
 
 
@@ -159,8 +162,9 @@ def decide(
     against the type's model. Side effects: the item moves pending → decided
     by a conditional update (of two concurrent callers exactly one wins, the
     other gets AlreadyDecidedError); a Decision with the field-level diff; the
-    verdict on the item's gate decision; a `decided` event; `resume_flow` and
-    the type's autonomy check (regression guard, autopilot) enqueued on commit.
+    verdict on the item's gate decision; a `decided` event; the type's pending
+    count; `resume_flow` and the type's autonomy check (regression guard,
+    autopilot) enqueued on commit.
     """
     item = ReviewItem.objects.select_related("decision__user").get(id=item_id)
     if item.status != ReviewStatus.PENDING:
@@ -199,6 +203,7 @@ def decide(
         _enqueue("reviewconsole.autonomy.tasks.check_autonomy", item.output_type)
         _log(item.id, ReviewEventKind.DECIDED, user, outcome=outcome, changed=[c["path"] for c in diff])
         _enqueue("reviewconsole.engine.tasks.resume_flow", item.id)
+        pending_count_add(output_type=item.output_type, delta=-1)
     return decision
 
 
@@ -235,8 +240,8 @@ def review_items_expire_overdue() -> int:
     """Decide items past their expiry with their type's default outcome.
 
     Side effects per item: pending → expired by a conditional update; a
-    Decision by nobody (not a human verdict); an `expired` event; the flow's
-    resume enqueued.
+    Decision by nobody (not a human verdict); an `expired` event; the type's
+    pending count; the flow's resume enqueued.
     """
     now = timezone.now()
     expired = 0
@@ -252,6 +257,7 @@ def review_items_expire_overdue() -> int:
             Decision.objects.create(item=item, outcome=outcome, comment="Expired without a decision")
             _log(item.id, ReviewEventKind.EXPIRED, outcome=outcome)
             _enqueue("reviewconsole.engine.tasks.resume_flow", item.id)
+            pending_count_add(output_type=item.output_type, delta=-1)
         expired += 1
     return expired
 
@@ -292,11 +298,15 @@ def review_items_cancel_for_run(*, run_id: Any) -> int:
     Called inside the run's cancel transaction; each item is cancelled by its
     own conditional update, so one decided meanwhile keeps its decision.
     """
-    cancelled = 0
-    for item_id in ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.PENDING).values_list("id", flat=True):
+    cancelled: Counter[str] = Counter()
+    pending = ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.PENDING)
+    for item_id, output_type in pending.values_list("id", "output_type"):
         if ReviewItem.objects.filter(id=item_id, status=ReviewStatus.PENDING).update(
             status=ReviewStatus.CANCELLED, claimed_by=None, claim_expires_at=None
         ):
             _log(item_id, ReviewEventKind.CANCELLED)
-            cancelled += 1
-    return cancelled
+            cancelled[output_type] += 1
+    # In the order of their keys, as every writer that holds several count rows takes them.
+    for output_type in sorted(cancelled):
+        pending_count_add(output_type=output_type, delta=-cancelled[output_type])
+    return cancelled.total()

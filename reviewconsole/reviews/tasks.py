@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reviewconsole.reviews import notifications, services
+from reviewconsole.reviews import notifications, pending_counts, services
 
 
 def notify_new_item(item_id: str) -> None:
@@ -13,3 +13,8 @@ def notify_new_item(item_id: str) -> None:
 def expire_overdue_items() -> int:
     """Decide items past their expiry with their type's default outcome (scheduled every minute)."""
     return services.review_items_expire_overdue()
+
+
+def recount_pending() -> int:
+    """Correct the queue tabs' pending counts from the items (scheduled hourly); returns how many were wrong."""
+    return len(pending_counts.pending_counts_recount())

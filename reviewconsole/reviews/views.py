@@ -124,10 +124,10 @@ class QueueRow:
 @require_GET
 def queue(request: HtmxHttpRequest) -> HttpResponse:
     _require_perm(request)
-    counts = selectors.queue_counts_recent(user=request.user)
+    counts = selectors.queue_counts(user=request.user)
     allowed = selectors.reviewable_output_types(request.user)
     form = QueueFilterForm(
-        request.GET or None, output_types=[row["output_type"] for row in counts] + sorted(allowed or ())
+        request.GET or None, output_types=[count.output_type for count in counts] + sorted(allowed or ())
     )
     filters = form.filters()
     items = selectors.queue_items(user=request.user, **filters)
@@ -159,10 +159,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         "page": page,
         "rows": rows,
         "counts": counts,
-        "totals": {
-            "pending": sum(row["pending"] for row in counts),
-            "overdue": sum(row["overdue"] for row in counts),
-        },
+        "totals": selectors.queue_totals(counts),
         "filtered": any(filters[key] not in (None, "") for key in ("output_type", "reason", "older_than_minutes"))
         or filters["confidence_min"] is not None
         or filters["confidence_max"] is not None
