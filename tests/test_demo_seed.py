@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import pytest
 from django.core.management import call_command
@@ -36,8 +37,12 @@ def credentials(tmp_path, monkeypatch):
 
 # One seed runs dozens of flows, so each test checks a whole first start rather than one fact.
 @pytest.mark.django_db(transaction=True)
-def test_first_start_gives_every_role_real_work(credentials, client, django_user_model):
+def test_first_start_gives_every_role_real_work(credentials, client, django_user_model, caplog):
     output = _seed()
+
+    # The terminal shows the logins and the seed's progress, not a log line per demo run.
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("reviewconsole")] == []
+    assert logging.getLogger("reviewconsole").getEffectiveLevel() == logging.INFO
 
     # Users: created with the passwords printed once (and saved).
     lines = credentials.read_text().splitlines()

@@ -3,6 +3,9 @@
 Safe to run repeatedly: each part is only created when missing.
 """
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -11,6 +14,18 @@ from django.core.management.base import BaseCommand, CommandParser
 from reviewconsole.engine import demo_seed
 
 CREDENTIALS_FILE = Path(settings.BASE_DIR) / "var" / "demo-credentials.txt"
+
+
+@contextmanager
+def _engine_log_quiet() -> Iterator[None]:
+    """Only warnings from the console's loggers: a line per run transition would bury the demo logins."""
+    logger = logging.getLogger("reviewconsole")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class Command(BaseCommand):
@@ -33,6 +48,7 @@ class Command(BaseCommand):
         demo_seed.policies_ensure()
         if not demo_seed.already_seeded():
             self.stdout.write("Running and reviewing sample work on the demo model (first start only)…")
-            runs = demo_seed.history_seed(invoices=options["invoices"], progress=self.stdout.write)
-            queued = demo_seed.queue_seed()
+            with _engine_log_quiet():
+                runs = demo_seed.history_seed(invoices=options["invoices"], progress=self.stdout.write)
+                queued = demo_seed.queue_seed()
             self.stdout.write(f"{runs} sample runs processed; {queued} more queued for the worker.")
