@@ -116,7 +116,7 @@ def _reviewer() -> Any:
 def _enqueue_times() -> Iterator[dict[str, float]]:
     """When each item's `resume_flow` was in the broker: the end of the decision's commit, for the breakdown.
 
-    `services._enqueue` imports `async_task` at each call, so replacing the module's attribute is enough.
+    `enqueue_on_commit` imports `async_task` at each call, so replacing the module's attribute is enough.
     """
     import django_q.tasks
 

@@ -105,7 +105,7 @@ def test_failure_after_resume_is_retried_without_asking_again(reviewer, side_eff
 def test_worker_lost_while_resuming_is_recovered_by_the_sweeper(reviewer, side_effects):
     run = run_create(flow_name="emit_review", inputs={})
     item = ReviewItem.objects.get(run=run)
-    with patch("reviewconsole.reviews.services._enqueue"):
+    with patch("reviewconsole.reviews.services.enqueue_on_commit"):
         decide(item_id=item.id, user=reviewer, outcome="approved")
     # A worker claims the resume and dies before applying it.
     assert review_item_claim_resume(item_id=item.id, worker="dead:1") == run.id

@@ -13,6 +13,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from reviewconsole.engine.enqueue import enqueue_on_commit
 from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepStatus
 
 logger = logging.getLogger(__name__)
@@ -79,15 +80,9 @@ def _transition_from(
     return bool(updated)
 
 
-def _enqueue_on_commit(task: str, *args: str) -> None:
-    from django_q.tasks import async_task
-
-    transaction.on_commit(lambda: async_task(task, *args, group=task.rsplit(".", 1)[-1]))
-
-
 def run_enqueue(run_id: Any) -> None:
     """Queue `run_flow` once the current transaction commits."""
-    _enqueue_on_commit("reviewconsole.engine.tasks.run_flow", str(run_id))
+    enqueue_on_commit("reviewconsole.engine.tasks.run_flow", str(run_id))
 
 
 def run_create(

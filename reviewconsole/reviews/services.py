@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from reviewconsole.autonomy.services import gate_decision_attach, policy_ensure, verdict_record
 from reviewconsole.engine import services as engine_services
 from reviewconsole.engine.encoding import to_json
+from reviewconsole.engine.enqueue import enqueue_on_commit
 from reviewconsole.engine.models import PendingFeedback
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import Decision, ReviewEvent, ReviewEventKind, ReviewItem, ReviewStatus
@@ -97,7 +98,7 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
         item.save(update_fields=["reason", "confidence"])
     _log(item.id, ReviewEventKind.CREATED, reason=item.reason)
     engine_services.run_pause(run_id=run_id, note=f"waiting for review of {context.method_name}")
-    _enqueue("reviewconsole.reviews.tasks.notify_new_item", item.id)
+    enqueue_on_commit("reviewconsole.reviews.tasks.notify_new_item", str(item.id))
     pending_count_add(output_type=output_type, delta=1)
     return item
 
@@ -200,9 +201,10 @@ def decide(
             user=user if getattr(user, "pk", None) else None,
         )
         verdict_record(item=item, decision=decision)
-        _enqueue("reviewconsole.autonomy.tasks.check_autonomy", item.output_type)
         _log(item.id, ReviewEventKind.DECIDED, user, outcome=outcome, changed=[c["path"] for c in diff])
-        _enqueue("reviewconsole.engine.tasks.resume_flow", item.id)
+        # The resume first: a worker free for one task should take the flow on, not the autonomy check.
+        enqueue_on_commit("reviewconsole.engine.tasks.resume_flow", str(item.id))
+        enqueue_on_commit("reviewconsole.autonomy.tasks.check_autonomy", item.output_type)
         pending_count_add(output_type=item.output_type, delta=-1)
     return decision
 
@@ -256,7 +258,7 @@ def review_items_expire_overdue() -> int:
                 continue
             Decision.objects.create(item=item, outcome=outcome, comment="Expired without a decision")
             _log(item.id, ReviewEventKind.EXPIRED, outcome=outcome)
-            _enqueue("reviewconsole.engine.tasks.resume_flow", item.id)
+            enqueue_on_commit("reviewconsole.engine.tasks.resume_flow", str(item.id))
             pending_count_add(output_type=item.output_type, delta=-1)
         expired += 1
     return expired
@@ -267,12 +269,6 @@ def _expiry_outcome(configured: str, outcomes: list[str]) -> str:
     if configured in outcomes:
         return configured
     return REJECT_OUTCOME if REJECT_OUTCOME in outcomes else outcomes[-1]
-
-
-def _enqueue(task: str, argument: Any) -> None:
-    from django_q.tasks import async_task
-
-    transaction.on_commit(lambda: async_task(task, str(argument), group=task.rsplit(".", 1)[-1]))
 
 
 def review_item_claim_resume(*, item_id: Any, worker: str) -> Any:
