@@ -16,7 +16,7 @@ poll cycle. Per decision:
     latency = the next step's start (worker clock) - just before the POST (this clock; same machine),
               the sum of:
     commit  = just before the POST → `resume_flow` in the broker (the view, the decision's transaction,
-              then its on-commit hooks: the autonomy check, then `resume_flow`, handed to the broker)
+              then its first on-commit hook, `resume_flow` handed to the broker)
     pickup  = → the worker claimed the resume (`ReviewItem.resumed_at`): the pusher's poll, the worker
               becoming free, the task's start and claim
     restore = → the next step started: the flow restored from its pause and resumed by CrewAI
@@ -250,8 +250,8 @@ def print_report(database: str, phases: list[dict[str, Any]], load: tuple[str, s
         "POST = the whole decision request; finished = until the run completed (one more step, final checkpoint)",
         "django-q2: ORM broker: the pusher polls the queue table and sleeps `poll` s (Q_POLL_SECONDS) after "
         "an empty poll; Redis: BLPOP hands a task over as it is pushed (poll unused)",
-        "workers = Q_WORKERS; decide() also queues the type's autonomy check just before resume_flow, "
-        "so with one worker the resume waits for it",
+        "workers = Q_WORKERS; decide() queues resume_flow first and the type's autonomy check after it, "
+        "so one free worker takes the resume",
         f"load average (1 min) before/after: {load[0]} / {load[1]} (other processes on the machine skew figures)",
     ]
     print("\n".join(f"  {note}" for note in notes))
