@@ -432,6 +432,27 @@ def test_queue_pages_count_at_most_the_cap_and_find_deep_pages_by_id(monkeypatch
         assert page(bad).number in (1, 4), bad
 
 
+def test_deep_page_keeps_next_when_an_item_is_decided_between_its_two_reads(monkeypatch, reviewer):
+    monkeypatch.setattr(selectors, "QUEUE_DEFERRED_JOIN_OFFSET", 2)
+    items = [make_item(age=timedelta(minutes=100 - n)) for n in range(7)]
+    queue = selectors.queue_items(user=reviewer)
+    decided_meanwhile = []
+
+    def decide_after_the_id_read(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not decided_meanwhile and "OFFSET" in sql:
+            decided_meanwhile.append(items[3].id)
+            ReviewItem.objects.filter(id=items[3].id).update(status=ReviewStatus.DECIDED)
+        return result
+
+    with connection.execute_wrapper(decide_after_the_id_read):
+        second = selectors.queue_page(queue, 2, per_page=2)
+    assert decided_meanwhile == [items[3].id]
+    # The decided item is left out, and the items after it are still a click away.
+    assert second.items == [items[2]]
+    assert second.has_next()
+
+
 def test_queue_pager_says_when_matches_were_not_all_counted(monkeypatch, rita):
     monkeypatch.setattr(selectors, "QUEUE_COUNT_CAP", 60)
     for n in range(61):

@@ -230,8 +230,8 @@ def _page_number(value: Any) -> int:
         return 1
 
 
-def _page_rows(items: QuerySet[ReviewItem], number: int, per_page: int) -> list[ReviewItem]:
-    """The items of page `number` and the first one after it, if any.
+def _page_rows(items: QuerySet[ReviewItem], number: int, per_page: int) -> tuple[list[ReviewItem], bool]:
+    """The items of page `number`, and whether any follow.
 
     Deep pages are found by the ids alone, which a covering index yields without reading the wide rows the
     OFFSET skips, and only their own rows are read in full ("deferred join"). Near the start, skipping
@@ -239,11 +239,14 @@ def _page_rows(items: QuerySet[ReviewItem], number: int, per_page: int) -> list[
     """
     offset = (number - 1) * per_page
     if offset < QUEUE_DEFERRED_JOIN_OFFSET:
-        return list(items[offset : offset + per_page + 1])
+        rows = list(items[offset : offset + per_page + 1])
+        return rows[:per_page], len(rows) > per_page
     ids = list(items.values_list("id", flat=True)[offset : offset + per_page + 1])
-    rows = {row.id: row for row in items.filter(id__in=ids).order_by()} if ids else {}
-    # An item decided between the two reads is left out rather than shown in a stale state.
-    return [rows[pk] for pk in ids if pk in rows]
+    page_ids = ids[:per_page]
+    rows = {row.id: row for row in items.filter(id__in=page_ids).order_by()} if page_ids else {}
+    # An item decided between the two reads is left out rather than shown in a stale state; whether more
+    # follow was known from the ids.
+    return [rows[pk] for pk in page_ids if pk in rows], len(ids) > per_page
 
 
 def queue_page(items: QuerySet[ReviewItem], page: Any, *, per_page: int = QUEUE_PAGE_SIZE) -> QueuePage:
@@ -253,13 +256,11 @@ def queue_page(items: QuerySet[ReviewItem], page: Any, *, per_page: int = QUEUE_
     counts up to QUEUE_COUNT_CAP matches, or none when it lies beyond them (it then shows "at least").
     """
     number = _page_number(page)
-    rows = _page_rows(items, number, per_page)
-    if not rows and number > 1:
+    rows, more = _page_rows(items, number, per_page)
+    if not rows and not more and number > 1:
         # Past the end: the last page, found by counting what there is (fewer than the rows skipped).
         number = max(1, math.ceil(items.order_by()[: (number - 1) * per_page].count() / per_page))
-        rows = _page_rows(items, number, per_page)
-    more = len(rows) > per_page
-    rows = rows[:per_page]
+        rows, more = _page_rows(items, number, per_page)
     counted = (number - 1) * per_page + len(rows)
     if more and number * per_page < QUEUE_COUNT_CAP:
         counted = items.order_by()[: QUEUE_COUNT_CAP + 1].count()
