@@ -33,6 +33,9 @@ def test_pause_creates_item_and_edited_approval_completes_the_run(flow_name, rev
     assert item.outcomes == ["approved", "rejected"]
     assert item.schema["properties"]["amount"]["type"] == "number"
     assert item.uses_emit is (flow_name == "emit_review")
+    # While it waits, the run shows the state the flow paused with.
+    assert run.state == {"id": str(run.id), "title": "Invoice 7", "amount": 120.0, "final": {}}
+    assert run.state == PendingFeedback.objects.get(flow_uuid=str(run.id)).state
 
     edited = {"title": "Invoice 7", "amount": 125.5, "confidence": 0.4}
     decide(item_id=item.id, user=reviewer, outcome="approved", edited_output=edited, comment="fixed total")

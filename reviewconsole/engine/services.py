@@ -177,13 +177,15 @@ def run_renew_lease(*, run_id: Any, worker: str) -> bool:
     )
 
 
-def run_pause(*, run_id: Any, note: str) -> bool:
-    """Running → waiting_review, releasing the lease."""
+def run_pause(*, run_id: Any, note: str, state: dict[str, Any]) -> bool:
+    """Running → waiting_review, releasing the lease; `state` is the flow's state as it paused, shown on the
+    run's page while it waits (the step that paused has no checkpoint yet)."""
     return run_transition(
         run_id=run_id,
         to=RunStatus.WAITING_REVIEW,
         allowed_from=[RunStatus.RUNNING],
         note=note,
+        state=state,
         lease_expires_at=None,
         worker="",
     )

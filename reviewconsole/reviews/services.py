@@ -68,7 +68,8 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
 
     Side effects: a ReviewItem with deadlines from its type's policy, linked
     to the gate decision that sent it (one is recorded if the flow did not
-    ask the gate); a `created` event; the run moves running → waiting_review; the type's
+    ask the gate); a `created` event; the run moves running → waiting_review with
+    the paused state; the type's
     pending count; the new-item notification is enqueued on commit.
     """
     review = (context.metadata or {}).get(REVIEW_METADATA_KEY, {})
@@ -97,7 +98,7 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
         item.confidence = item.confidence if item.confidence is not None else gate_decision.confidence
         item.save(update_fields=["reason", "confidence"])
     _log(item.id, ReviewEventKind.CREATED, reason=item.reason)
-    engine_services.run_pause(run_id=run_id, note=f"waiting for review of {context.method_name}")
+    engine_services.run_pause(run_id=run_id, note=f"waiting for review of {context.method_name}", state=state)
     enqueue_on_commit("reviewconsole.reviews.tasks.notify_new_item", str(item.id))
     pending_count_add(output_type=output_type, delta=1)
     return item
