@@ -68,9 +68,9 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
 
     Side effects: a ReviewItem with deadlines from its type's policy, linked
     to the gate decision that sent it (one is recorded if the flow did not
-    ask the gate); a `created` event; the run moves running → waiting_review with
-    the paused state; the type's
-    pending count; the new-item notification is enqueued on commit.
+    ask the gate); a `created` event; the run moves running → waiting_review
+    with the paused state; the type's pending count; the new-item
+    notification is enqueued on commit.
     """
     review = (context.metadata or {}).get(REVIEW_METADATA_KEY, {})
     output_type = review.get("output_type", "unspecified")
