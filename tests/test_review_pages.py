@@ -462,6 +462,13 @@ def test_queue_pager_says_when_matches_were_not_all_counted(monkeypatch, rita):
     assert "Page 1 of 2+" in content
 
 
+def test_queue_tabs_group_the_digits_of_large_counts(rita):
+    make_item("invoice")
+    pending_count_add(output_type="invoice", delta=12_344)  # as if 12,345 were pending
+    content = rita.get(reverse("reviews:queue")).content.decode()
+    assert content.count('<span class="type-tab__count">12,345</span>') == 2  # the type's tab and "All types"
+
+
 def test_queue_tabs_are_live_and_each_reviewer_sees_their_types(rita, finance):
     make_item("invoice")
     make_item("draft")

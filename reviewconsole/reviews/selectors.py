@@ -127,8 +127,12 @@ class PendingOfType:
     oldest: datetime | None = None
 
     @property
-    def overdue_label(self) -> int | str:
-        return f"{self.overdue:,}+" if self.overdue_more else self.overdue
+    def pending_label(self) -> str:
+        return f"{self.pending:,}"
+
+    @property
+    def overdue_label(self) -> str:
+        return f"{self.overdue:,}{'+' if self.overdue_more else ''}"
 
 
 def queue_counts(*, user: Any) -> list[PendingOfType]:
