@@ -1,11 +1,14 @@
 """A run end to end through the task path (tasks execute inline in tests)."""
 
+from contextlib import ExitStack
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from pydantic import ValidationError
 
+from reviewconsole.engine import runner
+from reviewconsole.engine.context import Execution
 from reviewconsole.engine.events import StepRecord, collector
 from reviewconsole.engine.models import Checkpoint, FlowRun, RunStatus, Step, StepStatus
 from reviewconsole.engine.services import run_create
@@ -78,3 +81,22 @@ def test_a_step_started_in_one_write_is_closed_by_a_later_one():
     collector.forget(run.id)
     step = Step.objects.get(run=run)
     assert (step.status, step.error, step.duration_ms) == (StepStatus.FAILED, "boom", 250.0)
+
+
+def test_lease_heartbeat_stops_renewing_each_run_when_its_own_execution_ends(monkeypatch):
+    heartbeat = runner._Heartbeat()
+    monkeypatch.setattr(heartbeat, "_ensure_thread", lambda: None)
+    first, second = Execution(run_id="first"), Execution(run_id="second")
+
+    def watched():
+        return sorted(execution.run_id for execution, _ in heartbeat._current.values())
+
+    with ExitStack() as first_block:
+        first_block.enter_context(heartbeat.watching(first, "w:1"))
+        second_block = heartbeat.watching(second, "w:1")
+        second_block.__enter__()
+        assert watched() == ["first", "second"]
+    # Overlapping blocks (threads running tasks inline) end in any order.
+    assert watched() == ["second"]
+    second_block.__exit__(None, None, None)
+    assert watched() == []

@@ -45,20 +45,23 @@ class _Heartbeat:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._current: tuple[Execution, str] | None = None
+        # Keyed by the watching block: a worker runs one at a time, but threads in one process (tasks run
+        # inline, as in tests) may overlap, and each must stop being renewed when its own block ends.
+        self._current: dict[int, tuple[Execution, str]] = {}
         self._pid: int | None = None
 
     @contextmanager
     def watching(self, execution: Execution, worker: str) -> Iterator[None]:
         """Renew the run's lease while the block runs; a failed renewal marks it cancelled."""
         self._ensure_thread()
+        key = id(execution)
         with self._lock:
-            previous, self._current = self._current, (execution, worker)
+            self._current[key] = (execution, worker)
         try:
             yield
         finally:
             with self._lock:
-                self._current = previous
+                del self._current[key]
 
     def _ensure_thread(self) -> None:
         if self._pid == os.getpid():
@@ -73,21 +76,21 @@ class _Heartbeat:
             # A third of the lease, so two renewals can fail before it runs out.
             time.sleep(max(0.5, min(settings.RUN_LEASE_SECONDS / 3, 5.0)))
             with self._lock:
-                current = self._current
-            if current is None:
+                current = list(self._current.values())
+            if not current:
                 # Idle: give the connection back rather than hold one per worker process.
                 connection.close()
                 continue
-            execution, worker = current
-            try:
-                close_old_connections()
-                if not services.run_renew_lease(run_id=execution.run_id, worker=worker):
-                    execution.cancelled = True
-            except Exception:
-                logger.exception("run %s: could not renew the lease", execution.run_id)
-                connection.close()
-            finally:
-                close_old_connections()
+            for execution, worker in current:
+                try:
+                    close_old_connections()
+                    if not services.run_renew_lease(run_id=execution.run_id, worker=worker):
+                        execution.cancelled = True
+                except Exception:
+                    logger.exception("run %s: could not renew the lease", execution.run_id)
+                    connection.close()
+                finally:
+                    close_old_connections()
 
 
 _heartbeat = _Heartbeat()
