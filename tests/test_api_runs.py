@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from reviewconsole.engine.models import ApiToken, FlowRun, PendingFeedback, RunStatus, Step, StepKind, StepStatus
+from reviewconsole.engine.roles import role_grant
 from reviewconsole.engine.services import run_create
 from reviewconsole.engine.tokens import api_token_create
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
@@ -334,6 +335,42 @@ def test_run_list_rejects_bad_parameters_with_422(operator_client, query, loc):
     assert response.status_code == 422
     if loc:
         assert [error["loc"] for error in response.json()["detail"]] == [loc]
+
+
+# --- output-type scope -----------------------------------------------------------------------------------------
+
+
+def scoped_bearer_client(*, manager: bool = False) -> Client:
+    """A client with the bearer token of a user limited to invoices (a reviewer, or a manager)."""
+    role = "manager" if manager else "reviewer"
+    user = User.objects.create_user(f"finance_{role}")
+    role_grant(user=user, role=role, output_types=["invoice"])
+    return Client(headers=bearer(api_token_create(user=user)))
+
+
+def test_scoped_reviewer_reads_only_runs_of_flows_within_their_types():
+    invoice = run_create(flow_name="invoice_processing", inputs={"raw_invoice": "INVOICE-TEXT"})
+    article = run_create(flow_name="content_production", inputs={"topic": "ARTICLE-TOPIC"})
+    untyped = run_create(flow_name="counter", inputs={})
+    client = scoped_bearer_client()
+    listed = client.get("/api/v1/runs").json()["results"]
+    assert [item["id"] for item in listed] == [str(invoice.id)]
+    assert client.get("/api/v1/runs?flow=content_production").json()["results"] == []
+    assert client.get(f"/api/v1/runs/{invoice.id}").status_code == 200
+    for hidden in (article, untyped):
+        response = client.get(f"/api/v1/runs/{hidden.id}")
+        # The same answer as for a run that does not exist: nothing says it does.
+        assert (response.status_code, response.json()) == (404, {"detail": "Not found"})
+
+
+def test_scoped_users_see_and_start_only_flows_within_their_types():
+    assert [flow["name"] for flow in scoped_bearer_client().get("/api/v1/flows").json()] == ["invoice_processing"]
+    client = scoped_bearer_client(manager=True)
+    response = post_inputs(client, '{"topic": "x"}', url="/api/v1/flows/content_production/runs")
+    assert response.status_code == 404
+    assert not FlowRun.objects.exists()
+    response = post_inputs(client, '{"raw_invoice": "x"}', url="/api/v1/flows/invoice_processing/runs")
+    assert response.status_code == 201
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------------------------

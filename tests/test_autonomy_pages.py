@@ -566,6 +566,33 @@ def test_admin_gate_decisions_are_read_only(staff_manager):
     assert staff_manager.get(reverse("admin:autonomy_gatedecision_add")).status_code == 403
 
 
+def test_a_manager_limited_to_some_types_sees_and_changes_those_only():
+    receipts = seed()
+    drafts = seed("draft", n=10)
+    scoped = make_user("fran", "manager", TYPE)
+    scoped.is_staff = True
+    scoped.save()
+    client = client_for(scoped)
+    overview = client.get(OVERVIEW).content.decode()
+    assert type_url(TYPE) in overview and type_url("draft") not in overview
+    assert client.get(type_url(TYPE)).status_code == 200
+    assert client.get(type_url("draft")).status_code == 403
+    assert client.post(type_url("draft"), policy_data(drafts, threshold="0.5")).status_code == 403
+    # The admin: the other type's policy and gate decisions are missing; no policy may be added for it.
+    changelist = client.get(reverse("admin:autonomy_autonomypolicy_changelist")).content.decode()
+    assert reverse("admin:autonomy_autonomypolicy_change", args=[receipts.pk]) in changelist
+    assert reverse("admin:autonomy_autonomypolicy_change", args=[drafts.pk]) not in changelist
+    change_url = reverse("admin:autonomy_autonomypolicy_change", args=[drafts.pk])
+    assert client.post(change_url, admin_data(drafts, reason="x", threshold="0.5")).status_code == 302
+    other_decision = GateDecision.objects.filter(output_type="draft").first()
+    assert client.get(reverse("admin:autonomy_gatedecision_change", args=[other_decision.pk])).status_code == 302
+    new = {**admin_data(AutonomyPolicy(), reason="x"), "output_type": "invoice"}
+    added = client.post(reverse("admin:autonomy_autonomypolicy_add"), new)
+    assert added.status_code == 200 and "You may not manage this output type." in added.content.decode()
+    assert not PolicyChange.objects.filter(by=scoped).exists()
+    assert not AutonomyPolicy.objects.filter(output_type="invoice").exists()
+
+
 # ---------------------------------------------------------------- charts
 
 

@@ -638,6 +638,21 @@ def test_item_page_lists_earlier_decisions_on_the_run(rita, colleague):
     assert "rejected" in panel and "carl" in panel and "wrong vendor" in panel
 
 
+def test_item_page_hides_what_of_the_run_a_scoped_reviewer_may_not_see(finance, colleague):
+    # A run that sent two output types to review: a reviewer of one sees neither the other's item nor the run.
+    run = FlowRun.objects.create(flow_name="counter", status=RunStatus.WAITING_REVIEW, inputs={})
+    draft = make_item("draft", run=run, method="check_draft", status=ReviewStatus.DECIDED)
+    Decision.objects.create(item=draft, outcome="rejected", comment="DRAFT-NOTE", user=colleague)
+    invoice = make_item(run=run)
+    content = client_for(finance).get(item_url(invoice)).content.decode()
+    panel = re.search(r"Other reviews in this run.*?</section>", content, re.S)[0]
+    assert item_url(draft) not in panel and "check_draft" not in panel and "DRAFT-NOTE" not in content
+    assert reverse("engine:run_detail", args=[run.id]) not in content
+    # A reviewer of every type sees both, and the link to the run.
+    everything = client_for(make_user("rex")).get(item_url(invoice)).content.decode()
+    assert item_url(draft) in everything and reverse("engine:run_detail", args=[run.id]) in everything
+
+
 def test_item_page_query_count_does_not_grow_with_lines_events_or_earlier_items(
     rita, colleague, django_assert_num_queries
 ):

@@ -1,5 +1,6 @@
 """Browser pages for runs and flows: lists, the live run page, retry/cancel and the start form."""
 
+import dataclasses
 import datetime
 import enum
 import re
@@ -14,10 +15,12 @@ from django.urls import reverse
 from django.utils import timezone
 from pydantic import BaseModel, Field
 
+from reviewconsole.engine import registry, selectors
 from reviewconsole.engine.forms import FlowInputForm
 from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepKind, StepStatus
+from reviewconsole.engine.roles import role_grant
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
-from tests.people import client_for
+from tests.people import client_for, user_in_role
 from tests.people import user_with_engine_perms as make_user
 
 pytestmark = pytest.mark.django_db
@@ -144,6 +147,105 @@ def test_unknown_run_and_unknown_flow_are_404(manager_client):
     assert manager_client.get("/runs/00000000-0000-0000-0000-000000000000/").status_code == 404
     assert manager_client.get(reverse("engine:flow_start", args=["nope"])).status_code == 404
     assert manager_client.post(reverse("engine:flow_start", args=["nope"]), {}).status_code == 404
+
+
+# ---------------------------------------------------------------- output-type scope
+
+
+@pytest.fixture
+def finance() -> User:
+    """A reviewer limited to invoices."""
+    return user_in_role("finn", "reviewer", "invoice")
+
+
+@pytest.fixture
+def finance_manager() -> User:
+    user = User.objects.create_user("fran")
+    role_grant(user=user, role="manager", output_types=["invoice"])
+    return user
+
+
+def typed_runs() -> dict[str, FlowRun]:
+    """A run of the invoice flow, of the content flow and of a flow that declares no output type."""
+    return {
+        "invoice": make_run("invoice_processing", RunStatus.FAILED, inputs={"raw_invoice": "INVOICE-TEXT"}),
+        "article": make_run("content_production", RunStatus.FAILED, inputs={"topic": "ARTICLE-TOPIC"}),
+        "untyped": make_run("counter", RunStatus.FAILED, inputs={"label": "UNTYPED-LABEL"}),
+    }
+
+
+def test_scoped_reviewer_sees_only_runs_of_flows_within_their_types(finance):
+    runs = typed_runs()
+    client = client_for(finance)
+    listed = row_ids(client.get(reverse("engine:run_list")).content.decode())
+    assert listed == [str(runs["invoice"].id)]
+    assert client.get(detail_url(runs["invoice"])).status_code == 200
+    for hidden in ("article", "untyped"):
+        response = client.get(detail_url(runs[hidden]))
+        assert response.status_code == 404, hidden
+        assert client.get(detail_url(runs[hidden]), headers=HTMX).status_code == 404, hidden
+    # Asking for the other flow by name finds nothing either.
+    filtered = client.get(reverse("engine:run_list"), {"flow": "content_production"}).content.decode()
+    assert str(runs["article"].id) not in filtered and "ARTICLE-TOPIC" not in filtered
+
+
+def test_a_run_is_seen_only_by_users_who_may_see_every_type_its_flow_declares(monkeypatch, finance, viewer):
+    two_types = dataclasses.replace(
+        registry.get_flow("invoice_processing"), name="invoice_and_article", output_types=("invoice", "article_draft")
+    )
+    monkeypatch.setitem(registry.load_flows(), two_types.name, two_types)
+    runs = [*typed_runs().values(), make_run(two_types.name), make_run("removed_flow")]
+    both = user_in_role("bo", "reviewer", "invoice", "article_draft")
+    outsider = user_in_role("olaf", None, "invoice")
+    visible = {
+        user.username: {run.flow_name for run in runs if selectors.run_is_visible_to(user, run)}
+        for user in (finance, both, viewer, outsider)
+    }
+    assert visible == {
+        "finn": {"invoice_processing"},
+        "bo": {"invoice_processing", "content_production", "invoice_and_article"},
+        "victor": {run.flow_name for run in runs},  # no limit: every run, of a removed flow too
+        "olaf": set(),  # no permission to view runs
+    }
+    # The queryset and the check on a fetched run agree.
+    for user in (finance, both, viewer, outsider):
+        listed = set(selectors.runs_visible_to(user).values_list("flow_name", flat=True))
+        assert listed == visible[user.username], user.username
+    assert {spec.name for spec in selectors.flows_visible_to(both)} == visible["bo"]
+
+
+def test_unscoped_reviewer_sees_every_run(viewer_client):
+    runs = typed_runs()
+    assert sorted(row_ids(viewer_client.get(reverse("engine:run_list")).content.decode())) == sorted(
+        str(run.id) for run in runs.values()
+    )
+
+
+def test_scoped_manager_may_not_retry_cancel_or_start_other_types(finance_manager):
+    runs = typed_runs()
+    client = client_for(finance_manager)
+    assert client.post(reverse("engine:run_retry", args=[runs["article"].id])).status_code == 404
+    queued = make_run("content_production", RunStatus.QUEUED)
+    assert client.post(reverse("engine:run_cancel", args=[queued.id])).status_code == 404
+    queued.refresh_from_db()
+    assert queued.status == RunStatus.QUEUED
+    assert client.get(reverse("engine:flow_start", args=["content_production"])).status_code == 404
+    assert client.post(reverse("engine:flow_start", args=["content_production"]), {"topic": "x"}).status_code == 404
+    assert not FlowRun.objects.filter(flow_name="content_production", status=RunStatus.QUEUED).exclude(id=queued.id)
+    flows = client.get(reverse("engine:flow_list")).content.decode()
+    assert "invoice_processing" in flows and "content_production" not in flows and "counter" not in flows
+    # Their own type's runs work as for any manager.
+    assert client.post(reverse("engine:run_retry", args=[runs["invoice"].id])).status_code == 302
+
+
+def test_admin_shows_a_scoped_manager_only_their_types_runs(finance_manager):
+    runs = typed_runs()
+    client = client_for(finance_manager)
+    changelist = client.get(reverse("admin:engine_flowrun_changelist")).content.decode()
+    assert str(runs["invoice"].id) in changelist
+    assert str(runs["article"].id) not in changelist and str(runs["untyped"].id) not in changelist
+    response = client.get(reverse("admin:engine_flowrun_change", args=[runs["article"].id]))
+    assert response.status_code == 302 and "ARTICLE-TOPIC" not in response.content.decode()
 
 
 def test_home_redirects_to_run_list(viewer_client):

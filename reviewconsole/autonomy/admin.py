@@ -11,10 +11,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from reviewconsole.autonomy.models import AutonomyPolicy, GateDecision, PolicyChange
 from reviewconsole.autonomy.services import EDITABLE_POLICY_FIELDS, PolicyError, policy_ensure, policy_update
+from reviewconsole.reviews.selectors import scoped_output_types
 
 MANAGE_PERM = "autonomy.manage_autonomy"
 
@@ -24,13 +26,22 @@ def _manager(request: HttpRequest) -> bool:
 
 
 class ManagersOnly:
-    """Every admin permission is the manager's permission, whatever the model's own ones say."""
+    """Every admin permission is the manager's permission, whatever the model's own ones say.
+
+    A manager limited to some output types (the limit that also hides other types' runs and
+    dashboards) sees the rows of those types only; others are missing, as on the console's pages.
+    """
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return _manager(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _manager(request)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        rows = super().get_queryset(request)
+        allowed = scoped_output_types(request.user)
+        return rows if allowed is None else rows.filter(output_type__in=allowed)
 
 
 class PolicyAdminForm(forms.ModelForm):
@@ -40,9 +51,18 @@ class PolicyAdminForm(forms.ModelForm):
         help_text="Required: kept in the change history with your name.",
     )
 
+    # The output types the manager is limited to (None: every type); set by the admin for each request.
+    allowed_types: set[str] | None = None
+
     class Meta:
         model = AutonomyPolicy
         fields = ["output_type", *EDITABLE_POLICY_FIELDS]
+
+    def clean_output_type(self) -> str:
+        output_type = self.cleaned_data["output_type"]
+        if self.allowed_types is not None and output_type not in self.allowed_types:
+            raise forms.ValidationError("You may not manage this output type.")
+        return output_type
 
     def clean_reason(self) -> str:
         reason = self.cleaned_data["reason"].strip()
@@ -104,6 +124,11 @@ class AutonomyPolicyAdmin(ManagersOnly, admin.ModelAdmin):
         ),
         ("Review queue", {"fields": ["reject_reasons", "sla_minutes", "expiry_minutes", "expiry_outcome"]}),
     ]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> type:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.allowed_types = scoped_output_types(request.user)
+        return form
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # The type is the policy's identity: flows and statistics refer to it by name.

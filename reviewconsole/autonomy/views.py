@@ -1,8 +1,10 @@
 """Autonomy pages: the overview dashboard and one page per output type, with the manager's controls.
 
 Who sees what. Managers (`autonomy.manage_autonomy`, superusers) see every type and may change
-policies. Reviewers see the dashboards of the types they may review, read-only. Everyone else gets
-403. Every page fetches its policy through `policy_get_for_user`, so no view forgets a check.
+policies. Reviewers see the dashboards of the types they may review, read-only. A manager limited to
+some output types (ReviewerScope rows, the limit that also hides runs of other types) sees and changes
+those types only. Everyone else gets 403. Every page fetches its policy through `policy_get_for_user`,
+so no view forgets a check.
 
 One view serves a page and its fragments, picked by the htmx target: `#what-if` (the preview of a
 threshold), `#trend-panel` (the day/week toggle). A policy change is a POST to the type's page; it
@@ -31,7 +33,7 @@ from reviewconsole.autonomy.forms import PolicyForm, WhatIfForm
 from reviewconsole.autonomy.models import AutonomyPolicy, PolicyChange
 from reviewconsole.autonomy.recommendation import recommend, type_buckets, what_if
 from reviewconsole.autonomy.services import PolicyError, policy_ensure, policy_update
-from reviewconsole.reviews.selectors import can_review, reviewable_output_types
+from reviewconsole.reviews.selectors import scoped_output_types
 
 MANAGE_PERM = "autonomy.manage_autonomy"
 REVIEW_PERM = "reviews.review_item"
@@ -54,6 +56,16 @@ def is_manager(user: Any) -> bool:
     return bool(user.is_authenticated and user.has_perm(MANAGE_PERM))
 
 
+def may_see_dashboards(user: Any) -> bool:
+    return is_manager(user) or bool(user.is_authenticated and user.has_perm(REVIEW_PERM))
+
+
+def may_see_type(user: Any, output_type: str) -> bool:
+    """Managers and reviewers see the types within their output-type limit (for a reviewer: the types they review)."""
+    allowed = scoped_output_types(user)
+    return may_see_dashboards(user) and (allowed is None or output_type in allowed)
+
+
 def declared_output_types() -> set[str]:
     """Output types the registered flows declare (loads the flows, and with them CrewAI, on first use)."""
     from reviewconsole.engine import registry
@@ -64,14 +76,12 @@ def declared_output_types() -> set[str]:
 def policy_get_for_user(user: Any, output_type: str) -> AutonomyPolicy:
     """The type's policy, or PermissionDenied (403) or Http404.
 
-    Managers may see any type, reviewers the types they may review (checked before the type is
-    looked up, so the answer does not tell them which types exist). A type with no policy yet
-    exists if a registered flow declares it; its policy is then created with the defaults, as the
-    gate would on the first output.
+    Managers may see any type within their output-type limit, reviewers the types they may review
+    (checked before the type is looked up, so the answer does not tell them which types exist). A
+    type with no policy yet exists if a registered flow declares it; its policy is then created with
+    the defaults, as the gate would on the first output.
     """
-    if not (
-        is_manager(user) or (user.is_authenticated and user.has_perm(REVIEW_PERM) and can_review(user, output_type))
-    ):
+    if not may_see_type(user, output_type):
         raise PermissionDenied("You may not see the autonomy of this output type.")
     policy = AutonomyPolicy.objects.filter(output_type=output_type).first()
     if policy is not None:
@@ -99,11 +109,11 @@ def _svg(markup: str) -> SafeString:
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     """Every type the user may see: autonomy rate and accuracy with intervals, queue, threshold, trend."""
-    manager = is_manager(request.user)
-    if not manager and not request.user.has_perm(REVIEW_PERM):
+    if not may_see_dashboards(request.user):
         raise PermissionDenied
+    manager = is_manager(request.user)
     rows = selectors.overview()
-    allowed = None if manager else reviewable_output_types(request.user)
+    allowed = scoped_output_types(request.user)
     if allowed is not None:
         rows = [row for row in rows if row["output_type"] in allowed]
     trends = selectors.trends_by_type([row["output_type"] for row in rows], SPARK_DAYS)

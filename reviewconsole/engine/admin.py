@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from reviewconsole.engine.models import ApiToken, Checkpoint, FlowRun, RunTransition, Step
+from reviewconsole.engine.selectors import runs_visible_to
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -29,6 +30,10 @@ class FlowRunAdmin(ReadOnlyAdmin):
     list_filter = ["status", "flow_name"]
     search_fields = ["id"]
     inlines = [TransitionInline]
+
+    def get_queryset(self, request):
+        # Managers are staff: the admin must hide the runs of types outside their limit, as the run pages do.
+        return super().get_queryset(request) & runs_visible_to(request.user)
 
 
 @admin.register(Checkpoint)

@@ -17,7 +17,7 @@ from ninja import Body, Query, Router, Schema, Status
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import CursorPagination, paginate
 
-from reviewconsole.engine import registry, selectors, services
+from reviewconsole.engine import selectors, services
 from reviewconsole.engine.models import FlowRun, RunStatus, Step, StepKind, StepStatus
 from reviewconsole.engine.registry import FlowSpec
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewReason, ReviewStatus
@@ -152,15 +152,15 @@ def _inputs_error(error: pydantic.ValidationError) -> NinjaValidationError:
 @router.get("/flows", response=list[FlowOut])
 def flow_list(request: HttpRequest) -> list[FlowSpec]:
     """The flows a run can be started for, with the JSON Schema of their inputs."""
-    require_perm(request, "engine.view_flowrun")
-    return registry.all_flows()
+    require_perm(request, selectors.VIEW_RUNS)
+    return selectors.flows_visible_to(request.auth)
 
 
 @router.post("/flows/{name}/runs", response={201: RunCreatedOut})
 def flow_run_create(request: HttpRequest, name: str, inputs: Body[dict[str, Any]]) -> Status[RunCreatedOut]:
     """Start a run of flow `name`. The body is the inputs object, validated against the flow's input schema."""
     require_perm(request, "engine.add_flowrun")
-    spec = registry.get_flow(name)
+    spec = selectors.flow_get_for_user(user=request.auth, name=name)
     try:
         validated = spec.input_model.model_validate(inputs)
     except pydantic.ValidationError as error:
@@ -176,15 +176,15 @@ def flow_run_create(request: HttpRequest, name: str, inputs: Body[dict[str, Any]
 @paginate(CursorPagination, ordering=("-created_at", "-id"), page_size=50)
 def run_list(request: HttpRequest, flow: Query[str] = "", status: Query[RunStatus | None] = None) -> QuerySet[FlowRun]:
     """Runs newest first, optionally of one flow or in one status; follow `next` for older ones."""
-    require_perm(request, "engine.view_flowrun")
-    return selectors.run_list(flow_name=flow, status=status or "")
+    require_perm(request, selectors.VIEW_RUNS)
+    return selectors.run_list(user=request.auth, flow_name=flow, status=status or "")
 
 
 @router.get("/runs/{run_id}", response=RunOut)
 def run_detail(request: HttpRequest, run_id: UUID) -> FlowRun:
     """A run with its steps (LLM calls included, with token counts) and its review items."""
-    require_perm(request, "engine.view_flowrun")
-    run = selectors.run_get(run_id=run_id)
+    require_perm(request, selectors.VIEW_RUNS)
+    run = selectors.run_get_for_user(user=request.auth, run_id=run_id)
     prefetch_related_objects(
         [run],
         Prefetch("steps", queryset=selectors.run_steps(run_id=run.id)),

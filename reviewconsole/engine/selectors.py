@@ -1,17 +1,97 @@
-"""Reads for flow runs, shared by pages, the JSON API and the CLI."""
+"""Reads for flow runs, shared by pages, the JSON API and the CLI.
+
+Who sees which run. A run belongs to the output types its flow declares
+(`FlowSpec.output_types`). A user limited to some output types sees a flow, and
+its runs, only if every type the flow declares is within their limit, so no
+output of another type is ever shown to them; a flow that declares no type is
+seen only by unlimited users. Every page and endpoint that shows a run or a
+flow reads through `runs_visible_to` and `flows_visible_to`; anything outside
+them is answered like something that does not exist (404).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 
 from django.db.models import Case, CharField, F, QuerySet, Value, When
 
+from reviewconsole.engine import registry
 from reviewconsole.engine.models import FlowRun, RunTransition, Step, StepKind
 
+VIEW_RUNS = "engine.view_flowrun"
 
-def run_list(*, flow_name: str = "", status: str = "") -> QuerySet[FlowRun]:
-    """Runs newest first, optionally filtered; heavy JSON columns are deferred."""
-    runs = FlowRun.objects.defer("inputs", "state", "result", "traceback").select_related("created_by")
+OutputTypeScope = Callable[[Any], Collection[str] | None]
+_output_type_scope: OutputTypeScope | None = None
+
+
+def register_output_type_scope(scope: OutputTypeScope) -> None:
+    """Install the answer to "which output types is this user limited to?" (None: not limited).
+
+    The engine knows runs and the types their flows declare, but who may see which
+    type is decided above it (the reviews app's reviewer scopes). That app registers
+    its answer here from its `AppConfig.ready()`, so the engine asks without importing
+    it. Without a registered answer nobody is limited: no app defines a limit then.
+    """
+    global _output_type_scope
+    _output_type_scope = scope
+
+
+def output_types_visible_to(user: Any) -> frozenset[str] | None:
+    """The output types `user` is limited to, or None for every type."""
+    if _output_type_scope is None:
+        return None
+    scope = _output_type_scope(user)
+    return None if scope is None else frozenset(scope)
+
+
+def _within(spec: registry.FlowSpec, allowed: frozenset[str] | None) -> bool:
+    return allowed is None or (bool(spec.output_types) and set(spec.output_types) <= allowed)
+
+
+def flows_visible_to(user: Any) -> list[registry.FlowSpec]:
+    """The registered flows whose outputs `user` may all see, by title (loads the flows on first use)."""
+    allowed = output_types_visible_to(user)
+    return [spec for spec in registry.all_flows() if _within(spec, allowed)]
+
+
+def flow_get_for_user(*, user: Any, name: str) -> registry.FlowSpec:
+    """A flow `user` may see; raises UnknownFlowError for one outside their output types, as for a missing one."""
+    spec = registry.get_flow(name)
+    if not _within(spec, output_types_visible_to(user)):
+        raise registry.UnknownFlowError(name)
+    return spec
+
+
+def runs_visible_to(user: Any) -> QuerySet[FlowRun]:
+    """Every run `user` may see: none without the view permission, else those of their visible flows.
+
+    A limited user's runs are filtered by flow name, so a run of a flow since
+    removed from the registry is seen only by unlimited users.
+    """
+    if not user.has_perm(VIEW_RUNS):
+        return FlowRun.objects.none()
+    if output_types_visible_to(user) is None:
+        return FlowRun.objects.all()
+    return FlowRun.objects.filter(flow_name__in=[spec.name for spec in flows_visible_to(user)])
+
+
+def run_is_visible_to(user: Any, run: FlowRun) -> bool:
+    """Whether `run`, already fetched, is one of `runs_visible_to(user)` (asked without a query)."""
+    if not user.has_perm(VIEW_RUNS):
+        return False
+    allowed = output_types_visible_to(user)
+    if allowed is None:
+        return True
+    try:
+        return _within(registry.get_flow(run.flow_name), allowed)
+    except registry.UnknownFlowError:
+        return False
+
+
+def run_list(*, user: Any, flow_name: str = "", status: str = "") -> QuerySet[FlowRun]:
+    """The runs `user` may see, newest first, optionally filtered; heavy JSON columns are deferred."""
+    runs = runs_visible_to(user).defer("inputs", "state", "result", "traceback").select_related("created_by")
     if flow_name:
         runs = runs.filter(flow_name=flow_name)
     if status:
@@ -20,8 +100,13 @@ def run_list(*, flow_name: str = "", status: str = "") -> QuerySet[FlowRun]:
 
 
 def run_get(*, run_id: Any) -> FlowRun:
-    """A run by id; raises FlowRun.DoesNotExist (or ValidationError for a malformed id)."""
+    """A run by id, whoever asks (the CLI); raises FlowRun.DoesNotExist (or ValidationError for a malformed id)."""
     return FlowRun.objects.select_related("created_by").get(id=run_id)
+
+
+def run_get_for_user(*, user: Any, run_id: Any) -> FlowRun:
+    """A run `user` may see; raises FlowRun.DoesNotExist for one they may not, exactly as for a missing one."""
+    return runs_visible_to(user).select_related("created_by").get(id=run_id)
 
 
 def run_steps(*, run_id: Any) -> QuerySet[Step]:

@@ -28,8 +28,8 @@ from reviewconsole.engine import registry, selectors, services
 from reviewconsole.engine.diagram import render_flow_svg
 from reviewconsole.engine.forms import FlowInputForm, RunFilterForm
 from reviewconsole.engine.models import FlowRun, RunStatus
+from reviewconsole.engine.selectors import VIEW_RUNS
 
-VIEW_RUNS = "engine.view_flowrun"
 START_RUNS = "engine.add_flowrun"
 CHANGE_RUNS = "engine.change_flowrun"
 
@@ -54,18 +54,20 @@ def _require_perm(request: HttpRequest, perm: str) -> None:
 
 
 def _get_run_for_user(request: HttpRequest, run_id: UUID, *, perm: str = VIEW_RUNS) -> FlowRun:
-    """The run, or 403 without the permissions (checked first, so ids don't leak), or 404."""
+    """The run, or 403 without the permissions (checked first, so ids don't leak), or 404 if missing or
+    outside the user's output types."""
     _require_perm(request, VIEW_RUNS)
     _require_perm(request, perm)
     try:
-        return selectors.run_get(run_id=run_id)
+        return selectors.run_get_for_user(user=request.user, run_id=run_id)
     except FlowRun.DoesNotExist:
         raise Http404("No such run") from None
 
 
-def _get_flow_or_404(name: str) -> registry.FlowSpec:
+def _get_flow_for_user(request: HttpRequest, name: str) -> registry.FlowSpec:
+    """The flow, or 404 if missing or outside the user's output types."""
     try:
-        return registry.get_flow(name)
+        return selectors.flow_get_for_user(user=request.user, name=name)
     except registry.UnknownFlowError:
         raise Http404(f"No flow named '{name}'") from None
 
@@ -114,12 +116,11 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def run_list(request: HtmxHttpRequest) -> HttpResponse:
     _require_perm(request, VIEW_RUNS)
-    flows = registry.all_flows()
+    flows = selectors.flows_visible_to(request.user)
     form = RunFilterForm(request.GET or None, flows=flows)
     flow_name, status = form.filters()
-    page = Paginator(selectors.run_list(flow_name=flow_name, status=status), RUNS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    runs = selectors.run_list(user=request.user, flow_name=flow_name, status=status)
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     titles = {spec.name: spec.title for spec in flows}
     context = {
         "form": form,
@@ -183,7 +184,7 @@ def _run_action(request: HtmxHttpRequest, run_id: UUID, action: Callable[..., No
         messages.error(request, str(error))
         return redirect("engine:run_detail", run_id=run.id)
     if request.htmx:
-        run = selectors.run_get(run_id=run.id)
+        run = selectors.run_get_for_user(user=request.user, run_id=run.id)
         context = {**_run_context(request, run), "alert": done_message, "alert_level": "success"}
         return render(request, "engine/run_detail.html#run-live", context)
     messages.success(request, done_message)
@@ -207,7 +208,7 @@ def run_cancel(request: HtmxHttpRequest, run_id: UUID) -> HttpResponse:
 def flow_list(request: HttpRequest) -> HttpResponse:
     _require_perm(request, VIEW_RUNS)
     # Field names are read here: a template would call the model class (it is callable).
-    flows = [(spec, list(spec.input_model.model_fields)) for spec in registry.all_flows()]
+    flows = [(spec, list(spec.input_model.model_fields)) for spec in selectors.flows_visible_to(request.user)]
     context = {"flows": flows, "can_start": request.user.has_perm(START_RUNS)}
     return render(request, "engine/flow_list.html", context)
 
@@ -216,7 +217,7 @@ def flow_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def flow_start(request: HttpRequest, name: str) -> HttpResponse:
     _require_perm(request, START_RUNS)
-    spec = _get_flow_or_404(name)
+    spec = _get_flow_for_user(request, name)
     posted = request.method == "POST"
     form = FlowInputForm(spec.input_model, request.POST if posted else None, request.FILES if posted else None)
     if form.is_valid():

@@ -5,3 +5,10 @@ class ReviewsConfig(AppConfig):
     name = "reviewconsole.reviews"
     label = "reviews"
     verbose_name = "Reviews"
+
+    def ready(self) -> None:
+        from reviewconsole.engine.selectors import register_output_type_scope
+        from reviewconsole.reviews.selectors import scoped_output_types
+
+        # A reviewer limited to some output types sees runs and flows of those types only.
+        register_output_type_scope(scoped_output_types)

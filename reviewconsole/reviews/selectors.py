@@ -14,17 +14,26 @@ from django.utils import timezone
 from reviewconsole.reviews.models import PendingCount, ReviewerScope, ReviewEvent, ReviewItem, ReviewStatus
 
 
-def reviewable_output_types(user: Any) -> set[str] | None:
-    """Output types the user may review: None for every type, an empty set for none."""
-    if not user.is_authenticated or not user.has_perm("reviews.review_item"):
-        return set()
-    if user.is_superuser:
+def scoped_output_types(user: Any) -> set[str] | None:
+    """The output types `user` is limited to by their ReviewerScope rows: None (no rows, or a superuser) for every type.
+
+    The limit holds for everything of a type, not only for deciding it: the engine asks
+    this (through `engine.selectors.register_output_type_scope`) to hide runs and flows.
+    """
+    if not user.is_authenticated or user.is_superuser:
         return None
     # A page asks several times (permission check, counts, queue, neighbours); like Django's permission
     # cache, the answer is kept on the user object, which lives for one request.
     if not hasattr(user, "_review_scopes"):
         user._review_scopes = set(ReviewerScope.objects.filter(user=user).values_list("output_type", flat=True))
     return set(user._review_scopes) or None
+
+
+def reviewable_output_types(user: Any) -> set[str] | None:
+    """Output types the user may review: None for every type, an empty set for none."""
+    if not user.is_authenticated or not user.has_perm("reviews.review_item"):
+        return set()
+    return scoped_output_types(user)
 
 
 def can_review(user: Any, output_type: str) -> bool:
@@ -49,10 +58,11 @@ def item_events(*, item_id: Any) -> QuerySet[ReviewEvent]:
     return ReviewEvent.objects.filter(item_id=item_id).select_related("user").order_by("at", "id")
 
 
-def run_earlier_items(*, item: ReviewItem) -> QuerySet[ReviewItem]:
-    """Other review items of the same run, with their decisions."""
+def run_earlier_items(*, item: ReviewItem, user: Any) -> QuerySet[ReviewItem]:
+    """Other review items of the same run that `user` may see, with their decisions."""
     return (
-        ReviewItem.objects.filter(run_id=item.run_id)
+        items_visible_to(user)
+        .filter(run_id=item.run_id)
         .exclude(id=item.id)
         .select_related("decision__user")
         .order_by("created_at")

@@ -336,7 +336,10 @@ def _item_context(
             "further_outcomes": [o for o in item.outcomes if o not in (approve, REJECT_OUTCOME)],
             "output_json": schema_form.display_value(schema_form.Spec("json", ""), item.output),
             "run_inputs": _run_inputs(item.run.inputs),
-            "earlier": list(selectors.run_earlier_items(item=item)),
+            # A flow may send several output types to review: the run, and its other items, may hold types
+            # this reviewer may not see.
+            "run_visible": engine_selectors.run_is_visible_to(request.user, item.run),
+            "earlier": list(selectors.run_earlier_items(item=item, user=request.user)),
             "events": list(selectors.item_events(item_id=item.id)),
             "produced_by": engine_selectors.run_models(run_id=item.run_id, before=item.created_at),
             "previous": previous,
