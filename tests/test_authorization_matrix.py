@@ -14,9 +14,11 @@ Path parameters are filled with real objects of a seeded database: one of the sc
 scope leak shows as a status that is not 404. A cell is one status, or a `(mine, other)` pair.
 
 A row declares what a browser session (login cookie) gets. The other transports follow from it:
-- a bearer token is not a page login: on a page it gets the anonymous column; on the API it gets the row;
-- an unsafe request from a session is sent with the CSRF token (it gets the row) and without it (403 for
-  a user, 401 on the API for anonymous, whom the CSRF check stops first on a page: 403);
+- a bearer token is not a page login: on a page its GET gets the anonymous column, and its unsafe
+  request (which carries no CSRF token) 403; on the API it gets the row;
+- an unsafe request from a session is sent with the CSRF token (it gets the row) and without it (403;
+  401 on the API for anonymous). Pages are checked without the token as the manager only: that check
+  is the middleware's, the same for everyone; the API's is each authentication's, checked for all.
 - an htmx GET of a page gets the row, except that a login redirect becomes HX-Redirect.
 Undeclared methods must answer 405 (the admin's are not probed: its views take GET and POST).
 
