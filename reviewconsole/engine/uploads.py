@@ -121,10 +121,18 @@ def _read_in_child(data: bytes) -> dict[str, Any]:
         answer = None
     if isinstance(answer, dict):
         return answer
-    logger.warning("PDF reader exited with %s: %s", child.returncode, child.stderr.decode(errors="replace")[-2000:])
+    stderr = child.stderr.decode(errors="replace")[-2000:]
     if child.returncode == -signal.SIGXCPU:
+        logger.warning("PDF reader stopped by its CPU limit")
         return {"error": "expensive", "detail": f"reading it needs more than {PDF_CPU_SECONDS} seconds of CPU time"}
-    return {"error": "expensive", "detail": f"reading it needs more than {filesizeformat(PDF_MEMORY_BYTES)} of memory"}
+    # Killed (the kernel's answer to a hard limit) or out of memory even for its answer.
+    if child.returncode < 0 or "MemoryError" in stderr:
+        logger.warning("PDF reader exited with %s: %s", child.returncode, stderr)
+        memory = filesizeformat(PDF_MEMORY_BYTES)
+        return {"error": "expensive", "detail": f"reading it needs more than {memory} of memory"}
+    # The reader itself failed, not because of the file: the operator needs to know.
+    logger.error("PDF reader failed with exit status %s: %s", child.returncode, stderr)
+    return {"error": "damaged", "detail": f"the PDF reader stopped with exit status {child.returncode}"}
 
 
 register_converter(Converter(kind="pdf", label="PDF", accept=".pdf,application/pdf", to_text=pdf_to_text))
