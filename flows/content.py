@@ -15,6 +15,8 @@ earlier steps found.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from crewai.flow.flow import Flow, listen, or_, router, start
 from crewai.flow.human_feedback import HumanFeedbackResult
 from crewai.flow.persistence import persist
@@ -57,10 +59,12 @@ class ResearchOutput(BaseModel):
 
 
 class ArticleDraft(BaseModel):
-    title: str
-    standfirst: str = Field(default="", description="One-sentence summary under the title.")
-    body: str
-    sources: list[str] = Field(default_factory=list)
+    # Bounds far above a 400-word explainer (a rewrite appends the reviewer's notes to the body); they stop an
+    # edit, or a runaway model, from publishing a megabyte, and the edit form and API schema show them.
+    title: str = Field(max_length=300, json_schema_extra={"widget": "text"})
+    standfirst: str = Field(default="", max_length=1000, description="One-sentence summary under the title.")
+    body: str = Field(max_length=50_000)
+    sources: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=50)
     confidence: float = Field(default=0.0, ge=0, le=1)
 
 

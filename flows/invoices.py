@@ -51,21 +51,35 @@ class InvoiceInputs(BaseModel):
     )
 
 
+# Bounds of a reading, far above any real invoice. Declared on the models, they reach the LLM (the task's
+# schema), API clients (the item's schema) and the edit form, and refuse an edit that would put a megabyte
+# in the vendor or ten thousand line items on the books.
+MAX_LINE_ITEMS = 500
+MAX_NAME_CHARS = 200
+MAX_DESCRIPTION_CHARS = 1000
+
+
 class LineItem(BaseModel):
-    description: str
-    quantity: float = 1
-    unit_price: float = 0
-    amount: float = 0
+    description: str = Field(max_length=MAX_DESCRIPTION_CHARS)
+    quantity: float = Field(default=1, ge=0)
+    unit_price: float = Field(default=0, ge=0)
+    amount: float = Field(default=0, ge=0)
 
 
 class InvoiceData(BaseModel):
-    vendor: str = ""
-    invoice_number: str = ""
+    """An invoice as read. Amounts are never negative: an invoice bills, a credit note is another document.
+
+    The defaults let a partial reading parse (a field the reader could not find stays empty); they never
+    fill in a reviewer's edit, which must carry every field (see reviews.schemas.validated_edit).
+    """
+
+    vendor: str = Field(default="", max_length=MAX_NAME_CHARS)
+    invoice_number: str = Field(default="", max_length=100)
     invoice_date: date | None = None
     due_date: date | None = None
-    currency: str = "USD"
-    line_items: list[LineItem] = []
-    total_amount: float = 0
+    currency: str = Field(default="USD", max_length=16)
+    line_items: list[LineItem] = Field(default_factory=list, max_length=MAX_LINE_ITEMS)
+    total_amount: float = Field(default=0, ge=0)
     confidence: float = Field(default=0.0, ge=0, le=1)
 
 

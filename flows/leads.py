@@ -120,9 +120,10 @@ class LeadScore(BaseModel):
 
 
 class OutreachEmail(BaseModel):
-    to: str
-    subject: str
-    body: str
+    # An address is at most 254 characters (RFC 5321); the other bounds are far above a short first email.
+    to: str = Field(max_length=254, json_schema_extra={"widget": "text"})
+    subject: str = Field(max_length=300, json_schema_extra={"widget": "text"})
+    body: str = Field(max_length=10_000)
     confidence: float = Field(default=0.0, ge=0, le=1)
 
 

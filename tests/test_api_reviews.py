@@ -130,6 +130,9 @@ def test_high_value_invoice_is_reviewed_corrected_and_completed_through_the_api(
     assert listed["output"]["total_amount"] == 84000.0
     assert listed["outcomes"] == ["approved", "rejected"]
     assert listed["schema"]["properties"]["total_amount"]["type"] == "number"
+    # The bounds an edit must respect are in the schema API clients read.
+    assert listed["schema"]["properties"]["total_amount"]["minimum"] == 0
+    assert listed["schema"]["properties"]["vendor"]["maxLength"] == 200
     assert listed["url"] == f"http://testserver/reviews/{listed['id']}/"
     item_url = f"{REVIEWS_URL}/{listed['id']}"
     assert finance.get(item_url).json() == listed
@@ -421,7 +424,8 @@ def test_rejection_carrying_an_edit_is_422_naming_edited_output(finance_client):
 
 def test_invalid_edit_names_every_bad_field(finance_client):
     item = add_item()
-    edit = dict(INVOICE_OUTPUT, total_amount="lots", line_items=[{"description": "x", "amount": "many"}])
+    row = {"description": "x", "quantity": 1, "unit_price": 2, "amount": "many"}
+    edit = dict(INVOICE_OUTPUT, total_amount="lots", line_items=[row])
     response = post_json(finance_client, decision_url(item.id), {"outcome": "approved", "edited_output": edit})
     assert response.status_code == 422
     locs = sorted(error["loc"] for error in response.json()["detail"])
@@ -430,6 +434,66 @@ def test_invalid_edit_names_every_bad_field(finance_client):
         ["body", "edited_output", "total_amount"],
     ]
     assert ReviewItem.objects.get().status == ReviewStatus.PENDING
+
+
+def assert_still_pending(item: ReviewItem) -> None:
+    item.refresh_from_db()
+    assert item.status == ReviewStatus.PENDING
+    assert not Decision.objects.exists()
+
+
+def test_an_empty_edit_is_422_naming_every_field_it_would_blank(finance_client):
+    item = add_item()
+    response = post_json(finance_client, decision_url(item.id), {"outcome": "approved", "edited_output": {}})
+
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    assert [error["loc"] for error in errors] == [["body", "edited_output", name] for name in INVOICE_OUTPUT]
+    assert {error["msg"] for error in errors} == {"Field required"}
+    assert_still_pending(item)
+
+
+def test_unknown_fields_are_422_naming_each_at_any_depth(finance_client):
+    item = add_item()
+    row = dict(INVOICE_OUTPUT["line_items"][0], discount=5)
+    edit = dict(INVOICE_OUTPUT, foo="bar", line_items=[row])
+    response = post_json(finance_client, decision_url(item.id), {"outcome": "approved", "edited_output": edit})
+
+    assert response.status_code == 422
+    assert [(error["loc"], error["msg"]) for error in response.json()["detail"]] == [
+        (["body", "edited_output", "foo"], "unknown field"),
+        (["body", "edited_output", "line_items", 0, "discount"], "unknown field"),
+    ]
+    assert_still_pending(item)
+
+
+LINE = INVOICE_OUTPUT["line_items"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "loc", "message"),
+    [
+        ({"vendor": "x" * 1_000_000}, ["vendor"], "at most 200 characters"),
+        ({"line_items": [LINE] * 10_000}, ["line_items"], "at most 500 items"),
+        (
+            {"line_items": [LINE] * 3 + [dict(LINE, amount=-5.0)]},
+            ["line_items", 3, "amount"],
+            "greater than or equal to 0",
+        ),
+        ({"total_amount": -84000.0}, ["total_amount"], "greater than or equal to 0"),
+    ],
+    ids=["a 1 MB vendor", "10,000 line items", "a negative line amount", "a negative total"],
+)
+def test_an_edit_beyond_the_bounds_the_invoice_model_declares_is_422(finance_client, change, loc, message):
+    item = add_item()
+    edit = dict(INVOICE_OUTPUT, **change)
+    response = post_json(finance_client, decision_url(item.id), {"outcome": "approved", "edited_output": edit})
+
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "edited_output", *loc]
+    assert message in error["msg"]
+    assert_still_pending(item)
 
 
 def test_edit_of_a_type_without_a_model_must_be_an_object():

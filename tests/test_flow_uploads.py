@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import resource
+import zlib
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.exceptions import ImproperlyConfigured
@@ -26,25 +30,33 @@ def _pdf_string(text: str) -> str:
 
 def make_pdf(*pages: list[str]) -> bytes:
     """A minimal valid PDF, written by hand: one Helvetica text line per entry, a page per list."""
-    page_ids = [4 + 2 * index for index in range(len(pages))]
-    objects = {
-        1: "<< /Type /Catalog /Pages 2 0 R >>",
-        2: f"<< /Type /Pages /Kids [{' '.join(f'{pid} 0 R' for pid in page_ids)}] /Count {len(pages)} >>",
-        3: "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    }
-    for page_id, lines in zip(page_ids, pages, strict=True):
+    contents = []
+    for lines in pages:
         shown = " T* ".join(f"{_pdf_string(line)} Tj" for line in lines)
-        stream = f"BT /F1 12 Tf 16 TL 72 720 Td {shown} ET" if lines else ""
+        contents.append((f"BT /F1 12 Tf 16 TL 72 720 Td {shown} ET" if lines else "").encode("latin-1"))
+    return assemble_pdf(contents)
+
+
+def assemble_pdf(contents: list[bytes], filters: str = "") -> bytes:
+    """A PDF with one page per content stream, each stored with `filters` (e.g. `/FlateDecode`)."""
+    page_ids = [4 + 2 * index for index in range(len(contents))]
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: f"<< /Type /Pages /Kids [{' '.join(f'{pid} 0 R' for pid in page_ids)}] /Count {len(contents)} >>".encode(),
+        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    }
+    for page_id, stream in zip(page_ids, contents, strict=True):
         objects[page_id] = (
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {page_id + 1} 0 R >>"
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (page_id + 1)
         )
-        objects[page_id + 1] = f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream"
+        filter_entry = f" /Filter {filters}".encode() if filters else b""
+        objects[page_id + 1] = b"<< /Length %d%s >>\nstream\n%s\nendstream" % (len(stream), filter_entry, stream)
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number in sorted(objects):
         offsets.append(len(out))
-        out += f"{number} 0 obj\n{objects[number]}\nendobj\n".encode("latin-1")
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, objects[number])
     xref = len(out)
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
@@ -88,6 +100,71 @@ def test_size_and_page_limits(monkeypatch):
     monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", len(pdf) - 1)
     with pytest.raises(UploadError, match=r"invoice\.pdf is .*; files up to"):
         convert_upload("pdf", upload(pdf))
+
+
+# --------------------------------------------------------------------------- expensive PDFs
+
+TOO_EXPENSIVE = "This PDF is too large or complex to read: "
+
+
+@functools.cache
+def decompression_bomb(megabytes: int = 500) -> bytes:
+    """One page whose content stream is `megabytes` MB of zeros, Flate-compressed twice into about 2 KB."""
+    zeros, inner = bytes(1024 * 1024), zlib.compressobj(9)
+    once = b"".join(inner.compress(zeros) for _ in range(megabytes)) + inner.flush()
+    return assemble_pdf([zlib.compress(once, 9)], "[/FlateDecode /FlateDecode]")
+
+
+def operator_flood(operator: bytes, count: int) -> bytes:
+    """One page whose compressed content stream repeats `operator` `count` times inside one text object."""
+    return assemble_pdf([zlib.compress(b"BT /F1 1 Tf 0 0 Td " + operator * count + b"ET", 9)], "/FlateDecode")
+
+
+@pytest.fixture
+def tight_limits(monkeypatch):
+    """Lower limits than production, so that each refusal comes sooner; a normal invoice reads within them."""
+    monkeypatch.setattr(uploads, "PDF_MEMORY_BYTES", 160 * 1024 * 1024)
+    monkeypatch.setattr(uploads, "PDF_CPU_SECONDS", 2)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(decompression_bomb, id="decompression bomb"),
+        pytest.param(lambda: operator_flood(b"(x) Tj ", 3_000_000), id="three million text operators"),
+    ],
+)
+def test_a_pdf_too_expensive_to_read_is_refused_and_the_server_process_stays_small(tight_limits, build):
+    pdf = build()
+    assert len(pdf) < 50_000
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+    with pytest.raises(UploadError, match=f"^{TOO_EXPENSIVE}"):
+        convert_upload("pdf", upload(pdf))
+
+    # The parsing happened in a child process: this one never held the inflated stream or the parsed page.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 100 * 1024
+    # The same limits leave room for a real invoice.
+    assert convert_upload("pdf", upload(make_pdf(INVOICE_LINES))) == "\n".join(INVOICE_LINES)
+
+
+def test_a_pdf_that_keeps_the_parser_busy_is_stopped_by_the_cpu_limit(monkeypatch):
+    monkeypatch.setattr(uploads, "PDF_CPU_SECONDS", 1)
+    # Save and restore the graphics state, ten million times: little memory, much work.
+    with pytest.raises(UploadError, match=f"^{TOO_EXPENSIVE}reading it needs more than 1 seconds of CPU time"):
+        convert_upload("pdf", upload(operator_flood(b"q Q ", 10_000_000)))
+
+
+def test_a_pdf_that_keeps_the_parser_waiting_is_stopped_by_the_wall_clock(monkeypatch):
+    monkeypatch.setattr(uploads, "PDF_WALL_SECONDS", 1)
+    with pytest.raises(UploadError, match=f"^{TOO_EXPENSIVE}reading it took longer than 1 seconds"):
+        convert_upload("pdf", upload(operator_flood(b"q Q ", 10_000_000)))
+
+
+def test_text_beyond_the_cap_is_refused(monkeypatch):
+    monkeypatch.setattr(uploads, "MAX_PDF_TEXT_CHARS", 20)
+    with pytest.raises(UploadError, match=f"^{TOO_EXPENSIVE}its text is longer than 20 characters"):
+        convert_upload("pdf", upload(make_pdf(INVOICE_LINES)))
 
 
 # --------------------------------------------------------------------------- the generated form
@@ -183,4 +260,13 @@ def test_uploading_a_bad_file_shows_the_error_on_the_form_and_starts_nothing(sta
     content = response.content.decode()
     assert "évil.pdf is not a PDF. Upload a PDF, or paste the text." in content
     assert "<script>x" not in content
+    assert not FlowRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_uploading_a_decompression_bomb_shows_the_error_on_the_form_and_starts_nothing(starter, tight_limits):
+    response = starter.post(START_URL, {"raw_invoice": "", FILE_FIELD: upload(decompression_bomb(), "bomb.pdf")})
+
+    assert response.status_code == 200
+    assert TOO_EXPENSIVE in response.content.decode()
     assert not FlowRun.objects.exists()

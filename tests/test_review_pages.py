@@ -844,6 +844,36 @@ def test_edit_refused_by_the_output_model_shows_its_errors_by_field(rita):
     assert status_of(item) == ReviewStatus.PENDING
 
 
+def test_edit_beyond_the_bounds_of_the_output_model_is_refused_next_to_the_field(rita):
+    item = make_item()
+    data = edit_post(item, {"output.vendor": "x" * 201, "output.line_items.1.amount": "-80"})
+    response = rita.post(decide_url(item), data)
+
+    assert response.status_code == 422
+    content = response.content.decode()
+    vendor = re.search(r'name="output.vendor".*?</ul>', content, re.S)[0]
+    assert "String should have at most 200 characters" in vendor
+    amount = re.search(r'name="output.line_items.1.amount".*?</ul>', content, re.S)[0]
+    assert "Input should be greater than or equal to 0" in amount
+    assert status_of(item) == ReviewStatus.PENDING
+    assert not Decision.objects.exists()
+
+
+def test_edit_form_shows_the_output_models_bounds_on_its_inputs(rita):
+    item = make_item()
+    form = rita.get(item_url(item), {"edit": "1"}, headers={**HTMX, "HX-Target": "edit-slot"}).content.decode()
+
+    assert re.search(r'<input type="text" name="output.vendor" [^>]*maxlength="200"', form)
+    assert re.search(r'name="output.line_items.0.description" [^>]*maxlength="1000"', form)
+    assert re.search(r'name="output.total_amount" [^>]*title="At least 0"', form)
+    assert re.search(r'name="output.line_items.0.amount" [^>]*title="At least 0"', form)
+
+
+def test_a_long_text_field_keeps_its_maxlength_in_a_textarea():
+    schema = {"type": "object", "properties": {"body": {"type": "string", "maxLength": 5000}}}
+    assert re.search(r'<textarea name="output.body" [^>]*maxlength="5000"', edit_form_html(schema, {"body": "b"}))
+
+
 def test_valid_edit_is_decided_with_a_field_diff(rita, reviewer):
     item = make_item()
     data = edit_post(

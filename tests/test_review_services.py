@@ -26,6 +26,8 @@ from reviewconsole.reviews.models import (
     ReviewStatus,
 )
 from reviewconsole.reviews.pending_counts import pending_counts_recount
+from reviewconsole.reviews.schema_form import deref
+from reviewconsole.reviews.schemas import output_schema
 from reviewconsole.reviews.services import (
     CLAIM_MINUTES,
     AlreadyDecidedError,
@@ -154,6 +156,74 @@ def test_edit_without_a_schema_must_be_an_object(reviewer):
     with pytest.raises(EditValidationError, match="must be a JSON object"):
         decide(item_id=item.id, user=reviewer, outcome="approved", edited_output=["not", "an", "object"])
     assert_nothing_written(item)
+
+
+def test_edit_must_carry_every_field_the_output_has_even_one_with_a_default(reviewer, side_effects):
+    item = paused_item()
+    # Draft.confidence defaults to 0.5: left out, it would silently replace the output's 0.4.
+    with pytest.raises(EditValidationError) as raised:
+        decide(item_id=item.id, user=reviewer, outcome="approved", edited_output={"title": "Invoice 7", "amount": 1.0})
+
+    assert raised.value.errors == [{"loc": ["confidence"], "msg": "Field required", "type": "missing"}]
+    assert str(raised.value) == "Invalid edit: confidence: Field required"
+    assert_nothing_written(item)
+    assert side_effects() == ["draft"]
+
+
+def test_unknown_field_is_refused_not_dropped(reviewer):
+    item = paused_item()
+    with pytest.raises(EditValidationError) as raised:
+        decide(item_id=item.id, user=reviewer, outcome="approved", edited_output={**TYPED_OUTPUT, "notes": "checked"})
+
+    assert str(raised.value) == "Invalid edit: notes: unknown field"
+    assert_nothing_written(item)
+
+
+def test_an_output_stored_by_an_older_model_can_still_be_edited_as_it_stands(reviewer):
+    item = paused_item()
+    # Stored before the model declared `confidence`, and while it still had `notes`.
+    ReviewItem.objects.filter(id=item.id).update(output={"title": "Invoice 7", "amount": 120.0, "notes": "n"})
+
+    edit = {"title": "X", "amount": 1, "notes": "n"}
+    decision = decide(item_id=item.id, user=reviewer, outcome="approved", edited_output=edit)
+
+    assert decision.edited_output == {"title": "X", "amount": 1.0, "confidence": 0.5}
+    assert {change["path"] for change in decision.diff} == {"title", "amount", "confidence", "notes"}
+
+
+def test_edit_of_a_type_without_a_model_is_checked_against_its_stored_schema(reviewer):
+    item = paused_item("emit_review")
+    schema = {"type": "object", "properties": {"title": {"type": "string"}, "n": {"type": "integer"}}}
+    ReviewItem.objects.filter(id=item.id).update(schema=schema, output={"title": "T", "n": 1})
+
+    with pytest.raises(EditValidationError) as raised:
+        decide(item_id=item.id, user=reviewer, outcome="approved", edited_output={"title": "T", "extra": 2})
+    assert [(e["loc"], e["msg"]) for e in raised.value.errors] == [
+        (["extra"], "unknown field"),
+        (["n"], "Field required"),
+    ]
+    assert_nothing_written(item)
+
+
+def _unbounded(node, root, path=()):
+    """Paths of strings without maxLength and lists without maxItems in a JSON schema."""
+    node = deref(node, root)
+    for member in node.get("anyOf", []):
+        yield from _unbounded(member, root, path)
+    if node.get("type") == "string" and "format" not in node and "enum" not in node and "maxLength" not in node:
+        yield ".".join(path)
+    if node.get("type") == "array":
+        if "maxItems" not in node:
+            yield ".".join(path)
+        yield from _unbounded(node.get("items", {}), root, (*path, "*"))
+    for name, child in node.get("properties", {}).items():
+        yield from _unbounded(child, root, (*path, name))
+
+
+@pytest.mark.parametrize("output_type", ["invoice", "article_draft", "outreach_email"])
+def test_every_sample_output_type_bounds_its_strings_and_lists(output_type):
+    schema = output_schema(output_type).model_json_schema()
+    assert list(_unbounded(schema, schema)) == []
 
 
 # --- field_diff ----------------------------------------------------------------------------------

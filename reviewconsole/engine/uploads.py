@@ -11,18 +11,32 @@ flow itself only ever sees a string. Add a kind with `register_converter`.
 
 from __future__ import annotations
 
+import json
+import logging
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 from pydantic.fields import FieldInfo
 
-# A real invoice PDF is a few hundred kilobytes; the caps keep one upload from
-# tying up a web worker in the PDF parser.
+logger = logging.getLogger(__name__)
+
+# A real invoice PDF is a few hundred kilobytes and a few pages. Size and pages
+# do not bound the parser's work (a few KB can inflate to gigabytes), so the
+# child process that reads it also gets CPU time, memory and wall-clock limits,
+# and its text is capped; a legitimate invoice stays far below all of them.
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PDF_PAGES = 50
+MAX_PDF_TEXT_CHARS = 500_000
+PDF_CPU_SECONDS = 20
+PDF_WALL_SECONDS = 30
+PDF_MEMORY_BYTES = 256 * 1024 * 1024
 
 
 class UploadError(ValueError):
@@ -70,32 +84,55 @@ def convert_upload(kind: str, upload: UploadedFile) -> str:
 
 
 def pdf_to_text(upload: UploadedFile) -> str:
-    """The text of every page, pages separated by a blank line (pdfplumber's layout-free extraction)."""
-    import pdfplumber  # only the start form needs it: kept off every other page's import path
+    """The text of every page, pages separated by a blank line (pdfplumber's layout-free extraction).
 
+    The parsing runs in a child process under CPU-time, memory and wall-clock limits (see `pdf_reader`): a
+    decompression bomb or an operator flood costs the child its limits, and the sender a form error.
+    """
     upload.seek(0)
     if not upload.read(5).startswith(b"%PDF-"):
         raise UploadError(f"{upload.name} is not a PDF. Upload a PDF, or paste the text.")
     upload.seek(0)
-    try:
-        with pdfplumber.open(upload) as pdf:
-            if len(pdf.pages) > MAX_PDF_PAGES:
-                raise UploadError(f"{upload.name} has {len(pdf.pages)} pages; up to {MAX_PDF_PAGES} are read.")
-            pages = [page.extract_text() or "" for page in pdf.pages]
-    except UploadError:
-        raise
-    except Exception as error:  # a damaged file can fail anywhere in the parser, with any error type
-        raise UploadError(f"{upload.name} could not be read as a PDF ({_describe(error)}).") from error
-    text = "\n\n".join(page.strip("\n") for page in pages if page.strip())
+    answer = _read_in_child(upload.read())
+    if answer.get("error") == "pages":
+        raise UploadError(f"{upload.name} has {answer['count']} pages; up to {MAX_PDF_PAGES} are read.")
+    if answer.get("error") == "damaged":
+        raise UploadError(f"{upload.name} could not be read as a PDF ({answer['detail']}).")
+    if answer.get("error"):
+        raise UploadError(f"This PDF is too large or complex to read: {answer['detail']}.")
+    text = "\n\n".join(page.strip("\n") for page in answer["pages"] if page.strip())
     if not text:
         raise UploadError(f"{upload.name} contains no text (is it a scanned image?). Paste the text instead.")
     return text
 
 
-def _describe(error: Exception) -> str:
-    # pdfplumber wraps pdfminer's error; the inner one says what is wrong with the file.
-    inner: Any = error.args[0] if error.args and isinstance(error.args[0], Exception) else error
-    return str(inner) or type(inner).__name__
+def _read_in_child(data: bytes) -> dict[str, Any]:
+    """`pdf_reader`'s answer for `data`; a child killed by a limit is answered as too expensive."""
+    limits = [MAX_PDF_PAGES, PDF_CPU_SECONDS, PDF_MEMORY_BYTES, MAX_PDF_TEXT_CHARS]
+    # -I: the child sees neither PYTHON* variables nor the current directory, only the interpreter's packages.
+    command = [sys.executable, "-I", str(Path(__file__).with_name("pdf_reader.py")), *map(str, limits)]
+    try:
+        child = subprocess.run(command, input=data, capture_output=True, timeout=PDF_WALL_SECONDS, check=False)  # noqa: S603
+    except subprocess.TimeoutExpired:
+        return {"error": "expensive", "detail": f"reading it took longer than {PDF_WALL_SECONDS} seconds"}
+    try:
+        answer = json.loads(child.stdout) if child.returncode == 0 else None
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict):
+        return answer
+    stderr = child.stderr.decode(errors="replace")[-2000:]
+    if child.returncode == -signal.SIGXCPU:
+        logger.warning("PDF reader stopped by its CPU limit")
+        return {"error": "expensive", "detail": f"reading it needs more than {PDF_CPU_SECONDS} seconds of CPU time"}
+    # Killed (the kernel's answer to a hard limit) or out of memory even for its answer.
+    if child.returncode < 0 or "MemoryError" in stderr:
+        logger.warning("PDF reader exited with %s: %s", child.returncode, stderr)
+        memory = filesizeformat(PDF_MEMORY_BYTES)
+        return {"error": "expensive", "detail": f"reading it needs more than {memory} of memory"}
+    # The reader itself failed, not because of the file: the operator needs to know.
+    logger.error("PDF reader failed with exit status %s: %s", child.returncode, stderr)
+    return {"error": "damaged", "detail": f"the PDF reader stopped with exit status {child.returncode}"}
 
 
 register_converter(Converter(kind="pdf", label="PDF", accept=".pdf,application/pdf", to_text=pdf_to_text))

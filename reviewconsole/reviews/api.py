@@ -139,7 +139,13 @@ def review_decide(
     item_id: UUID,
     # Separate body fields rather than one schema parameter, so every error's loc is ["body", <field>, ...].
     outcome: Body[str, P(description="One of the item's `outcomes`.")],
-    edited_output: Body[Any, P(description="A corrected output, validated against the item's `schema`.")] = None,
+    edited_output: Body[
+        Any,
+        P(
+            description="The whole corrected output, validated against the item's `schema`: every field the "
+            "output has and no others, within the schema's bounds."
+        ),
+    ] = None,
     comment: Body[str, P(description="Shown with the decision.")] = "",
     reason_code: Body[str, P(description="Required to reject: one of the output type's reject reasons.")] = "",
 ) -> Decision:

@@ -6,7 +6,8 @@ for nested models, `anyOf [X, null]` for optional fields). `build_form` turns it
 back into the same JSON shape.
 
 Parsing only coerces strings to JSON types (numbers, booleans, dates, enum members) and reports what cannot
-be coerced; the output type's pydantic model, in `services.decide`, remains the one validator of an edit.
+be coerced; `schemas.validated_edit` (the output type's model, strictly), in `services.decide`, remains the
+one validator of an edit. The schema's bounds show as input attributes and hints.
 Both report errors as `{"loc": [...], "msg": ...}`, and `build_form` puts each next to the field it names.
 
 Input names are dotted paths under `output`: `output.vendor`, `output.line_items.0.amount`. A row of a list
@@ -77,7 +78,7 @@ def _humanize(key: str) -> str:
     return key.replace("_", " ").strip().capitalize() or key
 
 
-def _deref(node: Any, root: Mapping[str, Any]) -> dict[str, Any]:
+def deref(node: Any, root: Mapping[str, Any]) -> dict[str, Any]:
     """Follow local `$ref`s (and single-member `allOf`), keeping the referring node's own keys."""
     if not isinstance(node, Mapping):
         return {}
@@ -136,6 +137,8 @@ def _enum_values(node: Mapping[str, Any]) -> list[Any] | None:
 def _wants_textarea(key: str, node: Mapping[str, Any], value: Any) -> bool:
     if isinstance(value, str) and ("\n" in value or len(value) > LONG_TEXT):
         return True
+    if node.get("widget") == "text":  # one line by nature (a title, an address), however long it may be
+        return False
     if isinstance(node.get("maxLength"), int) and node["maxLength"] > 2 * LONG_TEXT:
         return True
     if node.get("widget") == "textarea" or node.get("format") == "textarea":
@@ -171,12 +174,12 @@ def spec_for(
     label = label or _humanize(key)
     help_text = outer.get("description", "") if isinstance(outer.get("description"), str) else ""
     default = outer.get("default", _MISSING)
-    resolved = _deref(outer, root)
+    resolved = deref(outer, root)
     nullable = False
 
     members = resolved.get("anyOf") or resolved.get("oneOf")
     if isinstance(members, list):
-        options = [_deref(m, root) for m in members]
+        options = [deref(m, root) for m in members]
         non_null = [m for m in options if not _is_null(m)]
         nullable = len(non_null) < len(options)
         if len(non_null) == 1:

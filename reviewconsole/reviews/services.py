@@ -11,7 +11,6 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from pydantic import ValidationError
 
 from reviewconsole.autonomy.services import gate_decision_attach, policy_ensure, verdict_record
 from reviewconsole.engine import services as engine_services
@@ -21,7 +20,7 @@ from reviewconsole.engine.models import PendingFeedback
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import Decision, ReviewEvent, ReviewEventKind, ReviewItem, ReviewStatus
 from reviewconsole.reviews.pending_counts import pending_count_add
-from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, output_schema
+from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, InvalidEdit, validated_edit
 
 logger = logging.getLogger(__name__)
 
@@ -134,18 +133,15 @@ def review_item_release(*, item_id: Any, user: Any) -> None:
 
 
 def _validated_edit(item: ReviewItem, edited_output: Any) -> Any:
-    """The edit as the type's model dumps it, or EditValidationError naming each bad field."""
-    model = output_schema(item.output_type)
-    if model is None:
-        if not isinstance(edited_output, dict):
-            raise EditValidationError([{"loc": [], "msg": "the edited output must be a JSON object"}])
-        return edited_output
+    """The edit as the type's model dumps it, or EditValidationError naming each bad field.
+
+    Strict: unknown fields are refused and no declared field may be left out (the rule is
+    `schemas.validated_edit`'s), so an edit can neither blank the output nor pass as approved unchanged.
+    """
     try:
-        return to_json(model.model_validate(edited_output).model_dump(mode="json"))
-    except ValidationError as error:
-        raise EditValidationError(
-            [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
-        ) from None
+        return to_json(validated_edit(item.output_type, edited_output, output=item.output, schema=item.schema))
+    except InvalidEdit as error:
+        raise EditValidationError(error.errors) from None
 
 
 def decide(

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import pydantic
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -37,6 +36,7 @@ from reviewconsole.engine import selectors as engine_selectors
 from reviewconsole.reviews import schema_form, selectors
 from reviewconsole.reviews.forms import BulkApproveForm, DecisionForm, QueueFilterForm
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
+from reviewconsole.reviews.schemas import InvalidEdit, validated_edit
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -380,20 +380,15 @@ def item(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
 
 
 def _model_errors(item: ReviewItem, parsed: schema_form.ParseResult) -> list[dict[str, Any]]:
-    """What the output type's model says about the fields the form could read, so that every problem of an
+    """What the edit's validation says about the fields the form could read, so that every problem of an
     edit shows at once rather than one round at a time. Nothing is decided here: `decide` validates again."""
-    from reviewconsole.reviews.schemas import output_schema
-
-    model = output_schema(item.output_type)
-    if model is None:
-        return []
     try:
-        model.model_validate(parsed.value)
-    except pydantic.ValidationError as error:
+        validated_edit(item.output_type, parsed.value, output=item.output, schema=item.schema)
+    except InvalidEdit as error:
         reported = {tuple(str(part) for part in e["loc"]) for e in parsed.errors}
         return [
             {"loc": list(e["loc"]), "msg": e["msg"]}
-            for e in error.errors()
+            for e in error.errors
             if tuple(str(part) for part in e["loc"]) not in reported
         ]
     return []
