@@ -74,9 +74,21 @@ TEMPLATES = [
 
 
 def _database_config(url: str) -> dict:
-    # Persistent connections: workers touch the database many times per run,
-    # and opening a PostgreSQL connection costs more than the query.
-    config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")), conn_health_checks=True)
+    # No persistent connections by default: a threaded server (runserver) serves each request in a new
+    # thread, and a connection kept past the request stays open with a thread that is gone.
+    config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")), conn_health_checks=True)
+    pool_max_size = int(os.environ.get("DB_POOL_MAX_SIZE", "10"))
+    if config["ENGINE"] == "django.db.backends.postgresql" and pool_max_size > 0:
+        # Opening a PostgreSQL connection costs more than most queries, and workers touch the database many
+        # times per run: each process (web server, each worker) keeps a pool, which also caps its connections.
+        # Every request or task hands its connection back, which pooling requires (CONN_MAX_AGE=0).
+        config["CONN_MAX_AGE"] = 0
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("DB_POOL_MIN_SIZE", "1")),
+            "max_size": pool_max_size,
+            # A request waits this long for a free connection before failing.
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "30")),
+        }
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Web and workers share one file: WAL lets readers proceed during a
         # write, IMMEDIATE takes the write lock up front so two writers queue on
