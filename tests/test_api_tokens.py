@@ -84,6 +84,16 @@ def test_revoke_by_prefix_stops_that_token_only(olga):
     assert get(kept).status_code == 200
 
 
+def test_no_token_starts_with_a_dash_which_the_command_line_would_take_for_an_option(olga, monkeypatch):
+    drawn = iter(["-starts-like-an-option", "AbCd1234-and-the-rest"])
+    monkeypatch.setattr(tokens.secrets, "token_urlsafe", lambda nbytes: next(drawn))
+
+    token = api_token_create(user=olga)
+
+    assert token == "AbCd1234-and-the-rest"
+    assert command("revoke_api_token", token[:8]) == ["Revoked API token AbCd1234… of olga"]
+
+
 def test_revoke_user_stops_all_of_that_users_tokens(olga):
     other = user_with_engine_perms("otto", "view_flowrun")
     olgas = [api_token_create(user=olga), api_token_create(user=olga)]

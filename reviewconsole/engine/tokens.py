@@ -45,6 +45,9 @@ def api_token_create(*, user: AbstractBaseUser, expires_in: timedelta | None = N
     Side effects: an ApiToken row holding the digest, the first 8 characters (the prefix) and the expiry.
     """
     token = secrets.token_urlsafe(32)
+    # Its prefix names it on the command line (revoke_api_token), where a leading "-" would read as an option.
+    while token.startswith("-"):
+        token = secrets.token_urlsafe(32)
     expires_at = timezone.now() + expires_in if expires_in is not None else None
     ApiToken.objects.create(user=user, digest=_digest(token), prefix=token[:8], expires_at=expires_at)
     return token
