@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+# The settings refuse to start without SECRET_KEY: `make run` makes one on first use and keeps it here.
+SECRET_KEY_FILE := var/secret-key
 
 .PHONY: install chromium run test lint bench clean
 
@@ -24,8 +26,14 @@ chromium:
 test: lint chromium
 	$(PY) -m pytest
 
+$(SECRET_KEY_FILE):
+	@mkdir -p $(dir $@)
+	@(umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(50))' > $@)
+
 # Web server on http://127.0.0.1:8000 and one django-q2 worker; Ctrl-C stops both.
-run: install
+# A SECRET_KEY in the environment wins over the kept one.
+run: private export SECRET_KEY ?= $(shell cat $(SECRET_KEY_FILE) 2>/dev/null)
+run: install $(SECRET_KEY_FILE)
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py seed_demo
 	@trap 'kill 0' EXIT; \

@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -32,6 +33,10 @@ BENCH_DB_NAME = "reviewconsole_bench"
 
 if str(BASE_DIR) not in sys.path:
     sys.path.insert(0, str(BASE_DIR))
+
+# The settings need a SECRET_KEY; a benchmark signs nothing that outlives it, so any key will do, one per
+# run, inherited by the processes it starts.
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 
 
 # --------------------------------------------------------------------------- statistics

@@ -18,12 +18,25 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer, SessionAuth
 
 from reviewconsole.engine.registry import UnknownFlowError
-from reviewconsole.engine.tokens import api_token_user
+from reviewconsole.engine.tokens import (
+    ApiTokenLockedOut,
+    api_token_failure_record,
+    api_token_lockout_check,
+    api_token_user,
+)
 
 
 class BearerTokenAuth(HttpBearer):
+    """`Authorization: Bearer <token>`; an address that sends too many wrong tokens gets 429 for a while."""
+
     def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser | None:
-        return api_token_user(token)
+        # REMOTE_ADDR, not X-Forwarded-For, which any client can write.
+        client_ip = request.META.get("REMOTE_ADDR", "")
+        api_token_lockout_check(client_ip=client_ip)
+        user = api_token_user(token)
+        if user is None:
+            api_token_failure_record(client_ip=client_ip)
+        return user
 
 
 class LoginSessionAuth(SessionAuth):
@@ -64,6 +77,13 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if isinstance(exc.__cause__, ValueError):
         return _detail(request, f"Malformed JSON body: {exc.__cause__}", exc.status_code)
     return _detail(request, str(exc), exc.status_code)
+
+
+@api.exception_handler(ApiTokenLockedOut)
+def token_locked_out(request: HttpRequest, exc: ApiTokenLockedOut) -> HttpResponse:
+    response = _detail(request, str(exc), 429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @api.exception_handler(UnknownFlowError)

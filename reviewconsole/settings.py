@@ -1,15 +1,19 @@
 """Settings for Review Console, driven entirely by environment variables.
 
 DATABASE_URL   default: SQLite file ./db.sqlite3 (WAL); postgres://… uses psycopg 3
-REDIS_URL      if set, django-q2 uses Redis as its broker; otherwise the ORM broker
+REDIS_URL      if set, django-q2 uses Redis as its broker and Django's cache lives there; otherwise the ORM
+               broker and a per-process cache
 TASKS_SYNC=1   django-q2 runs tasks inline (tests, debugging)
-SECRET_KEY, DEBUG, ALLOWED_HOSTS
+SECRET_KEY, DEBUG, ALLOWED_HOSTS, PUBLIC_URL
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -19,8 +23,17 @@ def _env_bool(name: str, default: bool = False) -> bool:
 
 
 DEBUG = _env_bool("DEBUG")
-# The fallback only suits a single-machine demo; deployments set SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-review-console-key-change-me"
+# Sessions, CSRF tokens and password-reset links are signed with it: a key anyone can read in the source
+# would let them forge a login. Only debugging on one's own machine may do without one.
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set it to a long random string, the same for the web server and every "
+            "worker, e.g. export SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))'). "
+            "`make run` keeps one in var/secret-key; DEBUG=1 uses a development key."
+        )
+    SECRET_KEY = "dev-only-review-console-key"  # noqa: S105 (DEBUG only, never a deployment)
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
 
@@ -35,6 +48,7 @@ INSTALLED_APPS = [
     "template_partials",
     "django_q",
     "ninja",
+    "axes",
     "reviewconsole.engine",
     "reviewconsole.reviews",
     "reviewconsole.autonomy",
@@ -51,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "reviewconsole.security.HtmxLoginRedirectMiddleware",
+    # Last, as django-axes requires: it turns a lockout flagged during authentication into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "reviewconsole.urls"
@@ -74,9 +90,21 @@ TEMPLATES = [
 
 
 def _database_config(url: str) -> dict:
-    # Persistent connections: workers touch the database many times per run,
-    # and opening a PostgreSQL connection costs more than the query.
-    config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")), conn_health_checks=True)
+    # No persistent connections by default: a threaded server (runserver) serves each request in a new
+    # thread, and a connection kept past the request stays open with a thread that is gone.
+    config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")), conn_health_checks=True)
+    pool_max_size = int(os.environ.get("DB_POOL_MAX_SIZE", "10"))
+    if config["ENGINE"] == "django.db.backends.postgresql" and pool_max_size > 0:
+        # Opening a PostgreSQL connection costs more than most queries, and workers touch the database many
+        # times per run: each process (web server, each worker) keeps a pool, which also caps its connections.
+        # Every request or task hands its connection back, which pooling requires (CONN_MAX_AGE=0).
+        config["CONN_MAX_AGE"] = 0
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("DB_POOL_MIN_SIZE", "1")),
+            "max_size": pool_max_size,
+            # A request waits this long for a free connection before failing.
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "30")),
+        }
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Web and workers share one file: WAL lets readers proceed during a
         # write, IMMEDIATE takes the write lock up front so two writers queue on
@@ -99,7 +127,15 @@ SILENCED_SYSTEM_CHECKS = ["models.W040"] if DATABASES["default"]["ENGINE"].endsw
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username and address is refused before its password is checked.
+    "reviewconsole.security.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -118,11 +154,42 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # HTMX reads the token from the page, not the cookie.
 X_FRAME_OPTIONS = "DENY"
 
+# Where links in notifications point; an https address also marks the cookies Secure.
+PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = urlsplit(PUBLIC_URL).scheme == "https"
+# Opt-ins for an https deployment: HSTS makes browsers refuse plain http for this many seconds, so it is
+# only for a site that will stay on https. Behind a proxy that ends TLS, Django sees plain http unless it
+# may trust the proxy's X-Forwarded-Proto; only set that when the proxy always sets (or strips) the header.
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+if _env_bool("TRUST_X_FORWARDED_PROTO"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Failed logins (login page and admin), counted by django-axes in the database per username and client
+# address: a guesser is stopped without letting anyone lock a user out from elsewhere. A success clears
+# them; `manage.py axes_reset` unlocks everyone at once (axes_reset_username / axes_reset_ip for one).
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+LOGIN_COOLOFF_SECONDS = int(os.environ.get("LOGIN_COOLOFF_SECONDS", "900"))
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_COOLOFF_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "reviewconsole.security.login_locked_out"
+# Failed API bearer tokens per client address before that address's tokens are refused for the cool-off.
+# Counted in the cache, which is shared by every process when REDIS_URL is set.
+API_TOKEN_FAILURE_LIMIT = int(os.environ.get("API_TOKEN_FAILURE_LIMIT", "20"))
+
 # Task queue. Tasks are idempotent (django-q2 delivers at least once); retry is
 # longer than timeout so a slow task is never handed to a second worker while
 # the first still runs it.
 TASK_TIMEOUT_SECONDS = int(os.environ.get("TASK_TIMEOUT_SECONDS", "600"))
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# The cache holds counters that must hold across processes (failed API tokens): with Redis, every web
+# process shares them; without, each process counts for itself.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 Q_CLUSTER = {
     "name": "reviewconsole",
     "workers": int(os.environ.get("Q_WORKERS", "1")),
@@ -160,8 +227,6 @@ LOGGING = {
 # Modules whose import registers flows (comma-separated in the environment).
 FLOW_MODULES = [m.strip() for m in os.environ.get("FLOW_MODULES", "flows").split(",") if m.strip()]
 
-# Where links in notifications point.
-PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000")
 # New review items: a signed webhook and/or email (see reviews/notifications.py).
 REVIEW_WEBHOOK_URL = os.environ.get("REVIEW_WEBHOOK_URL", "")
 REVIEW_WEBHOOK_SECRET = os.environ.get("REVIEW_WEBHOOK_SECRET", "")

@@ -1,3 +1,4 @@
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,18 @@ def side_effects(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def _fast_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _cache_of_its_own(settings):
+    """A fresh cache namespace per test, so counters (failed API tokens) never carry over from another test.
+
+    A prefix rather than clearing: with REDIS_URL the cache shares its Redis database with the task queue.
+    Failed logins need nothing: django-axes counts them in the database, which each test rolls back.
+    """
+    settings.CACHES = {
+        alias: {**config, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"} for alias, config in settings.CACHES.items()
+    }
 
 
 def pytest_sessionfinish(session, exitstatus):

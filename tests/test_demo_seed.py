@@ -6,6 +6,7 @@ import io
 import logging
 
 import pytest
+from django.contrib.auth.password_validation import validate_password
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -44,13 +45,15 @@ def test_first_start_gives_every_role_real_work(credentials, client, django_user
     assert [r.getMessage() for r in caplog.records if r.name.startswith("reviewconsole")] == []
     assert logging.getLogger("reviewconsole").getEffectiveLevel() == logging.INFO
 
-    # Users: created with the passwords printed once (and saved).
+    # Users: created with the passwords printed once (and saved), which pass the password validators.
     lines = credentials.read_text().splitlines()
     assert [line.split()[0] for line in lines] == ["admin", "manager", "reviewer", "finance"]
     for line in lines:
         username, password = line.split()
         assert f"{username:<10} {password}" in output
-        assert django_user_model.objects.get(username=username).check_password(password)
+        user = django_user_model.objects.get(username=username)
+        assert user.check_password(password)
+        validate_password(password, user)
 
     # Every flow ran, and every output type has a policy.
     assert set(FlowRun.objects.values_list("flow_name", flat=True)) == {

@@ -50,4 +50,4 @@ class StepAdmin(ReadOnlyAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ReadOnlyAdmin):
-    list_display = ["prefix", "user", "created_at", "last_used_at"]
+    list_display = ["prefix", "user", "created_at", "last_used_at", "expires_at"]

@@ -1,5 +1,8 @@
+import os
+
 from django.apps import AppConfig
 from django.core import checks
+from django.db import connections
 
 
 class EngineConfig(AppConfig):
@@ -9,6 +12,21 @@ class EngineConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(check_registered_flows, "flows")
+        os.register_at_fork(after_in_child=forget_inherited_connection_pools)
+
+
+def forget_inherited_connection_pools() -> None:
+    """In a forked process (a django-q2 worker), start without the parent's connection pools.
+
+    A pool's idle connections are sockets the parent still uses, and its maintenance threads did not survive
+    the fork; the child's first query makes a pool of its own. The inherited objects are dropped, not
+    closed: closing would end the parent's sessions (psycopg leaves a connection alone when collected in
+    another process).
+    """
+    for connection in connections.all():
+        pools = getattr(type(connection), "_connection_pools", None)
+        if pools:
+            pools.clear()
 
 
 def check_registered_flows(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
