@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
@@ -323,6 +324,13 @@ def seed_world() -> World:
         "django_q_ormq": {MINE: str(OrmQ.objects.create(key="k", payload="p").pk)},
         "r": pair(runs),  # admin/r/<content_type_id>/<object_id>/: "view on site" of a run
     }
+    # Login throttling's records (django-axes), which only superusers may read.
+    attempt = {"user_agent": "matrix", "ip_address": "127.0.0.1", "username": "nobody", "path_info": "/"}
+    world.admin_objects["axes_accessattempt"] = {
+        MINE: str(AccessAttempt.objects.create(**attempt, get_data="", post_data="", failures_since_start=1).pk)
+    }
+    world.admin_objects["axes_accesslog"] = {MINE: str(AccessLog.objects.create(**attempt).pk)}
+    world.admin_objects["axes_accessfailurelog"] = {MINE: str(AccessFailureLog.objects.create(**attempt).pk)}
     world.admin_objects["autonomy_autonomypolicy"][OTHER] = str(policy_ensure(output_type=OTHER_TYPE).pk)
     world.markers = [
         str(runs[OTHER].id),
