@@ -1,12 +1,15 @@
 """Turns CrewAI events into Step rows, one collector per worker process.
 
 CrewAI's event bus is global per process and every kickoff waits for all
-pending handlers, so handlers only append a small record to a list. The
-records reach the database inside the transaction of the run's next
-checkpoint, or of the status change that ends the run (`StepCollector.writing`),
-so a method costs one commit instead of three, and a quick method's row is
-inserted once, finished. A background thread writes records still waiting
-after `_LIVE_DELAY_SECONDS`, so a long step shows as started while it runs.
+pending handlers, so handlers only append a small record to a list. A
+background thread writes a method step's start at once, so the step a killed
+worker was in is on record. The other records reach the database inside the
+transaction of the run's next checkpoint, or of the status change that ends
+the run (`StepCollector.writing`); a step's own checkpoint closes its row, so
+a completion and its step row commit together. A method costs two commits,
+its start and its checkpoint; records still waiting after
+`_LIVE_DELAY_SECONDS` (an LLM call's start, say) are written by the
+background thread.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,8 +36,10 @@ _OPENING_STATUSES = (StepStatus.STARTED, StepStatus.REPLAYED)
 _CLOSING_FIELDS = ["status", "finished_at", "duration_ms", "error", "tokens_in", "tokens_out", "model"]
 
 # Per run id: rows written as started and not closed yet, by their event key,
-# and rows a closing record wrote before its opener arrived, by the opener's key.
+# rows a closing record wrote before its opener arrived, by the opener's key,
+# and rows a checkpoint closed before CrewAI's close came, by _CHECKPOINTED + the opener's key.
 RowsAwaiting = dict[str, dict[str, Step]]
+_CHECKPOINTED = "checkpointed:"
 
 
 @dataclass
@@ -53,6 +57,8 @@ class StepRecord:
     error: str = ""
     model: str = ""
     usage: dict[str, Any] = field(default_factory=dict)
+    # A close written with the method's checkpoint, ahead of CrewAI's own (which is then dropped).
+    checkpointed: bool = False
 
 
 def _usage_tokens(usage: dict[str, Any] | None) -> tuple[int | None, int | None]:
@@ -107,7 +113,9 @@ def _write_records(records: list[StepRecord], rows: RowsAwaiting) -> RowsAwaitin
 
     Handlers run on CrewAI's handler pool, so a closing record can arrive
     before its opener; it then inserts the row already closed, and the opener
-    is dropped when it comes. The bookkeeping replaces a lookup query per record.
+    is dropped when it comes. A step's checkpoint closes its row first (see
+    `checkpoint_close`); CrewAI's own close of it is dropped when it comes.
+    The bookkeeping replaces a lookup query per record.
     """
     rows = dict(rows)
     new_rows: list[Step] = []
@@ -121,6 +129,8 @@ def _write_records(records: list[StepRecord], rows: RowsAwaiting) -> RowsAwaitin
             row, key = None, record.event_key if record.status == StepStatus.STARTED else ""
         else:
             key = record.opener_key
+            if key and awaiting.pop(_CHECKPOINTED + key, None) is not None:
+                continue  # CrewAI's own close of a step that its checkpoint closed
             row = awaiting.pop(key or _latest_open_key(awaiting, record), None)
             if row is not None and row.pk is not None:
                 closed_rows.append(row)  # inserted by an earlier write; a new row is closed before its insert
@@ -131,6 +141,8 @@ def _write_records(records: list[StepRecord], rows: RowsAwaiting) -> RowsAwaitin
                 awaiting[key] = row  # open, or closed already and awaiting its opener
         if not opening:
             _close(row, record)
+            if record.checkpointed:
+                awaiting[_CHECKPOINTED + key] = row
     Step.objects.bulk_create(new_rows)
     for row in closed_rows:
         row.save(update_fields=_CLOSING_FIELDS)
@@ -149,6 +161,8 @@ class StepCollector:
         self._write_lock = threading.Lock()
         self._rows: RowsAwaiting = {}
         self._wake = threading.Event()
+        # Set when a method step started: its row is written at once, not after the delay.
+        self._step_started = threading.Event()
         self._pid: int | None = None
         self._start_lock = threading.Lock()
 
@@ -156,16 +170,20 @@ class StepCollector:
         self._ensure_late_writer()
         with self._pending_lock:
             self._pending.append(record)
+        if record.kind == StepKind.METHOD and record.status == StepStatus.STARTED:
+            self._step_started.set()
         self._wake.set()
 
     @contextmanager
-    def writing(self, *, defer_starts: bool = False) -> Iterator[None]:
+    def writing(self, *, defer_starts: bool = False, closing: StepRecord | None = None) -> Iterator[None]:
         """A transaction that starts by writing the step records received so far.
 
         With `defer_starts`, a started record whose closing record has not come
         yet stays queued: a quick step's row is then written once, already
         closed, by the next checkpoint, instead of inserted and then updated;
-        the late writer writes it if the step takes longer.
+        the late writer writes it if the step takes longer. `closing` is
+        written in this transaction and no other (a checkpoint's close of its
+        step, see `checkpoint_close`).
 
         Step rows are a record of the run, not its state: a record that cannot
         be written is logged and dropped rather than failing the caller's
@@ -174,7 +192,7 @@ class StepCollector:
         thread that writes step rows.
         """
         with self._write_lock:
-            records = self._take(defer_starts)
+            records = self._take(defer_starts, closing)
             rows = self._rows
             with transaction.atomic():
                 if records:
@@ -186,9 +204,9 @@ class StepCollector:
                 yield
             self._rows = rows
 
-    def _take(self, defer_starts: bool) -> list[StepRecord]:
+    def _take(self, defer_starts: bool, closing: StepRecord | None = None) -> list[StepRecord]:
         with self._pending_lock:
-            records, self._pending = self._pending, []
+            records, self._pending = [*self._pending, *([closing] if closing else [])], []
             if not defer_starts:
                 return records
             closed = {record.opener_key for record in records if record.status not in _OPENING_STATUSES}
@@ -225,10 +243,11 @@ class StepCollector:
     def _write_late(self) -> None:
         while True:
             self._wake.wait()
-            # A busy run's next checkpoint usually takes the records first;
-            # this writes only what waits longer, such as a long step's start.
-            time.sleep(_LIVE_DELAY_SECONDS)
+            # A step that started is written at once, so a worker killed in it leaves the row of the step it
+            # was in. Other records wait: a busy run's next checkpoint usually takes them first.
+            self._step_started.wait(_LIVE_DELAY_SECONDS)
             self._wake.clear()
+            self._step_started.clear()
             try:
                 close_old_connections()
                 self.flush()
@@ -298,6 +317,31 @@ def _llm_handler(status: StepStatus):
         )
 
     return handle
+
+
+def checkpoint_close(execution: Execution, method: str) -> StepRecord | None:
+    """The close of the step whose completion is being checkpointed, to be written with its checkpoint.
+
+    CrewAI emits a step's finished event only after its checkpoint, so that
+    close would reach the database with a later write, and a worker that dies
+    first would leave a checkpointed step open (then marked interrupted) or
+    missing. Call in the checkpoint's context, where CrewAI's innermost open
+    event scope is the step's started event.
+    """
+    from crewai.events.event_context import get_current_parent_id
+
+    opener = get_current_parent_id()
+    if not opener:
+        return None
+    return StepRecord(
+        run_id=execution.run_id,
+        attempt=execution.attempt,
+        status=StepStatus.FINISHED,
+        method=method,
+        at=timezone.now(),
+        opener_key=opener,
+        checkpointed=True,
+    )
 
 
 def record_replayed(run_id: str, method: str, attempt: int) -> None:
