@@ -645,6 +645,19 @@ def test_retry_of_a_run_cancelled_while_waiting_brings_its_item_back_to_the_queu
     assert GateDecision.objects.get(review_item=item).verdict == Verdict.CORRECT
 
 
+def test_retry_of_a_run_that_failed_resuming_a_cancelled_item_reopens_it(reviewer, side_effects):
+    # What a retry queued (not reopened) did: the worker resumed the open pause and failed on its item.
+    item = paused_item()
+    run_cancel(run_id=item.run_id, actor=reviewer)
+    FlowRun.objects.filter(id=item.run_id).update(status=RunStatus.FAILED, error="ReviewItem has no decision.")
+
+    assert run_retry(run_id=item.run_id, actor=reviewer) == RunStatus.WAITING_REVIEW
+    decide(item_id=item.id, user=reviewer, outcome="approved")
+    run = FlowRun.objects.get(id=item.run_id)
+    assert (run.status, run.error) == (RunStatus.COMPLETED, "")
+    assert side_effects() == ["draft", "publish"]
+
+
 def test_retry_of_a_run_cancelled_as_its_step_paused_reopens_the_item(reviewer, monkeypatch, side_effects):
     # The cancel commits while the step runs, so it finds no item; the step then pauses.
     record = engine_flows.side_effect

@@ -255,10 +255,10 @@ def run_cancel(*, run_id: Any, actor: Any) -> None:
 def run_retry(*, run_id: Any, actor: Any) -> RunStatus:
     """Take a failed or cancelled run up again; returns the status it moved to.
 
-    A run cancelled while it waited for review goes back to waiting, its review item back in the queue
-    (see reviews.services.review_items_reopen_for_run): its pause is still open, and running it would only
-    resume that pause, which has no decision. Any other run is queued, its error cleared, and `run_flow`
-    enqueued on commit; finished steps are replayed, not repeated.
+    A run whose pause is still open with its review item cancelled (it was cancelled while it waited for
+    review) goes back to waiting, the item back in the queue (see reviews.services.review_items_reopen_for_run):
+    running it would only resume that pause, which has no decision. Any other run is queued, its error
+    cleared, and `run_flow` enqueued on commit; finished steps are replayed, not repeated.
     """
     from reviewconsole.reviews.services import review_items_reopen_for_run
 
@@ -267,7 +267,7 @@ def run_retry(*, run_id: Any, actor: Any) -> RunStatus:
         if status not in (RunStatus.FAILED, RunStatus.CANCELLED):
             raise RunStateError("Only a failed or cancelled run can be retried.")
         to = RunStatus.QUEUED
-        if status == RunStatus.CANCELLED and review_items_reopen_for_run(run_id=run_id):
+        if review_items_reopen_for_run(run_id=run_id):
             to = RunStatus.WAITING_REVIEW
         run_transition(
             run_id=run_id,

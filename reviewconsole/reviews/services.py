@@ -327,7 +327,10 @@ def review_items_cancel_for_run(*, run_id: Any) -> int:
     types' pending counts.
     """
     awaiting_resume = ReviewItem.objects.filter(
-        run_id=run_id, status__in=[ReviewStatus.DECIDED, ReviewStatus.EXPIRED], resumed_at__isnull=True
+        run_id=run_id,
+        status__in=[ReviewStatus.DECIDED, ReviewStatus.EXPIRED],
+        resumed_at__isnull=True,
+        pending__cleared_at__isnull=True,
     )
     if awaiting_resume.exists():
         raise engine_services.RunStateError(
