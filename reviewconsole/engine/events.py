@@ -1,15 +1,14 @@
 """Turns CrewAI events into Step rows, one collector per worker process.
 
 CrewAI's event bus is global per process and every kickoff waits for all
-pending handlers, so handlers only append a small record to a list. A
-background thread writes a method step's start at once, so the step a killed
-worker was in is on record. The other records reach the database inside the
-transaction of the run's next checkpoint, or of the status change that ends
-the run (`StepCollector.writing`); a step's own checkpoint closes its row, so
-a completion and its step row commit together. A method costs two commits,
-its start and its checkpoint; records still waiting after
-`_LIVE_DELAY_SECONDS` (an LLM call's start, say) are written by the
-background thread.
+pending handlers, so handlers only append a small record to a list. The
+records reach the database inside the transaction of the run's next
+checkpoint, or of the status change that ends the run (`StepCollector.writing`),
+so a method costs one commit instead of three; a step's own checkpoint closes
+its row, so a completion and its step row commit together. A background thread
+writes records still waiting after `_LIVE_DELAY_SECONDS` (an LLM call's start,
+say), and a method step's start after `_START_DELAY_SECONDS`: the step a killed
+worker was in is on record, while a quick step's row is inserted once, closed.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from reviewconsole.engine.models import Step, StepKind, StepStatus
 logger = logging.getLogger(__name__)
 
 _LIVE_DELAY_SECONDS = 0.5
+_START_DELAY_SECONDS = 0.05
 _OPENING_STATUSES = (StepStatus.STARTED, StepStatus.REPLAYED)
 _CLOSING_FIELDS = ["status", "finished_at", "duration_ms", "error", "tokens_in", "tokens_out", "model"]
 
@@ -161,12 +162,14 @@ class StepCollector:
         self._write_lock = threading.Lock()
         self._rows: RowsAwaiting = {}
         self._wake = threading.Event()
-        # Set when a method step started: its row is written at once, not after the delay.
+        # Set when a method step started: its row is written after the shorter delay.
         self._step_started = threading.Event()
         self._pid: int | None = None
         self._start_lock = threading.Lock()
 
     def enqueue(self, record: StepRecord) -> None:
+        if _CHECKPOINTED + record.opener_key in self._rows.get(str(record.run_id), {}):
+            return  # CrewAI's close of a step its checkpoint closed: nothing to write, no transaction to open
         self._ensure_late_writer()
         with self._pending_lock:
             self._pending.append(record)
@@ -243,9 +246,11 @@ class StepCollector:
     def _write_late(self) -> None:
         while True:
             self._wake.wait()
-            # A step that started is written at once, so a worker killed in it leaves the row of the step it
-            # was in. Other records wait: a busy run's next checkpoint usually takes them first.
-            self._step_started.wait(_LIVE_DELAY_SECONDS)
+            # A busy run's next checkpoint usually takes the records first; this writes what waits longer.
+            # A method step's start waits only _START_DELAY_SECONDS, so a worker killed in a step leaves the
+            # step it was in, while a quick step's row is still written once, with its checkpoint.
+            if self._step_started.wait(_LIVE_DELAY_SECONDS):
+                time.sleep(_START_DELAY_SECONDS)
             self._wake.clear()
             self._step_started.clear()
             try:
