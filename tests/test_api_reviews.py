@@ -541,7 +541,7 @@ def test_deciding_a_cancelled_item_is_409(finance_client):
     item = add_item(status=ReviewStatus.CANCELLED)
     response = post_json(finance_client, decision_url(item.id), {"outcome": "approved"})
     assert response.status_code == 409
-    assert response.json() == {"detail": "This item is cancelled; it can no longer be decided"}
+    assert response.json() == {"detail": "The run was cancelled; this item can no longer be decided"}
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ from django.utils import timezone
 from pydantic import ValidationError
 
 from reviewconsole.engine import runner
-from reviewconsole.engine.context import Execution
+from reviewconsole.engine.context import Execution, current_execution
 from reviewconsole.engine.events import StepRecord, collector
-from reviewconsole.engine.models import Checkpoint, FlowRun, RunStatus, Step, StepStatus
+from reviewconsole.engine.models import Checkpoint, FlowRun, RunStatus, Step, StepKind, StepStatus
 from reviewconsole.engine.services import run_create
 from reviewconsole.engine.tasks import start_scheduled_run
+from tests import engine_flows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,6 +68,35 @@ def test_a_closing_event_that_overtakes_its_opener_still_makes_one_row(separate_
     assert list(Step.objects.filter(run=run).values_list("status", flat=True)) == [StepStatus.FINISHED]
 
 
+@pytest.mark.parametrize(
+    "order",
+    [("opened", "checkpointed", "closed"), ("checkpointed", "opened", "closed"), ("checkpointed", "closed", "opened")],
+)
+@pytest.mark.parametrize("separate_writes", [False, True], ids=["same-write", "separate-writes"])
+def test_a_step_closed_by_its_checkpoint_stays_one_finished_row(order, separate_writes):
+    run = FlowRun.objects.create(flow_name="counter")
+    started = timezone.now()
+    checkpointed = started + timedelta(milliseconds=40)
+    records = {
+        "opened": StepRecord(run_id=run.id, status=StepStatus.STARTED, method="m", at=started, event_key="e1"),
+        "checkpointed": StepRecord(
+            run_id=run.id, status=StepStatus.FINISHED, method="m", at=checkpointed, opener_key="e1", checkpointed=True
+        ),
+        # CrewAI's own close comes after the checkpoint: the row keeps the checkpoint's time.
+        "closed": StepRecord(
+            run_id=run.id, status=StepStatus.FINISHED, method="m", at=checkpointed + timedelta(1), opener_key="e1"
+        ),
+    }
+    for name in order:
+        collector.enqueue(records[name])
+        if separate_writes:
+            collector.flush()
+    collector.flush()
+    collector.forget(run.id)
+    step = Step.objects.get(run=run)
+    assert (step.status, step.finished_at) == (StepStatus.FINISHED, checkpointed)
+
+
 def test_a_step_started_in_one_write_is_closed_by_a_later_one():
     run = FlowRun.objects.create(flow_name="counter")
     started = timezone.now()
@@ -100,3 +130,31 @@ def test_lease_heartbeat_stops_renewing_each_run_when_its_own_execution_ends(mon
     assert watched() == ["second"]
     second_block.__exit__(None, None, None)
     assert watched() == []
+
+
+def test_a_step_is_recorded_finished_by_its_checkpoint(monkeypatch):
+    """What the database holds while a step runs is what a worker killed there leaves behind."""
+    record, seen = engine_flows.side_effect, {}
+
+    def look(step):
+        record(step)
+        if step == "increment:2":
+            run_id = current_execution.get().run_id
+            steps = Step.objects.filter(run_id=run_id, kind=StepKind.METHOD).order_by("started_at", "id")
+            seen["steps"] = list(steps.values_list("method", "status"))
+            seen["checkpoints"] = list(
+                Checkpoint.objects.filter(flow_uuid=run_id).order_by("sequence").values_list("method", flat=True)
+            )
+
+    monkeypatch.setattr(engine_flows, "side_effect", look)
+    run = run_create(flow_name="counter", inputs={"label": "x", "loops": 2})
+
+    # Every checkpointed step is there, finished: none open (to be marked interrupted), none missing.
+    assert seen["checkpoints"] == ["prepare", "increment", "check"]
+    assert seen["steps"][:3] == [(method, StepStatus.FINISHED) for method in seen["checkpoints"]]
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED, run.error
+    # CrewAI's own close of each step, which comes later, adds nothing.
+    steps = list(Step.objects.filter(run=run, kind=StepKind.METHOD).values_list("method", "status"))
+    methods = ["prepare", "increment", "check", "increment", "check", "finish"]
+    assert steps == [(method, StepStatus.FINISHED) for method in methods]

@@ -4,16 +4,19 @@ import threading
 import uuid
 from collections import Counter
 from datetime import timedelta
+from unittest.mock import patch
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.db import connection
 from django.utils import timezone
 
-from reviewconsole.autonomy.models import DEFAULT_REJECT_REASONS, AutonomyPolicy
+from reviewconsole.autonomy.models import DEFAULT_REJECT_REASONS, AutonomyPolicy, GateDecision, Verdict
+from reviewconsole.engine.context import current_execution
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
-from reviewconsole.engine.services import run_cancel, run_create
-from reviewconsole.reviews import selectors
+from reviewconsole.engine.services import RunStateError, run_cancel, run_claim, run_create, run_retry
+from reviewconsole.engine.tasks import resume_flow
+from reviewconsole.reviews import selectors, services
 from reviewconsole.reviews.diff import changed_fields, field_diff
 from reviewconsole.reviews.models import (
     Decision,
@@ -39,6 +42,7 @@ from reviewconsole.reviews.services import (
     review_item_release,
 )
 from reviewconsole.reviews.tasks import expire_overdue_items
+from tests import engine_flows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -679,10 +683,180 @@ def test_cancelling_a_waiting_run_cancels_its_item(reviewer, side_effects):
     assert item.status == ReviewStatus.CANCELLED
     assert event_kinds(item) == ["created", "cancelled"]
     assert FlowRun.objects.get(id=item.run_id).status == RunStatus.CANCELLED
-    with pytest.raises(AlreadyDecidedError, match=r"^This item is cancelled; it can no longer be decided$"):
+    with pytest.raises(AlreadyDecidedError, match=r"^The run was cancelled; this item can no longer be decided$"):
         decide(item_id=item.id, user=reviewer, outcome="approved")
     assert not Decision.objects.filter(item=item).exists()
     assert side_effects() == ["draft"]
+
+
+def test_retry_of_a_run_cancelled_while_waiting_brings_its_item_back_to_the_queue(reviewer, side_effects):
+    item = paused_item()
+    gate_decision = GateDecision.objects.get(review_item=item)
+    run_cancel(run_id=item.run_id, actor=reviewer)
+    assert kept_counts() == counted_pending() == {}
+
+    assert run_retry(run_id=item.run_id, actor=reviewer) == RunStatus.WAITING_REVIEW
+
+    # The same item, for the same open pause, is pending again: counted, and still linked to its gate decision.
+    run = FlowRun.objects.get(id=item.run_id)
+    assert (run.status, run.finished_at, run.attempts) == (RunStatus.WAITING_REVIEW, None, 1)
+    item.refresh_from_db()
+    assert item.status == ReviewStatus.PENDING
+    assert event_kinds(item) == ["created", "cancelled", "reopened"]
+    assert kept_counts() == counted_pending() == {"typed_draft": 1}
+    assert GateDecision.objects.get(review_item=item) == gate_decision
+    assert ReviewItem.objects.filter(run=run).count() == 1
+
+    decide(item_id=item.id, user=reviewer, outcome="approved")
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.result["published"] == TYPED_OUTPUT
+    assert side_effects() == ["draft", "publish"]  # the paused step was not run again
+    assert GateDecision.objects.get(review_item=item).verdict == Verdict.CORRECT
+
+
+def test_retry_of_a_run_that_failed_resuming_a_cancelled_item_reopens_it(reviewer, side_effects):
+    # What a retry queued (not reopened) did: the worker resumed the open pause and failed on its item.
+    item = paused_item()
+    run_cancel(run_id=item.run_id, actor=reviewer)
+    FlowRun.objects.filter(id=item.run_id).update(status=RunStatus.FAILED, error="ReviewItem has no decision.")
+
+    assert run_retry(run_id=item.run_id, actor=reviewer) == RunStatus.WAITING_REVIEW
+    decide(item_id=item.id, user=reviewer, outcome="approved")
+    run = FlowRun.objects.get(id=item.run_id)
+    assert (run.status, run.error) == (RunStatus.COMPLETED, "")
+    assert side_effects() == ["draft", "publish"]
+
+
+def test_retry_of_a_run_cancelled_as_its_step_paused_reopens_the_item(reviewer, monkeypatch, side_effects):
+    # The cancel commits while the step runs, so it finds no item; the step then pauses.
+    record = engine_flows.side_effect
+
+    def cancel_during(step):
+        record(step)
+        run_cancel(run_id=current_execution.get().run_id, actor=reviewer)
+
+    monkeypatch.setattr(engine_flows, "side_effect", cancel_during)
+    run = run_create(flow_name="typed_emit_review", inputs={"title": "Invoice 7", "amount": 120.0})
+    monkeypatch.setattr(engine_flows, "side_effect", record)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    item = ReviewItem.objects.get(run=run)
+    assert item.status == ReviewStatus.CANCELLED  # nobody can decide on the cancelled run
+    assert kept_counts() == counted_pending() == {}
+
+    assert run_retry(run_id=run.id, actor=reviewer) == RunStatus.WAITING_REVIEW
+    decide(item_id=item.id, user=reviewer, outcome="approved")
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert side_effects() == ["draft", "publish"]
+
+
+def test_retry_of_a_run_cancelled_while_queued_or_running_runs_it_again(side_effects):
+    queued = run_create(flow_name="counter", inputs={"label": "q", "loops": 1}, enqueue=False)
+    running = run_create(flow_name="counter", inputs={"label": "r", "loops": 1}, enqueue=False)
+    assert run_claim(run_id=running.id, worker="gone:1")
+    for run in (queued, running):
+        run_cancel(run_id=run.id, actor=None)
+        assert run_retry(run_id=run.id, actor=None) == RunStatus.QUEUED
+        run.refresh_from_db()
+        assert run.status == RunStatus.COMPLETED, run.error
+    assert not ReviewItem.objects.exists()
+
+
+def test_a_cancel_after_a_decision_waits_for_it_to_be_applied(reviewer):
+    item = paused_item()
+    with patch("reviewconsole.reviews.services.enqueue_on_commit"):  # the resume has not run yet
+        decide(item_id=item.id, user=reviewer, outcome="approved")
+
+    with pytest.raises(RunStateError, match=r"^A decision on this run is being applied; cancel the run once it"):
+        run_cancel(run_id=item.run_id, actor=reviewer)
+    assert FlowRun.objects.get(id=item.run_id).status == RunStatus.WAITING_REVIEW
+
+    # The decision that won is applied, and its verdict stands for it.
+    resume_flow(str(item.id))
+    run = FlowRun.objects.get(id=item.run_id)
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.result["published"] == TYPED_OUTPUT
+    assert GateDecision.objects.get(review_item=item).verdict == Verdict.CORRECT
+
+
+def assert_cancel_won(item: ReviewItem, refused: BaseException | None) -> None:
+    assert isinstance(refused, AlreadyDecidedError), repr(refused)
+    assert str(refused) == "The run was cancelled; this item can no longer be decided"
+    item.refresh_from_db()
+    assert item.status == ReviewStatus.CANCELLED
+    assert not Decision.objects.filter(item=item).exists()
+    assert GateDecision.objects.get(review_item=item).verdict == ""
+    assert FlowRun.objects.get(id=item.run_id).status == RunStatus.CANCELLED
+    assert kept_counts() == counted_pending() == {}
+
+
+def test_a_cancel_between_a_decisions_checks_and_its_write_refuses_the_decision(reviewer, monkeypatch):
+    item = paused_item()
+    check_policy = services.policy_ensure
+
+    def cancel_meanwhile(**kwargs):
+        run_cancel(run_id=item.run_id, actor=reviewer)
+        return check_policy(**kwargs)
+
+    monkeypatch.setattr(services, "policy_ensure", cancel_meanwhile)
+    with pytest.raises(AlreadyDecidedError) as refused:
+        decide(item_id=item.id, user=reviewer, outcome="approved")
+    assert_cancel_won(item, refused.value)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs one writing transaction at a time")
+def test_a_decision_made_while_a_cancel_holds_the_run_waits_and_is_refused(reviewer, monkeypatch):
+    """The cancel has moved the run, not yet its item; the decision must wait for it, then be refused."""
+    item = paused_item()
+    cancel_items = services.review_items_cancel_for_run
+    run_moved, go_on = threading.Event(), threading.Event()
+    outcome: dict[str, BaseException | None] = {}
+
+    def cancel_items_later(**kwargs):
+        run_moved.set()
+        assert go_on.wait(timeout=60)
+        return cancel_items(**kwargs)
+
+    monkeypatch.setattr(services, "review_items_cancel_for_run", cancel_items_later)
+
+    def in_thread(name, work):
+        try:
+            work()
+            outcome[name] = None
+        except BaseException as error:  # reported by the assertions below
+            outcome[name] = error
+        finally:
+            connection.close()
+
+    def decide_once_the_run_moved():
+        assert run_moved.wait(timeout=60)
+        decide(item_id=item.id, user=reviewer, outcome="approved")
+
+    threads = [
+        threading.Thread(target=in_thread, args=("cancel", lambda: run_cancel(run_id=item.run_id, actor=reviewer))),
+        threading.Thread(target=in_thread, args=("decide", decide_once_the_run_moved)),
+    ]
+    for thread in threads:
+        thread.start()
+    # Let the cancel go on once the decision has either finished or is waiting for a lock held by the cancel.
+    with connection.cursor() as cursor:
+        for _ in range(600):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if "decide" in outcome or cursor.fetchone()[0]:
+                break
+            threading.Event().wait(0.05)
+    go_on.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+
+    assert outcome["cancel"] is None
+    assert_cancel_won(item, outcome["decide"])
 
 
 # --- selectors -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from reviewconsole.engine import registry, selectors
 from reviewconsole.engine.forms import FlowInputForm
 from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepKind, StepStatus
 from reviewconsole.engine.roles import role_grant
+from reviewconsole.engine.services import run_create
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
 from tests.people import client_for, user_in_role
 from tests.people import user_with_engine_perms as make_user
@@ -485,6 +486,17 @@ def test_retry_then_worker_completes_the_run(manager_client):
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.result["count"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retry_of_a_run_cancelled_while_waiting_puts_it_back_in_review(manager_client):
+    run = run_create(flow_name="emit_review", inputs={})
+    manager_client.post(reverse("engine:run_cancel", args=[run.id]))
+    response = manager_client.post(reverse("engine:run_retry", args=[run.id]), follow=True)
+    assert b"Run waiting for review again; its review item is back in the queue." in response.content
+    run.refresh_from_db()
+    assert run.status == RunStatus.WAITING_REVIEW
+    assert ReviewItem.objects.get(run=run).status == ReviewStatus.PENDING
 
 
 def test_retry_of_a_completed_run_is_refused_with_a_message(manager_client):

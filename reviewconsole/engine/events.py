@@ -4,9 +4,11 @@ CrewAI's event bus is global per process and every kickoff waits for all
 pending handlers, so handlers only append a small record to a list. The
 records reach the database inside the transaction of the run's next
 checkpoint, or of the status change that ends the run (`StepCollector.writing`),
-so a method costs one commit instead of three, and a quick method's row is
-inserted once, finished. A background thread writes records still waiting
-after `_LIVE_DELAY_SECONDS`, so a long step shows as started while it runs.
+so a method costs one commit instead of three; a step's own checkpoint closes
+its row, so a completion and its step row commit together. A background thread
+writes records still waiting after `_LIVE_DELAY_SECONDS` (an LLM call's start,
+say), and a method step's start after `_START_DELAY_SECONDS`: the step a killed
+worker was in is on record, while a quick step's row is inserted once, closed.
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ from reviewconsole.engine.models import Step, StepKind, StepStatus
 logger = logging.getLogger(__name__)
 
 _LIVE_DELAY_SECONDS = 0.5
+_START_DELAY_SECONDS = 0.05
 _OPENING_STATUSES = (StepStatus.STARTED, StepStatus.REPLAYED)
 _CLOSING_FIELDS = ["status", "finished_at", "duration_ms", "error", "tokens_in", "tokens_out", "model"]
 
 # Per run id: rows written as started and not closed yet, by their event key,
-# and rows a closing record wrote before its opener arrived, by the opener's key.
+# rows a closing record wrote before its opener arrived, by the opener's key,
+# and rows a checkpoint closed before CrewAI's close came, by _CHECKPOINTED + the opener's key.
 RowsAwaiting = dict[str, dict[str, Step]]
+_CHECKPOINTED = "checkpointed:"
 
 
 @dataclass
@@ -53,6 +58,8 @@ class StepRecord:
     error: str = ""
     model: str = ""
     usage: dict[str, Any] = field(default_factory=dict)
+    # A close written with the method's checkpoint, ahead of CrewAI's own (which is then dropped).
+    checkpointed: bool = False
 
 
 def _usage_tokens(usage: dict[str, Any] | None) -> tuple[int | None, int | None]:
@@ -107,7 +114,9 @@ def _write_records(records: list[StepRecord], rows: RowsAwaiting) -> RowsAwaitin
 
     Handlers run on CrewAI's handler pool, so a closing record can arrive
     before its opener; it then inserts the row already closed, and the opener
-    is dropped when it comes. The bookkeeping replaces a lookup query per record.
+    is dropped when it comes. A step's checkpoint closes its row first (see
+    `checkpoint_close`); CrewAI's own close of it is dropped when it comes.
+    The bookkeeping replaces a lookup query per record.
     """
     rows = dict(rows)
     new_rows: list[Step] = []
@@ -121,6 +130,8 @@ def _write_records(records: list[StepRecord], rows: RowsAwaiting) -> RowsAwaitin
             row, key = None, record.event_key if record.status == StepStatus.STARTED else ""
         else:
             key = record.opener_key
+            if key and awaiting.pop(_CHECKPOINTED + key, None) is not None:
+                continue  # CrewAI's own close of a step that its checkpoint closed
             row = awaiting.pop(key or _latest_open_key(awaiting, record), None)
             if row is not None and row.pk is not None:
                 closed_rows.append(row)  # inserted by an earlier write; a new row is closed before its insert
@@ -131,6 +142,8 @@ def _write_records(records: list[StepRecord], rows: RowsAwaiting) -> RowsAwaitin
                 awaiting[key] = row  # open, or closed already and awaiting its opener
         if not opening:
             _close(row, record)
+            if record.checkpointed:
+                awaiting[_CHECKPOINTED + key] = row
     Step.objects.bulk_create(new_rows)
     for row in closed_rows:
         row.save(update_fields=_CLOSING_FIELDS)
@@ -149,23 +162,31 @@ class StepCollector:
         self._write_lock = threading.Lock()
         self._rows: RowsAwaiting = {}
         self._wake = threading.Event()
+        # Set when a method step started: its row is written after the shorter delay.
+        self._step_started = threading.Event()
         self._pid: int | None = None
         self._start_lock = threading.Lock()
 
     def enqueue(self, record: StepRecord) -> None:
+        if _CHECKPOINTED + record.opener_key in self._rows.get(str(record.run_id), {}):
+            return  # CrewAI's close of a step its checkpoint closed: nothing to write, no transaction to open
         self._ensure_late_writer()
         with self._pending_lock:
             self._pending.append(record)
+        if record.kind == StepKind.METHOD and record.status == StepStatus.STARTED:
+            self._step_started.set()
         self._wake.set()
 
     @contextmanager
-    def writing(self, *, defer_starts: bool = False) -> Iterator[None]:
+    def writing(self, *, defer_starts: bool = False, closing: StepRecord | None = None) -> Iterator[None]:
         """A transaction that starts by writing the step records received so far.
 
         With `defer_starts`, a started record whose closing record has not come
         yet stays queued: a quick step's row is then written once, already
         closed, by the next checkpoint, instead of inserted and then updated;
-        the late writer writes it if the step takes longer.
+        the late writer writes it if the step takes longer. `closing` is
+        written in this transaction and no other (a checkpoint's close of its
+        step, see `checkpoint_close`).
 
         Step rows are a record of the run, not its state: a record that cannot
         be written is logged and dropped rather than failing the caller's
@@ -174,7 +195,7 @@ class StepCollector:
         thread that writes step rows.
         """
         with self._write_lock:
-            records = self._take(defer_starts)
+            records = self._take(defer_starts, closing)
             rows = self._rows
             with transaction.atomic():
                 if records:
@@ -186,9 +207,9 @@ class StepCollector:
                 yield
             self._rows = rows
 
-    def _take(self, defer_starts: bool) -> list[StepRecord]:
+    def _take(self, defer_starts: bool, closing: StepRecord | None = None) -> list[StepRecord]:
         with self._pending_lock:
-            records, self._pending = self._pending, []
+            records, self._pending = [*self._pending, *([closing] if closing else [])], []
             if not defer_starts:
                 return records
             closed = {record.opener_key for record in records if record.status not in _OPENING_STATUSES}
@@ -225,10 +246,13 @@ class StepCollector:
     def _write_late(self) -> None:
         while True:
             self._wake.wait()
-            # A busy run's next checkpoint usually takes the records first;
-            # this writes only what waits longer, such as a long step's start.
-            time.sleep(_LIVE_DELAY_SECONDS)
+            # A busy run's next checkpoint usually takes the records first; this writes what waits longer.
+            # A method step's start waits only _START_DELAY_SECONDS, so a worker killed in a step leaves the
+            # step it was in, while a quick step's row is still written once, with its checkpoint.
+            if self._step_started.wait(_LIVE_DELAY_SECONDS):
+                time.sleep(_START_DELAY_SECONDS)
             self._wake.clear()
+            self._step_started.clear()
             try:
                 close_old_connections()
                 self.flush()
@@ -298,6 +322,31 @@ def _llm_handler(status: StepStatus):
         )
 
     return handle
+
+
+def checkpoint_close(execution: Execution, method: str) -> StepRecord | None:
+    """The close of the step whose completion is being checkpointed, to be written with its checkpoint.
+
+    CrewAI emits a step's finished event only after its checkpoint, so that
+    close would reach the database with a later write, and a worker that dies
+    first would leave a checkpointed step open (then marked interrupted) or
+    missing. Call in the checkpoint's context, where CrewAI's innermost open
+    event scope is the step's started event.
+    """
+    from crewai.events.event_context import get_current_parent_id
+
+    opener = get_current_parent_id()
+    if not opener:
+        return None
+    return StepRecord(
+        run_id=execution.run_id,
+        attempt=execution.attempt,
+        status=StepStatus.FINISHED,
+        method=method,
+        at=timezone.now(),
+        opener_key=opener,
+        checkpointed=True,
+    )
 
 
 def record_replayed(run_id: str, method: str, attempt: int) -> None:

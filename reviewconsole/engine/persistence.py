@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from reviewconsole.engine.context import CheckpointNumbers, Execution, execution_for
 from reviewconsole.engine.encoding import to_json
-from reviewconsole.engine.events import collector
+from reviewconsole.engine.events import checkpoint_close, collector
 from reviewconsole.engine.models import Checkpoint, FlowRun, PendingFeedback
 
 T = TypeVar("T")
@@ -157,7 +157,9 @@ class DjangoFlowPersistence(FlowPersistence):
 
         Side effects, in one transaction: one Checkpoint row; for our runs,
         FlowRun.state set to the same state, and the step rows of the methods
-        finished since the last write (so a method costs one commit, not three).
+        finished since the last write, this method's included: a step row
+        costs no commit of its own, and a completion is never checkpointed
+        without its step row closed (nor the other way round).
         """
         flow_uuid = str(flow_uuid)
         state = _state_json(state_data)
@@ -168,7 +170,9 @@ class DjangoFlowPersistence(FlowPersistence):
         # checkpoints from memory; a flow run outside the engine, or a
         # collision, takes the numbers from the database.
         numbers = execution.checkpoints if execution is not None else _numbers_in_database(flow_uuid)
-        with collector.writing(defer_starts=True):
+        # Not for CrewAI's own checkpoints inside a step (`_ask_checkpoint`): that step goes on.
+        ours = execution is not None and execution.flow is not None and method_name in execution.flow._methods
+        with collector.writing(defer_starts=True, closing=checkpoint_close(execution, method_name) if ours else None):
             for attempt in range(_SEQUENCE_RETRIES):
                 sequence, occurrence = numbers.next_for(method_name)
                 try:

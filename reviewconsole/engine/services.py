@@ -218,47 +218,70 @@ def run_fail(*, run_id: Any, worker: str, error: str, traceback: str) -> bool:
     )
 
 
+def run_lock(*, run_id: Any) -> str | None:
+    """Lock the run's row until the transaction ends; its status, None if there is no such run.
+
+    Call inside a transaction, before touching the run's review items: every writer that changes a run and
+    its items takes the run first (cancel, retry, decide, expiry, resume), so they serialize on it and
+    cannot deadlock. On SQLite, where the IMMEDIATE transaction already holds the write lock, it is a read.
+    """
+    return FlowRun.objects.select_for_update().filter(id=run_id).values_list("status", flat=True).first()
+
+
 def run_cancel(*, run_id: Any, actor: Any) -> None:
     """Stop a run. A running worker notices at its next step or lease renewal.
 
-    Side effects: status cancelled; pending review items of the run are cancelled.
+    Side effects: status cancelled; pending review items of the run are cancelled. Refused (RunStateError,
+    nothing written) while a decision on the run waits to be applied: the decision was accepted first.
     """
     from reviewconsole.reviews.services import review_items_cancel_for_run
 
     with transaction.atomic():
-        cancelled = run_transition(
+        status = run_lock(run_id=run_id)
+        cancellable = [RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_REVIEW]
+        if status not in cancellable or not run_transition(
             run_id=run_id,
             to=RunStatus.CANCELLED,
-            allowed_from=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_REVIEW],
+            allowed_from=[status],
             actor=actor,
             note="cancelled",
             finished_at=timezone.now(),
             lease_expires_at=None,
-        )
-        if not cancelled:
+        ):
             raise RunStateError("Only a queued, running or waiting run can be cancelled.")
         review_items_cancel_for_run(run_id=run_id)
 
 
-def run_retry(*, run_id: Any, actor: Any) -> None:
-    """Queue a failed or cancelled run again; finished steps are replayed, not repeated.
+def run_retry(*, run_id: Any, actor: Any) -> RunStatus:
+    """Take a failed or cancelled run up again; returns the status it moved to.
 
-    Side effects: status queued, error cleared, `run_flow` enqueued on commit.
+    A run whose pause is still open with its review item cancelled (it was cancelled while it waited for
+    review) goes back to waiting, the item back in the queue (see reviews.services.review_items_reopen_for_run):
+    running it would only resume that pause, which has no decision. Any other run is queued, its error
+    cleared, and `run_flow` enqueued on commit; finished steps are replayed, not repeated.
     """
+    from reviewconsole.reviews.services import review_items_reopen_for_run
+
     with transaction.atomic():
-        retried = run_transition(
+        status = run_lock(run_id=run_id)
+        if status not in (RunStatus.FAILED, RunStatus.CANCELLED):
+            raise RunStateError("Only a failed or cancelled run can be retried.")
+        to = RunStatus.QUEUED
+        if review_items_reopen_for_run(run_id=run_id):
+            to = RunStatus.WAITING_REVIEW
+        run_transition(
             run_id=run_id,
-            to=RunStatus.QUEUED,
-            allowed_from=[RunStatus.FAILED, RunStatus.CANCELLED],
+            to=to,
+            allowed_from=[status],
             actor=actor,
             note="retry",
             error="",
             traceback="",
             finished_at=None,
         )
-        if not retried:
-            raise RunStateError("Only a failed or cancelled run can be retried.")
-        run_enqueue(run_id)
+        if to == RunStatus.QUEUED:
+            run_enqueue(run_id)
+    return to
 
 
 def runs_reclaim_expired() -> list[str]:

@@ -170,11 +170,16 @@ def run_detail(request: HtmxHttpRequest, run_id: UUID) -> HttpResponse:
     return _render_page(request, "engine/run_detail.html", "run-live", _run_context(request, run), status=status)
 
 
-def _run_action(request: HtmxHttpRequest, run_id: UUID, action: Callable[..., None], done_message: str) -> HttpResponse:
-    """Apply a retry or cancel; an htmx caller gets the refreshed run, a form post a redirect."""
+def _run_action(
+    request: HtmxHttpRequest, run_id: UUID, action: Callable[..., Any], done_message: Callable[[Any], str]
+) -> HttpResponse:
+    """Apply a retry or cancel; an htmx caller gets the refreshed run, a form post a redirect.
+
+    `done_message` gets what the action returned and says what happened.
+    """
     run = _get_run_for_user(request, run_id, perm=CHANGE_RUNS)
     try:
-        action(run_id=run.id, actor=request.user)
+        message = done_message(action(run_id=run.id, actor=request.user))
     except services.RunStateError as error:
         if request.htmx:
             response = render(
@@ -185,22 +190,29 @@ def _run_action(request: HtmxHttpRequest, run_id: UUID, action: Callable[..., No
         return redirect("engine:run_detail", run_id=run.id)
     if request.htmx:
         run = selectors.run_get_for_user(user=request.user, run_id=run.id)
-        context = {**_run_context(request, run), "alert": done_message, "alert_level": "success"}
+        context = {**_run_context(request, run), "alert": message, "alert_level": "success"}
         return render(request, "engine/run_detail.html#run-live", context)
-    messages.success(request, done_message)
+    messages.success(request, message)
     return redirect("engine:run_detail", run_id=run.id)
+
+
+# By the status a retry moved the run to.
+RETRY_MESSAGES = {
+    RunStatus.QUEUED: "Run queued again; finished steps will be replayed.",
+    RunStatus.WAITING_REVIEW: "Run waiting for review again; its review item is back in the queue.",
+}
 
 
 @login_required
 @require_POST
 def run_retry(request: HtmxHttpRequest, run_id: UUID) -> HttpResponse:
-    return _run_action(request, run_id, services.run_retry, "Run queued again; finished steps will be replayed.")
+    return _run_action(request, run_id, services.run_retry, lambda status: RETRY_MESSAGES[status])
 
 
 @login_required
 @require_POST
 def run_cancel(request: HtmxHttpRequest, run_id: UUID) -> HttpResponse:
-    return _run_action(request, run_id, services.run_cancel, "Run cancelled.")
+    return _run_action(request, run_id, services.run_cancel, lambda _: "Run cancelled.")
 
 
 @login_required

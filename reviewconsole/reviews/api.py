@@ -129,7 +129,7 @@ def review_detail(request: HttpRequest, item_id: UUID) -> ReviewItem:
         "responses": {
             403: {"description": "You may not review items."},
             404: {"description": "No such item, or one of a type you may not review."},
-            409: {"description": "The item was already decided (or expired or was cancelled)."},
+            409: {"description": "The item was already decided, or expired, or its run was cancelled."},
             422: {"description": "An unknown outcome, a rejection without a reason, or an invalid edit."},
         }
     },

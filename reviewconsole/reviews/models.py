@@ -152,6 +152,7 @@ class ReviewEventKind(models.TextChoices):
     DECIDED = "decided", "Decided"
     EXPIRED = "expired", "Expired"
     CANCELLED = "cancelled", "Cancelled"
+    REOPENED = "reopened", "Reopened by a retry of its run"
     NOTIFIED = "notified", "Notification sent"
 
 

@@ -37,11 +37,15 @@ class DecisionError(Exception):
 
 
 class AlreadyDecidedError(DecisionError):
+    """The item can no longer be decided: decided by someone else, expired, or its run was cancelled."""
+
     def __init__(self, item: ReviewItem) -> None:
         decision = getattr(item, "decision", None)
         if decision is not None and item.status == ReviewStatus.DECIDED:
             who = decision.user.get_username() if decision.user else "the system"
             message = f"Already decided by {who} at {decision.at:%Y-%m-%d %H:%M:%S %Z}"
+        elif item.status == ReviewStatus.CANCELLED:
+            message = "The run was cancelled; this item can no longer be decided"
         else:
             message = f"This item is {item.get_status_display().lower()}; it can no longer be decided"
         super().__init__(message)
@@ -65,16 +69,19 @@ def _log(item_id: Any, kind: ReviewEventKind, user: Any = None, **detail: Any) -
 def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, context: Any, state: dict) -> ReviewItem:
     """Create the review item for a paused run (called inside the pause transaction).
 
-    Side effects: a ReviewItem with deadlines from its type's policy, linked
-    to the gate decision that sent it (one is recorded if the flow did not
-    ask the gate); a `created` event; the run moves running → waiting_review
-    with the paused state; the type's pending count; the new-item
-    notification is enqueued on commit.
+    Side effects: the run moves running → waiting_review with the paused
+    state; a ReviewItem with deadlines from its type's policy, linked to the
+    gate decision that sent it (one is recorded if the flow did not ask the
+    gate); a `created` event; the type's pending count; the new-item
+    notification is enqueued on commit. If the run was cancelled while the
+    step ran, the item is created cancelled (a `cancelled` event, no count):
+    its cancel found no item, nobody may decide on a cancelled run, and a
+    retry reopens it like any cancelled item.
     """
     review = (context.metadata or {}).get(REVIEW_METADATA_KEY, {})
     output_type = review.get("output_type", "unspecified")
-    policy = policy_ensure(output_type=output_type)
-    now = timezone.now()
+    # The run's row first, the order every writer of a run and its items keeps (see engine run_lock).
+    paused = engine_services.run_pause(run_id=run_id, note=f"waiting for review of {context.method_name}", state=state)
     item = ReviewItem.objects.create(
         run_id=run_id,
         pending=pending,
@@ -87,8 +94,8 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
         schema=review.get("schema"),
         outcomes=review.get("outcomes") or list(context.emit or ["approved", REJECT_OUTCOME]),
         uses_emit=bool(context.emit),
-        due_at=now + timedelta(minutes=policy.sla_minutes) if policy.sla_minutes else None,
-        expires_at=now + timedelta(minutes=policy.expiry_minutes) if policy.expiry_minutes else None,
+        status=ReviewStatus.PENDING if paused else ReviewStatus.CANCELLED,
+        **_deadlines(output_type),
     )
     gate_decision = gate_decision_attach(item=item)
     if gate_decision.reason and gate_decision.reason != item.reason:
@@ -97,10 +104,22 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
         item.confidence = item.confidence if item.confidence is not None else gate_decision.confidence
         item.save(update_fields=["reason", "confidence"])
     _log(item.id, ReviewEventKind.CREATED, reason=item.reason)
-    engine_services.run_pause(run_id=run_id, note=f"waiting for review of {context.method_name}", state=state)
+    if not paused:
+        _log(item.id, ReviewEventKind.CANCELLED)
+        return item
     enqueue_on_commit("reviewconsole.reviews.tasks.notify_new_item", str(item.id))
     pending_count_add(output_type=output_type, delta=1)
     return item
+
+
+def _deadlines(output_type: str) -> dict[str, Any]:
+    """The SLA and expiry of an item entering the queue now, from its type's policy."""
+    policy = policy_ensure(output_type=output_type)
+    now = timezone.now()
+    return {
+        "due_at": now + timedelta(minutes=policy.sla_minutes) if policy.sla_minutes else None,
+        "expires_at": now + timedelta(minutes=policy.expiry_minutes) if policy.expiry_minutes else None,
+    }
 
 
 def review_item_claim(*, item_id: Any, user: Any) -> bool:
@@ -158,8 +177,10 @@ def decide(
     Checks, before anything is written: the outcome is one of the item's; a
     rejection has a reason code from the type's list; an edit validates
     against the type's model. Side effects: the item moves pending → decided
-    by a conditional update (of two concurrent callers exactly one wins, the
-    other gets AlreadyDecidedError); a Decision with the field-level diff; the
+    by a conditional update, under the lock of its run's row (of two
+    concurrent callers exactly one wins, the other gets AlreadyDecidedError;
+    a decision and a cancel of the run serialize: one that comes second is
+    refused); a Decision with the field-level diff; the
     verdict on the item's gate decision; a `decided` event; the type's pending
     count; `resume_flow` and the type's autonomy check (regression guard,
     autopilot) enqueued on commit.
@@ -184,6 +205,10 @@ def decide(
             edited_output = None  # saved unchanged: an approval as it stands
 
     with transaction.atomic():
+        # The run's row first, as a cancel takes it: a concurrent cancel either committed before (the item is
+        # cancelled and refused below) or waits for this decision (and then refuses, see
+        # review_items_cancel_for_run), so a decision is never recorded for a run that was cancelled meanwhile.
+        engine_services.run_lock(run_id=item.run_id)
         if not ReviewItem.objects.filter(id=item_id, status=ReviewStatus.PENDING).update(
             status=ReviewStatus.DECIDED, decided_at=timezone.now(), claimed_by=None, claim_expires_at=None
         ):
@@ -245,10 +270,12 @@ def review_items_expire_overdue() -> int:
     now = timezone.now()
     expired = 0
     overdue = ReviewItem.objects.filter(status=ReviewStatus.PENDING, expires_at__lt=now)
-    for item in overdue.only("id", "output_type", "outcomes"):
+    for item in overdue.only("id", "run_id", "output_type", "outcomes"):
         policy = policy_ensure(output_type=item.output_type)
         outcome = _expiry_outcome(policy.expiry_outcome, item.outcomes)
         with transaction.atomic():
+            # Like a decision: the run's row first.
+            engine_services.run_lock(run_id=item.run_id)
             if not ReviewItem.objects.filter(id=item.id, status=ReviewStatus.PENDING).update(
                 status=ReviewStatus.EXPIRED, decided_at=now, claimed_by=None, claim_expires_at=None
             ):
@@ -288,9 +315,23 @@ def review_item_claim_resume(*, item_id: Any, worker: str) -> Any:
 def review_items_cancel_for_run(*, run_id: Any) -> int:
     """Cancel the run's pending items, so nobody decides on a cancelled run.
 
-    Called inside the run's cancel transaction; each item is cancelled by its
-    own conditional update, so one decided meanwhile keeps its decision.
+    Called inside the run's cancel transaction, which holds the run's row, so
+    no decision or expiry of its items runs meanwhile. A decision already
+    taken but not yet resumed refuses the cancel (RunStateError; the caller's
+    transaction is rolled back): it was accepted first and must be applied.
+    Side effects: each pending item cancelled, with a `cancelled` event; the
+    types' pending counts.
     """
+    awaiting_resume = ReviewItem.objects.filter(
+        run_id=run_id,
+        status__in=[ReviewStatus.DECIDED, ReviewStatus.EXPIRED],
+        resumed_at__isnull=True,
+        pending__cleared_at__isnull=True,
+    )
+    if awaiting_resume.exists():
+        raise engine_services.RunStateError(
+            "A decision on this run is being applied; cancel the run once it is running again."
+        )
     cancelled: Counter[str] = Counter()
     pending = ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.PENDING)
     for item_id, output_type in pending.values_list("id", "output_type"):
@@ -303,3 +344,28 @@ def review_items_cancel_for_run(*, run_id: Any) -> int:
     for output_type in sorted(cancelled):
         pending_count_add(output_type=output_type, delta=-cancelled[output_type])
     return cancelled.total()
+
+
+def review_items_reopen_for_run(*, run_id: Any) -> bool:
+    """Put back in the queue the cancelled item of the run's open pause; False if it has none.
+
+    Called inside a retry's transaction, which holds the run's row. The item
+    is reopened rather than replaced: it is the review of the same paused
+    output (one item per pause), its gate decision has no verdict yet and
+    stays linked, and running the step again would repeat its side effects.
+    Side effects: the item pending again, unclaimed, with deadlines counted
+    from now; a `reopened` event; the type's pending count.
+    """
+    item = (
+        ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.CANCELLED, pending__cleared_at__isnull=True)
+        .only("id", "output_type")
+        .first()
+    )
+    if item is None:
+        return False
+    ReviewItem.objects.filter(id=item.id, status=ReviewStatus.CANCELLED).update(
+        status=ReviewStatus.PENDING, claimed_by=None, claim_expires_at=None, **_deadlines(item.output_type)
+    )
+    _log(item.id, ReviewEventKind.REOPENED)
+    pending_count_add(output_type=item.output_type, delta=1)
+    return True

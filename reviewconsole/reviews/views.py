@@ -409,7 +409,7 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
     """Approve, edit and approve, reject, or take another outcome; then on to the next item.
 
     Refusals re-render the item: 422 with errors next to the fields (the item stays pending), 409 when
-    someone else decided first.
+    someone else decided first or the run was cancelled.
     """
     services = _services()
     item = _get_item_for_user(request, item_id)
