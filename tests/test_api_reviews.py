@@ -321,7 +321,7 @@ def test_detail_has_the_fields_a_client_needs(finance_client, finance):
         "method": "review",
         "output_type": "invoice",
         "reason": "flow_requested",
-            "reason_label": "Requested by the flow",
+        "reason_label": "Requested by the flow",
         "confidence": 0.42,
         "message": "Check it",
         "status": "pending",

@@ -24,6 +24,7 @@ from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -124,7 +125,7 @@ def _exercise(operation: Any, strategy: st.SearchStrategy, call: Callable[[Any],
 
     try:
         run()
-    except Exception as error:  # noqa: BLE001 - every failure is reported together below
+    except (Failure, FailureGroup) as error:
         return f"{operation.label}: {error}"
     return None
 
