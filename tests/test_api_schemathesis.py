@@ -52,7 +52,7 @@ CHECKS = [
     response_headers_conformance,
 ]
 # Per operation and generation mode; raise it locally (SCHEMATHESIS_EXAMPLES=500) for a deeper search.
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "20"))
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "15"))
 SEED_INVOICES = 10
 
 
