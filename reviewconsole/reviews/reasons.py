@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.text import capfirst
+
 from reviewconsole.engine import registry
 from reviewconsole.engine.context import current_execution
 from reviewconsole.reviews.models import ReviewReason
@@ -48,10 +50,7 @@ def review_reasons() -> dict[str, Reason]:
 def reason_label(code: str) -> str:
     """The label people read for `code`; a code nobody declares (any more) is shown humanized."""
     reason = review_reasons().get(code)
-    if reason is not None:
-        return reason.label
-    text = code.replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
+    return reason.label if reason is not None else capfirst(code.replace("_", " ").strip())
 
 
 def reason_check(reason: str) -> None:
@@ -66,8 +65,8 @@ def reason_check(reason: str) -> None:
     specs = [registry.get_flow(flow_name)] if flow_name else registry.all_flows()
     if any(reason in spec.review_reasons for spec in specs):
         return
-    where = f"flow '{flow_name}'" if flow_name else "no registered flow"
+    who = f"flow '{flow_name}' does not declare it" if flow_name else "no registered flow declares it"
     raise UndeclaredReasonError(
-        f"Review reason '{reason}' is not built in and {where} declares it; declare it with its label, e.g. "
+        f"Review reason '{reason}' is not built in and {who}; declare it with its label, e.g. "
         f"register_flow(..., review_reasons={{'{reason}': 'What a reviewer should read'}})"
     )
