@@ -9,10 +9,12 @@ import json
 import pytest
 from django.test import Client
 from django.urls import reverse
+from pydantic import BaseModel
 
 from reviewconsole.autonomy.forms import PolicyForm
 from reviewconsole.autonomy.models import POLICY_INT_MAX, AutonomyPolicy
 from reviewconsole.autonomy.services import policy_ensure
+from reviewconsole.engine.forms import FlowInputForm
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
 from reviewconsole.engine.tokens import api_token_create
 from reviewconsole.inputs import UnsafeInputError, json_loads
@@ -174,3 +176,13 @@ def test_one_validator_names_the_json_path():
         json_loads('{"a": [{"b": 1}, {"c\\u0000": 2}]}')
     assert refused.value.loc == ("a", 1, "c\x00")
     assert json_loads('{"a": [1.5, -2, "ok"]}') == {"a": [1.5, -2, "ok"]}
+
+
+def test_the_start_form_refuses_json_with_nan_or_an_escaped_nul():
+    class Inputs(BaseModel):
+        settings: dict = {}
+
+    for typed in ('{"ratio": NaN}', '{"ratio": 1e309}', '{"name": "a\\u0000b"}'):
+        form = FlowInputForm(Inputs, {"settings": typed})
+        assert not form.is_valid() and list(form.errors) == ["settings"], typed
+    assert FlowInputForm(Inputs, {"settings": '{"ratio": 0.5}'}).is_valid()
