@@ -182,7 +182,13 @@ def research_is_sufficient(research: ResearchOutput) -> bool:
 # --------------------------------------------------------------------------- flow
 
 
-@register_flow(name="content_production", title="Content production", inputs=ContentInputs, output_types=[OUTPUT_TYPE])
+@register_flow(
+    name="content_production",
+    title="Content production",
+    inputs=ContentInputs,
+    output_types=[OUTPUT_TYPE],
+    review_reasons={"thin_research": "Written on thin research", "revision": "Revised after a rejection"},
+)
 @persist()
 class ContentProductionFlow(Flow[ContentState]):
     """Research a topic, write and edit an article, then publish it or revise it with the reviewer's notes."""

@@ -150,6 +150,7 @@ def reread_invoice(raw_invoice: str, previous: InvoiceData) -> InvoiceData:
     title="Invoice processing",
     inputs=InvoiceInputs,
     output_types=[OUTPUT_TYPE],
+    review_reasons={"unreadable": "Still unreadable after re-reading"},
 )
 @persist()
 class InvoiceProcessingFlow(Flow[InvoiceState]):

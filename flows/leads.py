@@ -278,7 +278,13 @@ def outreach_crew(
 # --------------------------------------------------------------------------- flow
 
 
-@register_flow(name=FLOW_NAME, title="Lead enrichment", inputs=LeadInputs, output_types=[OUTPUT_TYPE])
+@register_flow(
+    name=FLOW_NAME,
+    title="Lead enrichment",
+    inputs=LeadInputs,
+    output_types=[OUTPUT_TYPE],
+    review_reasons={"executive_contact": "First email to an executive"},
+)
 @persist()
 class LeadEnrichmentFlow(Flow[LeadState]):
     """Validate, enrich and score a lead; hot leads get an outreach email a person approves."""

@@ -2,19 +2,24 @@
 
 Clients authenticate with `Authorization: Bearer <token>` (see `manage.py
 create_api_token`) or, from the browser, with the console's login session,
-in which case unsafe methods need the CSRF token like any form post.
+in which case unsafe methods need the CSRF token like any form post. The
+OpenAPI document and its docs page need the same credentials.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.openapi.schema import OpenAPISchema
 from ninja.security import HttpBearer, SessionAuth
 
 from reviewconsole.engine.registry import UnknownFlowError
@@ -24,6 +29,8 @@ from reviewconsole.engine.tokens import (
     api_token_lockout_check,
     api_token_user,
 )
+from reviewconsole.inputs import StrictJSONParser, UnsafeInputError
+from reviewconsole.openapi import ErrorOut
 
 
 class BearerTokenAuth(HttpBearer):
@@ -48,13 +55,62 @@ class LoginSessionAuth(SessionAuth):
         return super().__call__(request)
 
 
-api = NinjaAPI(
+def signed_in(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The docs page and the OpenAPI document are for API users: a login session or a valid bearer token."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            if request.user.is_authenticated or BearerTokenAuth()(request) is not None:
+                return view(request, *args, **kwargs)
+        except ApiTokenLockedOut as locked_out:
+            return token_locked_out(request, locked_out)
+        if request.resolver_match and request.resolver_match.url_name == "openapi-view":
+            return redirect_to_login(request.get_full_path())
+        return _detail(request, "Log in or send a valid bearer token to read the API's description.", 401)
+
+    return wrapper
+
+
+# Every operation needs credentials, and the edge refuses unsafe input (a NUL in the URL or query, a JSON
+# body that is malformed or holds NUL or non-finite numbers) before any operation runs.
+SHARED_RESPONSES = {
+    400: "A malformed JSON body, or a NUL character or non-finite number in the input; `detail` names where.",
+    401: "No credentials, or an unknown, expired or inactive bearer token.",
+    429: "Too many wrong bearer tokens from this address: wait the `Retry-After` seconds.",
+}
+
+
+class ConsoleAPI(NinjaAPI):
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
+        """Ninja's document, plus the shared error responses and each flow's run-start operation."""
+        # Loads the flows (and CrewAI) only when the document is asked for.
+        from reviewconsole.engine.api import document_flow_runs
+
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        # Every router documents its own error statuses with ErrorOut, so ninja has put it in the components.
+        error_ref = {"$ref": f"#/components/schemas/{ErrorOut.__name__}"}
+        for path_item in schema["paths"].values():
+            for operation in path_item.values():
+                for status, description in SHARED_RESPONSES.items():
+                    operation["responses"].setdefault(
+                        status, {"description": description, "content": {"application/json": {"schema": error_ref}}}
+                    )
+        document_flow_runs(schema)
+        return schema
+
+
+api = ConsoleAPI(
     title="Review Console API",
     version="1",
     urls_namespace="api",
     openapi_url="/openapi.json",
     docs_url="/docs",
+    docs_decorator=signed_in,
     auth=[BearerTokenAuth(), LoginSessionAuth()],
+    parser=StrictJSONParser(),
 )
 
 
@@ -67,13 +123,24 @@ def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpRes
     # A path that does not parse (a malformed UUID) names no resource.
     if any(tuple(error.get("loc", ()))[:1] == ("path",) for error in exc.errors):
         return _detail(request, "Not found", 404)
-    return _detail(request, exc.errors, 422)
+    return _detail(request, [_error_entry(error) for error in exc.errors], 422)
+
+
+def _error_entry(error: dict[str, Any]) -> dict[str, Any]:
+    """An error in the documented {loc, msg, type} shape."""
+    if "loc" in error:
+        return error
+    # Ninja's cursor pagination reports a bad cursor as {"cursor": "Invalid Cursor"}.
+    [(name, message)] = error.items()
+    return {"loc": ["query", name], "msg": str(message), "type": "value_error"}
 
 
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     # Ninja reports an unparsable body as "Cannot parse request body" and keeps
     # the decoder's message (which says where the JSON breaks) as the cause.
+    if isinstance(exc.__cause__, UnsafeInputError):
+        return _detail(request, [exc.__cause__.as_error("body")], exc.status_code)
     if isinstance(exc.__cause__, ValueError):
         return _detail(request, f"Malformed JSON body: {exc.__cause__}", exc.status_code)
     return _detail(request, str(exc), exc.status_code)

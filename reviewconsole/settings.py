@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "reviewconsole.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before any view reads a parameter: a NUL character in the URL, query or form gets a 400.
+    "reviewconsole.inputs.UnsafeInputMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
+from django.views.defaults import page_not_found
 
 from reviewconsole.api import api
 
@@ -13,3 +15,13 @@ urlpatterns = [
     path("autonomy/", include("reviewconsole.autonomy.urls")),
     path("", include("reviewconsole.engine.urls")),
 ]
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A 404 under the API is JSON like its other errors (a URL that no route matches, too); pages get the page."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"detail": "Not found"}, status=404)
+    return page_not_found(request, exception)
+
+
+handler404 = not_found

@@ -324,6 +324,7 @@ def test_detail_has_the_fields_a_client_needs(finance_client, finance):
         "method": "review",
         "output_type": "invoice",
         "reason": "flow_requested",
+        "reason_label": "Requested by the flow",
         "confidence": 0.42,
         "message": "Check it",
         "status": "pending",
@@ -547,8 +548,8 @@ def test_deciding_a_cancelled_item_is_409(finance_client):
 # --- OpenAPI ---------------------------------------------------------------------------------------------------
 
 
-def test_openapi_document_lists_the_review_paths():
-    document = Client().get("/api/v1/openapi.json").json()
+def test_openapi_document_lists_the_review_paths(finance_client):
+    document = finance_client.get("/api/v1/openapi.json").json()
     assert {"/api/v1/reviews", "/api/v1/reviews/{item_id}", "/api/v1/reviews/{item_id}/decision"} <= set(
         document["paths"]
     )

@@ -534,11 +534,11 @@ def test_item_page_shows_the_output_for_reading_with_its_context(rita):
     assert reverse("engine:run_detail", args=[item.run_id]) in content
 
 
-def test_a_flows_own_reason_reads_as_words(rita):
+def test_a_flows_own_reason_reads_as_its_declared_label(rita):
     item = make_item(reason="thin_research")
 
-    assert "Thin research</span>" in rita.get(reverse("reviews:queue")).content.decode()
-    assert "Thin research</span>" in rita.get(item_url(item)).content.decode()
+    assert "Written on thin research</span>" in rita.get(reverse("reviews:queue")).content.decode()
+    assert "Written on thin research</span>" in rita.get(item_url(item)).content.decode()
 
 
 def test_item_page_names_the_model_that_produced_the_output(rita):

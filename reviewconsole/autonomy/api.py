@@ -17,17 +17,18 @@ from ninja import Body, Router, Schema
 from ninja.errors import ValidationError as NinjaValidationError
 
 from reviewconsole.autonomy import selectors
-from reviewconsole.autonomy.models import AutonomyPolicy, PolicyChange, PolicyMode
+from reviewconsole.autonomy.models import POLICY_INT_MAX, AutonomyPolicy, PolicyChange, PolicyMode
 from reviewconsole.autonomy.recommendation import recommend
 from reviewconsole.autonomy.services import EDITABLE_POLICY_FIELDS, PolicyError, policy_update
 from reviewconsole.autonomy.views import is_manager, policy_get_for_user
+from reviewconsole.openapi import error_responses, inline_refs
 
 router = Router(tags=["autonomy"])
 
 HISTORY_LIMIT = 100
 
 Fraction = Annotated[float, pydantic.Field(ge=0, le=1)]
-Minutes = Annotated[int, pydantic.Field(ge=1)]
+Count = Annotated[int, pydantic.Field(ge=1, le=POLICY_INT_MAX)]
 Code = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
@@ -133,13 +134,13 @@ class PolicyPatch(pydantic.BaseModel):
     always_review: pydantic.StrictBool = False
     audit_rate: Fraction = 0.0
     target_accuracy: Fraction = 0.0
-    min_samples: Annotated[int, pydantic.Field(ge=1)] = 1
+    min_samples: Count = 1
     mode: PolicyMode = PolicyMode.MANUAL
     auto_min_threshold: Fraction = 0.0
     auto_max_threshold: Fraction = 1.0
     reject_reasons: Annotated[list[Code], pydantic.Field(min_length=1)] = pydantic.Field(default_factory=list)
-    sla_minutes: Minutes | None = None
-    expiry_minutes: Minutes | None = None
+    sla_minutes: Count | None = None
+    expiry_minutes: Count | None = None
     expiry_outcome: Annotated[str, pydantic.Field(max_length=100)] = ""
 
     def changes(self) -> dict[str, Any]:
@@ -176,7 +177,7 @@ def _policy_out(request: HttpRequest, policy: AutonomyPolicy) -> dict[str, Any]:
 
 @router.get(
     "/{path:output_type}",
-    response=PolicyOut,
+    response={200: PolicyOut, **error_responses(403, 404)},
     openapi_extra={
         "responses": {
             403: {"description": "Neither a manager nor a reviewer of this type."},
@@ -192,10 +193,10 @@ def autonomy_detail(request: HttpRequest, output_type: str) -> dict[str, Any]:
 
 @router.patch(
     "/{path:output_type}",
-    response=PolicyOut,
+    response={200: PolicyOut, **error_responses(403, 404, 422)},
     openapi_extra={
         "requestBody": {
-            "content": {"application/json": {"schema": PolicyPatch.model_json_schema()}},
+            "content": {"application/json": {"schema": inline_refs(PolicyPatch.model_json_schema())}},
             "required": True,
         },
         "responses": {

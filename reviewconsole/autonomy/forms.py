@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from reviewconsole.autonomy.models import AutonomyPolicy, PolicyMode
+from reviewconsole.autonomy.models import POLICY_INT_MAX, AutonomyPolicy, PolicyMode
 from reviewconsole.autonomy.services import EDITABLE_POLICY_FIELDS
 
 FRACTION = {"min_value": 0.0, "max_value": 1.0}
@@ -21,7 +21,12 @@ def _fraction(label: str, help_text: str = "", **attrs: str) -> forms.FloatField
 
 def _minutes(label: str, help_text: str) -> forms.IntegerField:
     return forms.IntegerField(
-        label=label, help_text=help_text, required=False, min_value=1, widget=forms.NumberInput(attrs={"step": "1"})
+        label=label,
+        help_text=help_text,
+        required=False,
+        min_value=1,
+        max_value=POLICY_INT_MAX,
+        widget=forms.NumberInput(attrs={"step": "1"}),
     )
 
 
@@ -55,6 +60,7 @@ class PolicyForm(forms.Form):
     min_samples = forms.IntegerField(
         label="Minimum samples",
         min_value=1,
+        max_value=POLICY_INT_MAX,
         help_text="Reviewed outputs needed at or above a threshold before it can be recommended.",
         widget=forms.NumberInput(attrs={"step": "1"}),
     )

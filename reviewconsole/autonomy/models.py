@@ -24,6 +24,10 @@ class PolicyMode(models.TextChoices):
     AUTO = "auto", "Automatic within bounds"
 
 
+# The largest count a policy's integer fields hold: PostgreSQL's `integer`, which PositiveIntegerField uses.
+POLICY_INT_MAX = 2_147_483_647
+
+
 class AutonomyPolicy(models.Model):
     """How outputs of one type are routed: to a person, or straight through."""
 

@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from reviewconsole.autonomy.models import (
+    POLICY_INT_MAX,
     AutonomyPolicy,
     FieldError,
     GateBucketRollup,
@@ -36,6 +37,7 @@ from reviewconsole.autonomy.rollup import (
     live_aggregate,
     local_zone,
 )
+from reviewconsole.reviews.reasons import reason_check
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,9 @@ EDITABLE_POLICY_FIELDS = (
     "expiry_minutes",
     "expiry_outcome",
 )
+
+
+COUNT_FIELDS = ("min_samples", "sla_minutes", "expiry_minutes")
 
 
 class PolicyError(ValueError):
@@ -75,6 +80,8 @@ def _check(field: str, value: Any) -> None:
         raise PolicyError("threshold must be between 0 and 1, or null to review everything", field="threshold")
     if field in fraction_fields and not 0 <= value <= 1:
         raise PolicyError(f"{field} must be between 0 and 1", field=field)
+    if field in COUNT_FIELDS and value is not None and not 1 <= value <= POLICY_INT_MAX:
+        raise PolicyError(f"{field} must be between 1 and {POLICY_INT_MAX}", field=field)
 
 
 def policy_update(
@@ -146,6 +153,8 @@ def gate(
         # The statistics tell the gate's own routing from a flow's rules by the reason: a forced review
         # under a gate reason would be counted as the policy's doing (and predicted away by what-if).
         raise ValueError(f"'{reason}' is a reason the gate gives itself; name the flow's rule for a forced review")
+    if force_review and reason:
+        reason_check(reason)
     run_id, step_key = _step_key()
     if step_key:
         earlier = GateDecision.objects.filter(run_id=run_id, step_key=step_key).values_list("route", flat=True)

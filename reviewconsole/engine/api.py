@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: ninja resolves a paginated view's
 parameter annotations from its wrapper's module, where these names are unknown.
 """
 
+import copy
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -20,7 +21,8 @@ from ninja.pagination import CursorPagination, paginate
 from reviewconsole.engine import selectors, services
 from reviewconsole.engine.models import FlowRun, RunStatus, Step, StepKind, StepStatus
 from reviewconsole.engine.registry import FlowSpec
-from reviewconsole.reviews.models import Decision, ReviewItem, ReviewReason, ReviewStatus
+from reviewconsole.openapi import error_responses, inline_refs
+from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
 
 router = Router(tags=["flows"])
 
@@ -37,6 +39,10 @@ class FlowOut(Schema):
     description: str
     output_types: list[str]
     input_schema: dict[str, Any] = pydantic.Field(description="JSON Schema of the inputs a run takes.")
+    review_reasons: dict[str, str] = pydantic.Field(
+        description="The flow's own review reasons (code: label), beyond the built-in ones; "
+        "`GET /api/v1/reviews/reasons` lists them all."
+    )
 
     @staticmethod
     def resolve_input_schema(spec: FlowSpec) -> dict[str, Any]:
@@ -96,11 +102,17 @@ class DecisionOut(Schema):
         return decision.user.get_username() if decision.user else None
 
 
+REASON_DESCRIPTION = (
+    "Why the output was sent to review: a built-in reason or one its flow declares; "
+    "`GET /api/v1/reviews/reasons` lists every known code with its label."
+)
+
+
 class ReviewOut(Schema):
     id: UUID
     method: str
     output_type: str
-    reason: ReviewReason
+    reason: str = pydantic.Field(description=REASON_DESCRIPTION)
     status: ReviewStatus
     created_at: datetime
     decision: DecisionOut | None
@@ -149,14 +161,24 @@ def _inputs_error(error: pydantic.ValidationError) -> NinjaValidationError:
     )
 
 
-@router.get("/flows", response=list[FlowOut])
+@router.get("/flows", response={200: list[FlowOut], **error_responses(403)})
 def flow_list(request: HttpRequest) -> list[FlowSpec]:
     """The flows a run can be started for, with the JSON Schema of their inputs."""
     require_perm(request, selectors.VIEW_RUNS)
     return selectors.flows_visible_to(request.auth)
 
 
-@router.post("/flows/{name}/runs", response={201: RunCreatedOut})
+@router.post(
+    "/flows/{name}/runs",
+    response={201: RunCreatedOut, **error_responses(403, 404, 422)},
+    openapi_extra={
+        "responses": {
+            403: {"description": "You may not start runs."},
+            404: {"description": "No such flow."},
+            422: {"description": "The inputs do not match the flow's input schema; `loc` names the field."},
+        }
+    },
+)
 def flow_run_create(request: HttpRequest, name: str, inputs: Body[dict[str, Any]]) -> Status[RunCreatedOut]:
     """Start a run of flow `name`. The body is the inputs object, validated against the flow's input schema."""
     require_perm(request, "engine.add_flowrun")
@@ -172,7 +194,7 @@ def flow_run_create(request: HttpRequest, name: str, inputs: Body[dict[str, Any]
     return Status(201, RunCreatedOut(id=run.id, status=run.status, url=url))
 
 
-@router.get("/runs", response=list[RunSummaryOut])
+@router.get("/runs", response={200: list[RunSummaryOut], **error_responses(403, 422)})
 @paginate(CursorPagination, ordering=("-created_at", "-id"), page_size=50)
 def run_list(request: HttpRequest, flow: Query[str] = "", status: Query[RunStatus | None] = None) -> QuerySet[FlowRun]:
     """Runs newest first, optionally of one flow or in one status; follow `next` for older ones."""
@@ -180,7 +202,7 @@ def run_list(request: HttpRequest, flow: Query[str] = "", status: Query[RunStatu
     return selectors.run_list(user=request.auth, flow_name=flow, status=status or "")
 
 
-@router.get("/runs/{run_id}", response=RunOut)
+@router.get("/runs/{run_id}", response={200: RunOut, **error_responses(403, 404)})
 def run_detail(request: HttpRequest, run_id: UUID) -> FlowRun:
     """A run with its steps (LLM calls included, with token counts) and its review items."""
     require_perm(request, selectors.VIEW_RUNS)
@@ -191,3 +213,35 @@ def run_detail(request: HttpRequest, run_id: UUID) -> FlowRun:
         Prefetch("review_items", queryset=selectors.run_reviews(run_id=run.id)),
     )
     return run
+
+
+def document_flow_runs(schema: dict[str, Any]) -> None:
+    """Document `POST .../flows/{name}/runs` once per registered flow, each with that flow's input schema.
+
+    One templated operation could only take a free-form object; a concrete path per flow tells a client
+    exactly which inputs each flow takes (and lets a generated client or schemathesis send valid ones).
+    """
+    suffix = "/flows/{name}/runs"
+    paths: dict[str, Any] = schema["paths"]
+    template = next(path for path in paths if path.endswith(suffix))
+    prefix = template.removesuffix(suffix)
+    operation = paths[template]["post"]
+    documented: dict[str, Any] = {}
+    for path, item in paths.items():
+        if path != template:
+            documented[path] = item
+            continue
+        for spec in registry.all_flows():
+            flow_operation = copy.deepcopy(operation)
+            flow_operation["operationId"] = f"{operation['operationId']}_{spec.name}"
+            flow_operation["summary"] = f"Start a run of {spec.title}"
+            flow_operation["parameters"] = [p for p in operation.get("parameters", []) if p["name"] != "name"]
+            if not flow_operation["parameters"]:
+                del flow_operation["parameters"]
+            flow_operation["requestBody"] = {
+                "content": {"application/json": {"schema": inline_refs(spec.input_model.model_json_schema())}},
+                "required": True,
+            }
+            documented[f"{prefix}/flows/{spec.name}/runs"] = {"post": flow_operation}
+    paths.clear()
+    paths.update(documented)

@@ -29,6 +29,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 from reviewconsole.engine.models import RunStatus
 from reviewconsole.engine.registry import FlowSpec
 from reviewconsole.engine.uploads import UploadError, convert_upload, get_converter, upload_kind
+from reviewconsole.inputs import UnsafeInputError, check_value
 
 # A str input whose name contains one of these is long text: a textarea.
 TEXTAREA_NAME_HINTS = ("text", "raw", "body")
@@ -237,6 +238,12 @@ class FlowInputForm(forms.Form):
                 except json.JSONDecodeError as error:
                     self.add_error(name, f"Enter valid JSON ({error.msg}, line {error.lineno}).")
                     continue
+            try:
+                # Typed JSON may hold NaN or Infinity, and an uploaded file's text a NUL character.
+                check_value(value)
+            except UnsafeInputError as error:
+                self.add_error(name, str(error))
+                continue
             data[name] = value
         return data
 

@@ -7,13 +7,18 @@ use rather than when Django starts: pages that never touch a flow stay fast.
 from __future__ import annotations
 
 import importlib
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from pydantic import BaseModel
+
+# A review reason is stored as a code on review items and gate decisions (columns of this length).
+REVIEW_REASON_MAX_LENGTH = 20
+_REASON_CODE = re.compile(rf"[a-z][a-z0-9_]{{0,{REVIEW_REASON_MAX_LENGTH - 1}}}")
 
 
 class UnknownFlowError(LookupError):
@@ -32,6 +37,8 @@ class FlowSpec:
     input_model: type[BaseModel]
     output_types: tuple[str, ...] = ()
     description: str = ""
+    # The reasons, beyond the built-in ones, for which the flow sends an output to review: code → label.
+    review_reasons: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -47,8 +54,23 @@ def register_flow(
     inputs: type[BaseModel],
     output_types: tuple[str, ...] | list[str] = (),
     description: str = "",
+    review_reasons: Mapping[str, str] | None = None,
 ) -> Callable[[type], type]:
-    """Class decorator that makes a CrewAI Flow startable from the console."""
+    """Class decorator that makes a CrewAI Flow startable from the console.
+
+    `review_reasons` declares each reason the flow gives when it forces a review (`gate(..., reason=code)` or
+    a review provider's `reason`) with the label people read, e.g. {"unreadable": "Unreadable after re-reading"}.
+    A reason the flow does not declare (and that is not built in) is refused when the flow tries to use it.
+    """
+    reasons = dict(review_reasons or {})
+    for code, label in reasons.items():
+        if not isinstance(code, str) or not _REASON_CODE.fullmatch(code):
+            raise ValueError(
+                f"Flow '{name}': review reason {code!r} must be a lowercase code (letters, digits, underscores) "
+                f"of at most {REVIEW_REASON_MAX_LENGTH} characters"
+            )
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"Flow '{name}': review reason '{code}' needs a label")
 
     def decorator(flow_class: type) -> type:
         existing = _specs.get(name)
@@ -61,6 +83,7 @@ def register_flow(
             input_model=inputs,
             output_types=tuple(output_types),
             description=description or (flow_class.__doc__ or "").strip(),
+            review_reasons=reasons,
         )
         return flow_class
 

@@ -21,9 +21,11 @@ from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import CursorPagination, paginate
 
-from reviewconsole.engine.api import require_perm
+from reviewconsole.engine.api import REASON_DESCRIPTION, require_perm
+from reviewconsole.openapi import error_responses
 from reviewconsole.reviews import selectors
-from reviewconsole.reviews.models import Decision, ReviewItem, ReviewReason, ReviewStatus
+from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
+from reviewconsole.reviews.reasons import Reason, reason_label, review_reasons
 
 router = Router(tags=["reviews"])
 
@@ -57,7 +59,8 @@ class ReviewItemOut(Schema):
     run_id: UUID
     method: str
     output_type: str
-    reason: ReviewReason
+    reason: str = pydantic.Field(description=REASON_DESCRIPTION)
+    reason_label: str = pydantic.Field(description="The reason as people read it.")
     confidence: float | None
     message: str
     status: ReviewStatus
@@ -76,6 +79,10 @@ class ReviewItemOut(Schema):
     url: str = pydantic.Field(description="The item's page in the console.")
 
     @staticmethod
+    def resolve_reason_label(item: ReviewItem) -> str:
+        return reason_label(item.reason)
+
+    @staticmethod
     def resolve_claimed_by(item: ReviewItem) -> str | None:
         return item.claimed_by.get_username() if item.claimed_by else None
 
@@ -86,6 +93,17 @@ class ReviewItemOut(Schema):
     @staticmethod
     def resolve_url(item: ReviewItem, context: dict[str, Any]) -> str:
         return context["request"].build_absolute_uri(reverse("reviews:item", args=[item.id]))
+
+
+class ReasonOut(Schema):
+    code: str
+    label: str
+    built_in: bool = pydantic.Field(description="False for a reason a flow declares.")
+    flows: list[str] = pydantic.Field(description="The flows that declare it (none for a built-in reason).")
+
+    @staticmethod
+    def resolve_built_in(reason: Reason) -> bool:
+        return not reason.flows
 
 
 class ReviewFilters(Schema):
@@ -103,7 +121,14 @@ def _field_error(field: str, message: str, error_type: str = "value_error") -> N
     return NinjaValidationError([{"loc": ["body", field], "msg": message, "type": error_type}])
 
 
-@router.get("", response=list[ReviewItemOut], by_alias=True)
+@router.get("/reasons", response={200: list[ReasonOut], **error_responses(403)})
+def reason_list(request: HttpRequest) -> list[Reason]:
+    """Every review reason an item can have: the built-in ones, then those the registered flows declare."""
+    require_perm(request, REVIEW_PERM)
+    return list(review_reasons().values())
+
+
+@router.get("", response={200: list[ReviewItemOut], **error_responses(403, 422)}, by_alias=True)
 @paginate(CursorPagination, ordering=("created_at", "id"), page_size=50)
 def review_list(request: HttpRequest, filters: Query[ReviewFilters]) -> QuerySet[ReviewItem]:
     """Review items of the types you may review, oldest first; follow `next` for newer ones.
@@ -116,7 +141,12 @@ def review_list(request: HttpRequest, filters: Query[ReviewFilters]) -> QuerySet
     return items.defer(None).select_related("decision__user")
 
 
-@router.get("/{item_id}", response=ReviewItemOut, by_alias=True)
+@router.get(
+    "/{item_id}",
+    response={200: ReviewItemOut, **error_responses(403, 404)},
+    by_alias=True,
+    openapi_extra={"responses": {404: {"description": "No such item, or one of a type you may not review."}}},
+)
 def review_detail(request: HttpRequest, item_id: UUID) -> ReviewItem:
     """One review item with its output, the schema an edit must satisfy, and its decision once decided."""
     return _items(request).get(id=item_id)
@@ -124,7 +154,7 @@ def review_detail(request: HttpRequest, item_id: UUID) -> ReviewItem:
 
 @router.post(
     "/{item_id}/decision",
-    response={200: ReviewDecisionOut},
+    response={200: ReviewDecisionOut, **error_responses(403, 404, 409, 422)},
     openapi_extra={
         "responses": {
             403: {"description": "You may not review items."},

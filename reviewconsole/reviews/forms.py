@@ -12,7 +12,8 @@ from typing import Any
 
 from django import forms
 
-from reviewconsole.reviews.models import ReviewReason, ReviewStatus
+from reviewconsole.reviews.models import ReviewStatus
+from reviewconsole.reviews.reasons import review_reasons
 from reviewconsole.reviews.templatetags.review_ui import humanize_code
 
 STATUS_ALL = "all"
@@ -45,7 +46,8 @@ class QueueFilterForm(forms.Form):
         label="Status",
         choices=[*((s.value, s.label) for s in ReviewStatus), (STATUS_ALL, "Any status")],
     )
-    reason = forms.ChoiceField(required=False, label="Reason", choices=[("", "Any reason"), *ReviewReason.choices])
+    # Choices set per form: the flows' own reasons join the built-in ones.
+    reason = forms.ChoiceField(required=False, label="Reason")
     age = forms.TypedChoiceField(required=False, label="Age", choices=AGE_CHOICES, coerce=int, empty_value=None)
     conf_min = forms.FloatField(
         required=False,
@@ -70,6 +72,8 @@ class QueueFilterForm(forms.Form):
         if current and current not in types and len(current) <= 100:
             types.append(current)
         self.fields["type"].widget.choices = [("", "All types"), *((t, t) for t in types)]
+        reasons = ((reason.code, reason.label) for reason in review_reasons().values())
+        self.fields["reason"].choices = [("", "Any reason"), *reasons]
 
     def filters(self) -> dict[str, Any]:
         """Keyword arguments of `selectors.queue_items`, from the valid fields only."""

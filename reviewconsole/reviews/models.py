@@ -6,9 +6,12 @@ from django.conf import settings
 from django.db import models
 
 from reviewconsole.engine.models import FlowRun, PendingFeedback
+from reviewconsole.engine.registry import REVIEW_REASON_MAX_LENGTH
 
 
 class ReviewReason(models.TextChoices):
+    """The built-in review reasons; flows declare their own (see `reviews.reasons`)."""
+
     LOW_CONFIDENCE = "low_confidence", "Low confidence"
     HIGH_VALUE = "high_value", "High value"
     ALWAYS_REVIEW = "always_review", "Always reviewed"
@@ -31,7 +34,8 @@ class ReviewItem(models.Model):
     pending = models.OneToOneField(PendingFeedback, on_delete=models.PROTECT, related_name="review_item")
     method = models.CharField(max_length=200)
     output_type = models.CharField(max_length=100)
-    reason = models.CharField(max_length=20, choices=ReviewReason.choices, default=ReviewReason.FLOW_REQUESTED)
+    # An open code: a built-in ReviewReason or one the flow declares; `reasons.reason_label` gives its label.
+    reason = models.CharField(max_length=REVIEW_REASON_MAX_LENGTH, default=ReviewReason.FLOW_REQUESTED)
     confidence = models.FloatField(null=True, blank=True)
     message = models.TextField(blank=True)
     output = models.JSONField(null=True, blank=True)

@@ -21,6 +21,7 @@ from django.core.mail import send_mail
 from django.urls import reverse
 
 from reviewconsole.reviews.models import ReviewEvent, ReviewEventKind, ReviewItem
+from reviewconsole.reviews.reasons import reason_label
 
 WEBHOOK_TIMEOUT_SECONDS = 5
 
@@ -82,7 +83,7 @@ def notify_new_item(*, item_id: Any) -> None:
         ReviewEvent.objects.create(item=item, kind=ReviewEventKind.NOTIFIED, detail={"webhook": status})
     if settings.REVIEW_NOTIFY_EMAILS and not _already_sent(item, "email"):
         send_mail(
-            subject=f"Review needed: {item.output_type} ({item.get_reason_display().lower()})",
+            subject=f"Review needed: {item.output_type} ({reason_label(item.reason).lower()})",
             message=f"A {item.output_type} is waiting for review:\n{payload['item']['url']}\n",
             from_email=None,
             recipient_list=settings.REVIEW_NOTIFY_EMAILS,

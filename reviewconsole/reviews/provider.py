@@ -7,6 +7,8 @@ from typing import Any
 from crewai.flow.async_feedback.types import HumanFeedbackPending, PendingFeedbackContext
 from pydantic import BaseModel
 
+from reviewconsole.reviews.models import ReviewReason
+from reviewconsole.reviews.reasons import reason_check
 from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, register_output_schema, with_property_order
 
 
@@ -38,11 +40,13 @@ class ReviewConsoleProvider:
         output = context.method_output
         schema_model = self.schema or (type(output) if isinstance(output, BaseModel) else None)
         state = flow.state
+        reason = self.reason or ReviewReason.FLOW_REQUESTED.value
+        reason_check(reason)
         context.metadata = {
             **(context.metadata or {}),
             REVIEW_METADATA_KEY: {
                 "output_type": self.output_type,
-                "reason": self.reason or "flow_requested",
+                "reason": reason,
                 "confidence": _confidence(output, state),
                 "schema": with_property_order(schema_model.model_json_schema()) if schema_model else None,
                 "outcomes": list(context.emit or self.outcomes or ["approved", "rejected"]),

@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from reviewconsole.inputs import UnsafeInputError, json_loads
+
 PREFIX = "output"
 ROW_MARK = "__row"
 ROW_DELETE = "__delete"
@@ -553,6 +555,14 @@ class _Invalid(Exception):
     pass
 
 
+def _whole_number(digits: str) -> int:
+    try:
+        return int(digits)
+    except ValueError:
+        # Python refuses to convert more than 4,300 digits (sys.int_info.str_digits_check_threshold).
+        raise _Invalid("Enter a whole number of at most 4,300 digits.") from None
+
+
 def _coerce(spec: Spec, text: str) -> Any:
     """One input string → its JSON value; raises _Invalid with the message for the reviewer."""
     kind = spec.kind
@@ -578,10 +588,10 @@ def _coerce(spec: Spec, text: str) -> Any:
     if kind == "integer":
         if not _INTEGER.match(stripped):
             raise _Invalid("Enter a whole number.")
-        return int(stripped)
+        return _whole_number(stripped)
     if kind == "number":
         if _INTEGER.match(stripped):
-            return int(stripped)
+            return _whole_number(stripped)
         try:
             number = float(stripped)
         except ValueError:
@@ -603,9 +613,11 @@ def _coerce(spec: Spec, text: str) -> Any:
             raise _Invalid("Enter a date and time as YYYY-MM-DDTHH:MM[:SS][±HH:MM].") from None
         return stripped
     try:
-        return json.loads(text)
+        return json_loads(text)
     except json.JSONDecodeError as error:
         raise _Invalid(f"Enter valid JSON ({error.msg}, line {error.lineno}).") from None
+    except UnsafeInputError as error:
+        raise _Invalid(f"{error}.") from None
 
 
 def _row_indices(data: Mapping[str, Any], name: str) -> list[int]:

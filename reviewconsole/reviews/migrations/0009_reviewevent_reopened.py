@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reviews", "0007_pending_counts"),
+        ("reviews", "0008_open_review_reason"),
     ]
 
     operations = [

@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from reviewconsole.reviews.reasons import reason_label
+
 register = template.Library()
 
 _CLASS_UNSAFE = re.compile(r"[^a-z0-9_-]+")
@@ -53,10 +55,14 @@ def sla(due_at: datetime | None, status: str = "pending") -> SafeString:
 
 
 @register.simple_tag
-def reason_chip(code: str, label: str = "") -> SafeString:
-    """A flow's own reason (`thin_research`) has no display label: its code is made readable instead."""
-    readable = label if label and label != code else humanize_code(code)
-    return format_html('<span class="chip chip--{}">{}</span>', _token(code), readable)
+def reason_chip(code: str) -> SafeString:
+    """A review reason as a chip with its label: built in, declared by its flow, or else its code made readable."""
+    return format_html('<span class="chip chip--{}">{}</span>', _token(code), reason_label(code))
+
+
+@register.filter(name="reason_label")
+def reason_label_filter(code: str) -> str:
+    return reason_label(code)
 
 
 @register.simple_tag
