@@ -9,6 +9,7 @@ OpenAPI document and its docs page need the same credentials.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import wraps
 from typing import Any
 
@@ -55,16 +56,26 @@ class LoginSessionAuth(SessionAuth):
         return super().__call__(request)
 
 
+# Who the OpenAPI document is being built for. Ninja's view passes no request to `get_openapi_schema`, and
+# the document names the flows, of which a user limited to some output types may see only theirs.
+_document_reader: ContextVar[Any] = ContextVar("document_reader", default=None)
+
+
 def signed_in(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """The docs page and the OpenAPI document are for API users: a login session or a valid bearer token."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            if request.user.is_authenticated or BearerTokenAuth()(request) is not None:
-                return view(request, *args, **kwargs)
+            reader = request.user if request.user.is_authenticated else BearerTokenAuth()(request)
         except ApiTokenLockedOut as locked_out:
             return token_locked_out(request, locked_out)
+        if reader is not None:
+            token = _document_reader.set(reader)
+            try:
+                return view(request, *args, **kwargs)
+            finally:
+                _document_reader.reset(token)
         if request.resolver_match and request.resolver_match.url_name == "openapi-view":
             return redirect_to_login(request.get_full_path())
         return _detail(request, "Log in or send a valid bearer token to read the API's description.", 401)
@@ -98,7 +109,7 @@ class ConsoleAPI(NinjaAPI):
                     operation["responses"].setdefault(
                         status, {"description": description, "content": {"application/json": {"schema": error_ref}}}
                     )
-        document_flow_runs(schema)
+        document_flow_runs(schema, reader=_document_reader.get())
         return schema
 
 

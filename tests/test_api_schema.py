@@ -70,16 +70,16 @@ def test_each_flow_documents_its_own_run_inputs(document):
 @pytest.mark.parametrize(
     ("path", "method", "statuses"),
     [
-        ("/api/v1/flows", "get", {"200", "400", "401", "403"}),
-        ("/api/v1/flows/counter/runs", "post", {"201", "400", "401", "403", "404", "422"}),
-        ("/api/v1/runs", "get", {"200", "400", "401", "403", "422"}),
-        ("/api/v1/runs/{run_id}", "get", {"200", "400", "401", "403", "404"}),
-        ("/api/v1/reviews", "get", {"200", "400", "401", "403", "422"}),
-        ("/api/v1/reviews/reasons", "get", {"200", "400", "401", "403"}),
-        ("/api/v1/reviews/{item_id}", "get", {"200", "400", "401", "403", "404"}),
-        ("/api/v1/reviews/{item_id}/decision", "post", {"200", "400", "401", "403", "404", "409", "422"}),
-        ("/api/v1/autonomy/{output_type}", "get", {"200", "400", "401", "403", "404"}),
-        ("/api/v1/autonomy/{output_type}", "patch", {"200", "400", "401", "403", "404", "422"}),
+        ("/api/v1/flows", "get", {"200", "400", "401", "403", "429"}),
+        ("/api/v1/flows/counter/runs", "post", {"201", "400", "401", "403", "429", "404", "422"}),
+        ("/api/v1/runs", "get", {"200", "400", "401", "403", "429", "422"}),
+        ("/api/v1/runs/{run_id}", "get", {"200", "400", "401", "403", "429", "404"}),
+        ("/api/v1/reviews", "get", {"200", "400", "401", "403", "429", "422"}),
+        ("/api/v1/reviews/reasons", "get", {"200", "400", "401", "403", "429"}),
+        ("/api/v1/reviews/{item_id}", "get", {"200", "400", "401", "403", "429", "404"}),
+        ("/api/v1/reviews/{item_id}/decision", "post", {"200", "400", "401", "403", "429", "404", "409", "422"}),
+        ("/api/v1/autonomy/{output_type}", "get", {"200", "400", "401", "403", "429", "404"}),
+        ("/api/v1/autonomy/{output_type}", "patch", {"200", "400", "401", "403", "429", "404", "422"}),
     ],
 )
 def test_every_status_an_operation_answers_is_documented_with_its_body(document, path, method, statuses):

@@ -115,13 +115,15 @@ MATRIX: dict[str, dict[str, Row]] = {
     },
     # The JSON API.
     "api:api-root": {"GET": everyone(404)},
-    "api:openapi-json": {"GET": everyone(200)},
-    "api:openapi-view": {"GET": everyone(200)},
+    # The API's description is for API users: a login session or a valid token.
+    "api:openapi-json": {"GET": (401, 200, 200, 200, 200, 200)},
+    "api:openapi-view": {"GET": (LOGIN, 200, 200, 200, 200, 200)},
     "api:flow_list": {"GET": (401, 403, 200, 200, 200, 200)},
     "api:flow_run_create": {"POST": (401, 403, 403, 403, 422, (422, 404))},
     "api:run_list": {"GET": (401, 403, 200, 200, 200, 200)},
     "api:run_detail": {"GET": (401, 403, (200, 404), 200, 200, (200, 404))},
     "api:review_list": {"GET": (401, 403, 200, 200, 200, 200)},
+    "api:reason_list": {"GET": (401, 403, 200, 200, 200, 200)},
     "api:review_detail": {"GET": (401, 403, (200, 404), 200, 200, (200, 404))},
     "api:review_decide": {"POST": (401, 403, (200, 404), 200, 200, (200, 404))},
     "api:autonomy_detail": {"GET": (401, 403, (200, 403), 200, 200, (200, 403))},

@@ -18,7 +18,7 @@ from ninja import Body, Query, Router, Schema, Status
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import CursorPagination, paginate
 
-from reviewconsole.engine import selectors, services
+from reviewconsole.engine import registry, selectors, services
 from reviewconsole.engine.models import FlowRun, RunStatus, Step, StepKind, StepStatus
 from reviewconsole.engine.registry import FlowSpec
 from reviewconsole.openapi import error_responses, inline_refs
@@ -215,8 +215,9 @@ def run_detail(request: HttpRequest, run_id: UUID) -> FlowRun:
     return run
 
 
-def document_flow_runs(schema: dict[str, Any]) -> None:
-    """Document `POST .../flows/{name}/runs` once per registered flow, each with that flow's input schema.
+def document_flow_runs(schema: dict[str, Any], *, reader: Any = None) -> None:
+    """Document `POST .../flows/{name}/runs` once per flow `reader` may see (every flow without one), each
+    with that flow's input schema.
 
     One templated operation could only take a free-form object; a concrete path per flow tells a client
     exactly which inputs each flow takes (and lets a generated client or schemathesis send valid ones).
@@ -231,7 +232,7 @@ def document_flow_runs(schema: dict[str, Any]) -> None:
         if path != template:
             documented[path] = item
             continue
-        for spec in registry.all_flows():
+        for spec in registry.all_flows() if reader is None else selectors.flows_visible_to(reader):
             flow_operation = copy.deepcopy(operation)
             flow_operation["operationId"] = f"{operation['operationId']}_{spec.name}"
             flow_operation["summary"] = f"Start a run of {spec.title}"

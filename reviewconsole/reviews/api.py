@@ -21,6 +21,7 @@ from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import CursorPagination, paginate
 
+from reviewconsole.engine import selectors as engine_selectors
 from reviewconsole.engine.api import REASON_DESCRIPTION, require_perm
 from reviewconsole.openapi import error_responses
 from reviewconsole.reviews import selectors
@@ -123,9 +124,9 @@ def _field_error(field: str, message: str, error_type: str = "value_error") -> N
 
 @router.get("/reasons", response={200: list[ReasonOut], **error_responses(403)})
 def reason_list(request: HttpRequest) -> list[Reason]:
-    """Every review reason an item can have: the built-in ones, then those the registered flows declare."""
+    """Every review reason an item can have: the built-in ones, then those the flows you may see declare."""
     require_perm(request, REVIEW_PERM)
-    return list(review_reasons().values())
+    return list(review_reasons(engine_selectors.flows_visible_to(request.auth)).values())
 
 
 @router.get("", response={200: list[ReviewItemOut], **error_responses(403, 422)}, by_alias=True)

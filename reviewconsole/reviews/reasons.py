@@ -8,6 +8,7 @@ every stored reason has a label, and one stored before its flow stopped declarin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.utils.text import capfirst
@@ -31,14 +32,16 @@ class Reason:
     flows: tuple[str, ...] = ()
 
 
-def review_reasons() -> dict[str, Reason]:
+def review_reasons(flows: Iterable[registry.FlowSpec] | None = None) -> dict[str, Reason]:
     """Every known reason by code: the built-in ones first, then the flows' own in code order.
 
-    A flow cannot relabel a built-in reason; two flows declaring one code share the first flow's label.
+    `flows` limits the declared reasons to those flows' (a reader limited to some output types must not
+    learn the other flows); every registered flow by default. A flow cannot relabel a built-in reason; two
+    flows declaring one code share the first flow's label.
     """
     reasons = {code: Reason(code, label) for code, label in BUILT_IN.items()}
     declared: dict[str, Reason] = {}
-    for spec in registry.all_flows():
+    for spec in registry.all_flows() if flows is None else flows:
         for code, label in spec.review_reasons.items():
             if code in reasons:
                 continue
