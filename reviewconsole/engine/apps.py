@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.core import checks
 
@@ -8,7 +10,22 @@ class EngineConfig(AppConfig):
     verbose_name = "Flow engine"
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
         checks.register(check_registered_flows, "flows")
+        post_spawn.connect(worker_spawned, dispatch_uid="engine.worker_spawned")
+
+
+def worker_spawned(**kwargs: Any) -> None:
+    """django-q2 started a worker process: it sweeps for lost runs from then on, busy or idle."""
+    from django_q.conf import Conf
+
+    if Conf.SYNC:
+        return  # a task run inline, in a web or test process, which is no worker
+    # Imported here: the runner brings CrewAI, which only workers need.
+    from reviewconsole.engine.runner import start_sweeping
+
+    start_sweeping()
 
 
 def check_registered_flows(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
