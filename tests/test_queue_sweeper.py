@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import timedelta
+from unittest.mock import patch
 
 import pytest
 from django.db.models import F
@@ -89,6 +90,13 @@ def handed_out_over_a_lease_ago(*runs: FlowRun) -> None:
     FlowRun.objects.filter(id__in=[run.id for run in runs]).update(enqueued_at=F("enqueued_at") - timedelta(seconds=61))
 
 
+@pytest.fixture
+def no_tasks():
+    """Tasks are neither queued nor run: the test plays the workers."""
+    with patch("django_q.tasks.async_task"):
+        yield
+
+
 def lease_expired(run: FlowRun) -> None:
     FlowRun.objects.filter(id=run.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
 
@@ -144,7 +152,7 @@ def test_a_decision_whose_resume_a_killed_cluster_held_is_resumed(broker, review
     assert broker.sizes() == (1, 1)  # the resume again; the autonomy check never left
     assert runs_sweep() == 0
 
-    ((name, args),) = broker.take(1)
+    ((_, args),) = broker.take(1)
     with inline_tasks():
         resume_flow(*args)
     run = FlowRun.objects.get(id=item.run_id)
@@ -155,7 +163,7 @@ def test_a_decision_whose_resume_a_killed_cluster_held_is_resumed(broker, review
 # --------------------------------------------------------------------------- finite attempts (item 6)
 
 
-def test_a_run_whose_worker_keeps_dying_fails_after_the_attempt_limit(broker, settings):
+def test_a_run_whose_worker_keeps_dying_fails_after_the_attempt_limit(no_tasks, settings):
     """As a run past the task timeout does: django-q2 kills its worker, the lease runs out, it is taken over."""
     settings.RUN_MAX_ATTEMPTS = 3
     run = run_create(flow_name="counter", inputs={})
@@ -174,7 +182,7 @@ def test_a_run_whose_worker_keeps_dying_fails_after_the_attempt_limit(broker, se
     assert not run_claim(run_id=run.id, worker="w4")
 
 
-def test_a_redelivered_task_gives_up_too(broker, settings):
+def test_a_redelivered_task_gives_up_too(no_tasks, settings):
     settings.RUN_MAX_ATTEMPTS = 2
     run = run_create(flow_name="counter", inputs={})
     assert run_claim(run_id=run.id, worker="w1")
@@ -187,7 +195,7 @@ def test_a_redelivered_task_gives_up_too(broker, settings):
     assert run.error.startswith("gave up after 2 attempts: ")
 
 
-def test_pauses_for_review_start_a_new_count(broker, settings):
+def test_pauses_for_review_start_a_new_count(no_tasks, settings):
     settings.RUN_MAX_ATTEMPTS = 2
     run = run_create(flow_name="counter", inputs={})
     assert run_claim(run_id=run.id, worker="w1")
