@@ -326,8 +326,8 @@ def print_report(database: str, phases: list[dict[str, Any]], load: tuple[str, s
         "an empty poll; Redis: BLPOP hands a task over as it is pushed (poll unused)",
         "workers = Q_WORKERS; decide() queues resume_flow on the queue workers serve first (engine/brokers.py), "
         "and the type's autonomy check on the other, so one free worker takes the resume",
-        "backlog: a worker holds at most Q_WORKERS tasks taken off the queue besides those it runs (queue_limit), "
-        "so a resume waits for those, not for the backlog",
+        "backlog: a cluster holds at most Q_WORKERS² + 1 tasks taken off the queue besides those it runs "
+        "(queue_limit, and one in its pusher), so a resume waits for those, not for the backlog",
         f"load average (1 min) before/after: {load[0]} / {load[1]} (other processes on the machine skew figures)",
     ]
     print("\n".join(f"  {note}" for note in notes))

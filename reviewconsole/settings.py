@@ -127,10 +127,10 @@ Q_WORKERS = int(os.environ.get("Q_WORKERS", "1"))
 Q_CLUSTER = {
     "name": "reviewconsole",
     "workers": Q_WORKERS,
-    # Tasks a cluster has taken off the queue but not started (django-q2's default is workers squared):
-    # they wait behind the running ones, and a cluster killed with them loses them until the sweeper
-    # queues their runs again.
-    "queue_limit": Q_WORKERS,
+    # Tasks a cluster takes off the queue ahead of its workers (django-q2's default, one per worker by
+    # default): a resume waits behind these, and a cluster killed with them loses them until the sweeper
+    # queues their runs again. Fewer (Q_WORKERS) cost the ORM broker throughput in bench/engine.py.
+    "queue_limit": Q_WORKERS**2,
     "timeout": TASK_TIMEOUT_SECONDS,
     "retry": TASK_TIMEOUT_SECONDS + 60,
     "max_attempts": 3,
