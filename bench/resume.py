@@ -29,8 +29,8 @@ Brokers: the ORM broker always; Redis when REDIS_URL is set, or with --redis (re
 The worker settings are the project's (Q_WORKERS, Q_POLL_SECONDS from the environment, else the settings'
 defaults) unless --workers/--poll say otherwise; the report prints the ones used. Database: with a
 postgres:// DATABASE_URL the database `reviewconsole_bench_resume` on that server (created and migrated
-here; the figure of record, as deployed), else a fresh SQLite file under /tmp. About 2 minutes for both
-brokers on 2 busy cores (--quick: 1.5 minutes).
+here; the figure of record, as deployed), else a fresh SQLite file under /tmp. About 5 minutes for both
+brokers on 2 busy cores (--quick: 3.5 minutes).
 
 The last line printed is `resume_p50_ms_orm=… resume_p95_ms_orm=… resume_backlog_p50_ms_orm=…
 resume_backlog_p95_ms_orm=…` and, when Redis was measured, the same four for `redis` on the same line.
