@@ -165,8 +165,9 @@ def decide(
     by a conditional update (of two concurrent callers exactly one wins, the
     other gets AlreadyDecidedError); a Decision with the field-level diff; the
     verdict on the item's gate decision; a `decided` event; the type's pending
-    count; `resume_flow` and the type's autonomy check (regression guard,
-    autopilot) enqueued on commit.
+    count; `resume_flow` (on the queue workers serve first, stamped on the
+    run as its outstanding task) and the type's autonomy check (regression
+    guard, autopilot) enqueued on commit.
     """
     item = ReviewItem.objects.select_related("decision__user").get(id=item_id)
     if item.status != ReviewStatus.PENDING:
