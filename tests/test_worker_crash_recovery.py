@@ -237,9 +237,10 @@ def test_killing_the_whole_cluster_loses_no_queued_run(clusters):
     warm = run_create(flow_name="counter", inputs={"label": "warm", "loops": 1})
     wait_for(lambda: FlowRun.objects.get(id=warm.id).is_finished, timeout=60, what="a warm worker")
     # The first run loops twice and blocks in its second increment; the others never get that far.
-    runs = [run_create(flow_name="counter", inputs={"label": f"run{n}", "loops": 2 if n == 0 else 1}) for n in range(3)]
+    runs = [run_create(flow_name="counter", inputs={"label": "run0", "loops": 2})]
     wait_for(clusters.block_marker.exists, timeout=15, what="the worker to block", details=clusters.output)
-    # Killed within a lease of queueing the runs, before the cluster's own sweep could queue again what it holds.
+    runs += [run_create(flow_name="counter", inputs={"label": f"run{n}", "loops": 1}) for n in (1, 2)]
+    # Killed well within a lease of queueing them, before the cluster's own sweep would queue again what it holds.
     wait_for(lambda: broker.queue_size() == 0, timeout=2, what="the cluster to hold every task")
     cluster.kill()
     assert [run.status for run in FlowRun.objects.filter(id__in=[r.id for r in runs]).order_by("created_at")] == [
