@@ -192,9 +192,14 @@ CACHES = {
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+Q_WORKERS = int(os.environ.get("Q_WORKERS", "1"))
 Q_CLUSTER = {
     "name": "reviewconsole",
-    "workers": int(os.environ.get("Q_WORKERS", "1")),
+    "workers": Q_WORKERS,
+    # Tasks a cluster takes off the queue ahead of its workers (django-q2's default, one per worker by
+    # default): a resume waits behind these, and a cluster killed with them loses them until the sweeper
+    # queues their runs again. Fewer (Q_WORKERS) cost the ORM broker throughput in bench/engine.py.
+    "queue_limit": Q_WORKERS**2,
     "timeout": TASK_TIMEOUT_SECONDS,
     "retry": TASK_TIMEOUT_SECONDS + 60,
     "max_attempts": 3,
@@ -207,14 +212,21 @@ Q_CLUSTER = {
     "poll": float(os.environ.get("Q_POLL_SECONDS", "0.1")),
     "label": "Task queue",
 }
+# Each serves a second queue first: resumes after a decision go ahead of new runs (engine/brokers.py).
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    Q_CLUSTER["broker_class"] = "reviewconsole.engine.brokers.Redis"
 else:
     Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["broker_class"] = "reviewconsole.engine.brokers.ORM"
 
 # A run whose worker stopped renewing its lease for this long is reclaimed by
-# the sweeper and continued from its last checkpoint.
+# the sweeper (every worker runs it twice a lease) and continued from its last
+# checkpoint; a queued run whose task no worker took up for this long is queued again.
 RUN_LEASE_SECONDS = int(os.environ.get("RUN_LEASE_SECONDS", "60"))
+# Attempts at one stretch of a run (from its start, a retry or a resume to its next pause or end) whose
+# worker stopped without finishing (killed, or past TASK_TIMEOUT_SECONDS): after this many it fails.
+RUN_MAX_ATTEMPTS = int(os.environ.get("RUN_MAX_ATTEMPTS", "3"))
 
 DEMO_LLM_DELAY_MS = int(os.environ.get("DEMO_LLM_DELAY_MS", "0"))
 

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus, Step
-from reviewconsole.engine.services import run_create, run_retry
-from reviewconsole.engine.tasks import resume_flow, sweep_expired_runs
+from reviewconsole.engine.services import run_create, run_retry, runs_sweep
+from reviewconsole.engine.tasks import resume_flow
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
 from reviewconsole.reviews.services import AlreadyDecidedError, DecisionError, decide, review_item_claim_resume
 
@@ -108,13 +108,13 @@ def test_failure_after_resume_is_retried_without_asking_again(reviewer, side_eff
 def test_worker_lost_while_resuming_is_recovered_by_the_sweeper(reviewer, side_effects):
     run = run_create(flow_name="emit_review", inputs={})
     item = ReviewItem.objects.get(run=run)
-    with patch("reviewconsole.reviews.services.enqueue_on_commit"):
+    with patch("django_q.tasks.async_task"):  # the resume is queued, not run inline
         decide(item_id=item.id, user=reviewer, outcome="approved")
     # A worker claims the resume and dies before applying it.
     assert review_item_claim_resume(item_id=item.id, worker="dead:1") == run.id
     FlowRun.objects.filter(id=run.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
 
-    assert sweep_expired_runs() == 1
+    assert runs_sweep() == 1
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.result == {"published": item.output}

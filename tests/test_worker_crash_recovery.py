@@ -3,27 +3,23 @@
 Real `manage.py qcluster` processes run the `counter` flow (tests/engine_flows.py)
 against the test database and the configured broker (Redis when REDIS_URL is
 set, otherwise the ORM). The first worker blocks inside a step and is killed;
-once its lease has expired the sweeper, run by a fresh worker, requeues the
-run, and the fresh worker replays the checkpointed steps and executes the rest.
+once its lease has expired a fresh worker's own sweep (from its heartbeat,
+twice a lease) requeues the run, and the fresh worker replays the checkpointed
+steps and executes the rest.
 """
 
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
+from django_q.brokers import get_broker
 from django_q.conf import Conf
-from django_q.models import Schedule
-from django_q.tasks import async_task
 
 from reviewconsole.engine.models import Checkpoint, FlowRun, RunStatus, RunTransition, Step, StepKind, StepStatus
 from reviewconsole.engine.services import run_create
 from tests.workers import QCluster, wait_for, worker_env
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
-
-SWEEPER = "reviewconsole.engine.tasks.sweep_expired_runs"
 
 INPUTS = {"label": "crash", "loops": 3}
 # What an uninterrupted run of `counter` with these inputs returns and checkpoints
@@ -75,13 +71,9 @@ class Clusters:
 @pytest.fixture
 def clusters(transactional_db, tmp_path, monkeypatch):
     # pytest-env's TASKS_SYNC=1 makes async_task run tasks inline in this
-    # process; switch that off so run_create and the sweeper enqueue into the
-    # broker the qcluster processes read.
+    # process; switch that off so run_create enqueues into the broker the
+    # qcluster processes read.
     monkeypatch.setattr(Conf, "SYNC", False)
-    # Migration 0002 schedules the sweeper every minute; a scheduled sweep
-    # could take the crashed run before the one the test enqueues, so the
-    # test alone decides when the sweeper runs.
-    Schedule.objects.filter(func=SWEEPER).delete()
     managed = Clusters(tmp_path)
     # Depending on transactional_db makes this teardown run before the test
     # database is flushed, so no worker holds a connection or writes during it.
@@ -132,22 +124,17 @@ def _crash_inside(clusters: Clusters, step: str, *, done_before: int) -> FlowRun
 
 
 def _recover(clusters: Clusters, run: FlowRun) -> FlowRun:
-    """Start a healthy worker, let the lease expire, sweep through the broker and wait for the run to finish."""
-    clusters.start()  # starts while the lease runs out; tasks wait in the broker until it is ready
+    """Start a healthy worker and wait until it has swept the run up, once its lease ran out, and finished it."""
+    clusters.start()
 
-    # The dead worker renewed its lease at most a heartbeat before dying; the
-    # sweeper only takes runs whose lease is over.
-    run.refresh_from_db()
-    time.sleep(max(0.0, (run.lease_expires_at - timezone.now()).total_seconds()) + 0.5)
-
-    # The sweeper runs in the real worker, as its schedule would run it.
-    # Successful tasks are not stored (save_limit -1), so the sweep is seen by
-    # what it does: exactly this run requeued because its worker was lost.
-    async_task(SWEEPER)
+    # Nothing is queued: the fresh worker sweeps by itself, as every worker
+    # does from the moment it starts. Successful tasks are not stored
+    # (save_limit -1), so the sweep is seen by what it does: exactly this run
+    # requeued because its worker was lost.
     wait_for(
         lambda: RunTransition.objects.filter(run=run, note="worker lost: lease expired").exists(),
-        timeout=60,
-        what="the sweeper to requeue the run",
+        timeout=30,
+        what="a worker's sweep to requeue the run",
         details=clusters.output,
     )
     assert RunTransition.objects.filter(note="worker lost: lease expired").count() == 1
@@ -237,3 +224,49 @@ def test_worker_killed_in_the_last_step_replays_the_routers(clusters):
         "finish",
     ]
     _assert_recovered_like_an_uninterrupted_run(run, interrupted="finish", replayed=7)
+
+
+def test_killing_the_whole_cluster_loses_no_queued_run(clusters):
+    """Three runs queued; the cluster holds them all (one running, the others taken off the queue for its
+    worker), and its whole process group is killed with SIGKILL. A new cluster finishes every run and repeats
+    only the step the running one was killed in. With Redis the broker keeps no copy of the tasks it handed
+    out; with the ORM broker it hands them out again only after `retry` (11 minutes)."""
+    broker = get_broker()
+    broker.purge_queue()  # a Redis database outlives test databases
+    cluster = clusters.start_blocking_in("increment:2")
+    warm = run_create(flow_name="counter", inputs={"label": "warm", "loops": 1})
+    wait_for(lambda: FlowRun.objects.get(id=warm.id).is_finished, timeout=60, what="a warm worker")
+    # The first run loops twice and blocks in its second increment; the others never get that far.
+    runs = [run_create(flow_name="counter", inputs={"label": "run0", "loops": 2})]
+    wait_for(clusters.block_marker.exists, timeout=15, what="the worker to block", details=clusters.output)
+    runs += [run_create(flow_name="counter", inputs={"label": f"run{n}", "loops": 1}) for n in (1, 2)]
+    # Killed well within a lease of queueing them, before the cluster's own sweep would queue again what it holds.
+    wait_for(lambda: broker.queue_size() == 0, timeout=2, what="the cluster to hold every task")
+    cluster.kill()
+    assert [run.status for run in FlowRun.objects.filter(id__in=[r.id for r in runs]).order_by("created_at")] == [
+        RunStatus.RUNNING,
+        RunStatus.QUEUED,
+        RunStatus.QUEUED,
+    ]
+    assert not RunTransition.objects.filter(note__contains="lost with its worker cluster").exists()
+    clusters.start()
+
+    wait_for(
+        lambda: all(run.is_finished for run in FlowRun.objects.filter(id__in=[r.id for r in runs])),
+        timeout=45,
+        what="every run to finish",
+        details=clusters.output,
+    )
+    for number, run in enumerate(runs):
+        run.refresh_from_db()
+        assert run.status == RunStatus.COMPLETED, f"{run.error}\n{clusters.output()}"
+        loops = 2 if number == 0 else 1
+        log = ["prepare"] + [f"increment {count}" for count in range(1, loops + 1)]
+        assert run.result == {"label": f"run{number}", "count": loops, "log": log}
+        checks = [("check", count, "again" if count < loops else "done") for count in range(1, loops + 1)]
+        increments = [("increment", count, "") for count in range(1, loops + 1)]
+        assert sorted(_checkpoints(run)) == sorted([("prepare", 1, ""), *increments, *checks, ("finish", 1, "")])
+    assert [run.attempts for run in runs] == [2, 1, 1]
+    # Only the step the first run was killed in ran twice.
+    effects = Counter(clusters.effects()) - Counter(["prepare", "increment:1", "check:1", "finish"])  # the warm run
+    assert effects == {"prepare": 3, "increment:1": 3, "check:1": 3, "increment:2": 2, "check:2": 1, "finish": 3}

@@ -1,4 +1,5 @@
 import os
+from typing import Any
 
 from django.apps import AppConfig
 from django.core import checks
@@ -11,8 +12,11 @@ class EngineConfig(AppConfig):
     verbose_name = "Flow engine"
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
         checks.register(check_registered_flows, "flows")
         os.register_at_fork(after_in_child=forget_inherited_connection_pools)
+        post_spawn.connect(worker_spawned, dispatch_uid="engine.worker_spawned")
 
 
 def forget_inherited_connection_pools() -> None:
@@ -27,6 +31,18 @@ def forget_inherited_connection_pools() -> None:
         pools = getattr(type(connection), "_connection_pools", None)
         if pools:
             pools.clear()
+
+
+def worker_spawned(**kwargs: Any) -> None:
+    """django-q2 started a worker process: it sweeps for lost runs from then on, busy or idle."""
+    from django_q.conf import Conf
+
+    if Conf.SYNC:
+        return  # a task run inline, in a web or test process, which is no worker
+    # Imported here: the runner brings CrewAI, which only workers need.
+    from reviewconsole.engine.runner import start_sweeping
+
+    start_sweeping()
 
 
 def check_registered_flows(app_configs=None, **kwargs) -> list[checks.CheckMessage]:

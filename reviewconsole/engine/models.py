@@ -34,6 +34,10 @@ class FlowRun(models.Model):
     # sweeper reclaims runs whose worker died without finishing them.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    # When the task that moves this run on was handed to the broker: `run_flow` for a queued run,
+    # `resume_flow` for one waiting after a decision. None while no task is out (running, waiting for a
+    # person, finished). The sweeper queues again a task a dead worker cluster took with it.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -52,6 +56,12 @@ class FlowRun(models.Model):
             models.Index(fields=["-created_at"], name="run_created_idx"),
             # Sweeper: running runs whose lease has expired.
             models.Index(fields=["status", "lease_expires_at"], name="run_status_lease_idx"),
+            # Sweeper: queued or decided runs whose task was handed out longest ago.
+            models.Index(
+                fields=["status", "enqueued_at"],
+                condition=models.Q(enqueued_at__isnull=False),
+                name="run_status_enqueued_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -41,6 +41,7 @@ class _Heartbeat:
 
     django-q2 runs one task at a time in each worker process, and a thread
     does not survive the fork that makes one, so each process starts its own.
+    In a qcluster worker it also sweeps (`sweep_from_now_on`), busy or idle.
     """
 
     def __init__(self) -> None:
@@ -49,6 +50,7 @@ class _Heartbeat:
         # inline, as in tests) may overlap, and each must stop being renewed when its own block ends.
         self._current: dict[int, tuple[Execution, str]] = {}
         self._pid: int | None = None
+        self._sweeps = False
 
     @contextmanager
     def watching(self, execution: Execution, worker: str) -> Iterator[None]:
@@ -63,6 +65,15 @@ class _Heartbeat:
             with self._lock:
                 del self._current[key]
 
+    def sweep_from_now_on(self) -> None:
+        """Also run the sweeper from this process's thread, starting it now rather than at the first task.
+
+        So recovery follows the lease, not a schedule: a run whose worker died is taken over within half a
+        lease of its lease running out, by any live worker, even one with nothing else to do.
+        """
+        self._sweeps = True
+        self._ensure_thread()
+
     def _ensure_thread(self) -> None:
         if self._pid == os.getpid():
             return
@@ -72,28 +83,47 @@ class _Heartbeat:
                 self._pid = os.getpid()
 
     def _beat_forever(self) -> None:
+        lease = settings.RUN_LEASE_SECONDS
+        # A third of the lease, so two renewals can fail before it runs out.
+        beat = max(0.5, min(lease / 3, 5.0))
+        next_sweep = time.monotonic()
         while True:
-            # A third of the lease, so two renewals can fail before it runs out.
-            time.sleep(max(0.5, min(settings.RUN_LEASE_SECONDS / 3, 5.0)))
+            time.sleep(beat)
             with self._lock:
                 current = list(self._current.values())
+            for execution, worker in current:
+                self._guarded(lambda e=execution, w=worker: self._renew(e, w), f"renew the lease of {execution.run_id}")
+            if self._sweeps and time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + lease / 2
+                self._guarded(services.runs_sweep, "sweep")
             if not current:
                 # Idle: give the connection back rather than hold one per worker process.
                 connection.close()
-                continue
-            for execution, worker in current:
-                try:
-                    close_old_connections()
-                    if not services.run_renew_lease(run_id=execution.run_id, worker=worker):
-                        execution.cancelled = True
-                except Exception:
-                    logger.exception("run %s: could not renew the lease", execution.run_id)
-                    connection.close()
-                finally:
-                    close_old_connections()
+
+    @staticmethod
+    def _renew(execution: Execution, worker: str) -> None:
+        if not services.run_renew_lease(run_id=execution.run_id, worker=worker):
+            execution.cancelled = True
+
+    @staticmethod
+    def _guarded(action: Any, what: str) -> None:
+        """Run `action` on a usable connection; log a failure, and drop the connection, rather than stop beating."""
+        try:
+            close_old_connections()
+            action()
+        except Exception:
+            logger.exception("could not %s", what)
+            connection.close()
+        finally:
+            close_old_connections()
 
 
 _heartbeat = _Heartbeat()
+
+
+def start_sweeping() -> None:
+    """In a new qcluster worker process: sweep from its heartbeat thread (see `_Heartbeat.sweep_from_now_on`)."""
+    _heartbeat.sweep_from_now_on()
 
 
 def _open_pause(run: FlowRun) -> PendingFeedback | None:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Value
+from django.db.models import F, Max, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from reviewconsole.engine.enqueue import enqueue_on_commit
+from reviewconsole.engine.enqueue import enqueue_on_commit, queue_size
 from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepStatus
 
 logger = logging.getLogger(__name__)
@@ -80,9 +80,41 @@ def _transition_from(
     return bool(updated)
 
 
-def run_enqueue(run_id: Any) -> None:
-    """Queue `run_flow` once the current transaction commits."""
-    enqueue_on_commit("reviewconsole.engine.tasks.run_flow", str(run_id))
+RUN_FLOW = "reviewconsole.engine.tasks.run_flow"
+RESUME_FLOW = "reviewconsole.engine.tasks.resume_flow"
+
+
+def _task_enqueue(run_id: Any, task: str, arg: Any, *, first: bool, requeue_of: datetime | None) -> bool:
+    """Stamp the run's `enqueued_at` and queue `task(arg)` on commit.
+
+    With `requeue_of`, only if the stamp is still that one: of several sweepers re-enqueueing the same lost
+    task, one does.
+    """
+    runs = FlowRun.objects.filter(id=run_id)
+    if requeue_of is not None:
+        runs = runs.filter(enqueued_at=requeue_of)
+    if not runs.update(enqueued_at=timezone.now()):
+        return False
+    enqueue_on_commit(task, str(arg), first=first)
+    return True
+
+
+def run_enqueue(run_id: Any, *, requeue_of: datetime | None = None) -> bool:
+    """Queue `run_flow` once the current transaction commits.
+
+    Side effects: the run's `enqueued_at` set to now (see `_task_enqueue` for `requeue_of`).
+    """
+    return _task_enqueue(run_id, RUN_FLOW, run_id, first=False, requeue_of=requeue_of)
+
+
+def run_enqueue_resume(*, run_id: Any, item_id: Any, requeue_of: datetime | None = None) -> bool:
+    """Queue `resume_flow(item_id)` for a run waiting on that decided item, ahead of new runs, on commit.
+
+    Side effects: the run's `enqueued_at` set to now (see `_task_enqueue` for `requeue_of`). A decision
+    calls it before it writes the item: the run's row first, then the item's, the order `run_cancel` takes
+    them in, so the two cannot deadlock on PostgreSQL.
+    """
+    return _task_enqueue(run_id, RESUME_FLOW, item_id, first=True, requeue_of=requeue_of)
 
 
 def run_create(
@@ -125,10 +157,14 @@ def run_claim(*, run_id: Any, worker: str) -> bool:
     """
     now = timezone.now()
     with transaction.atomic():
-        status, attempts = FlowRun.objects.filter(id=run_id).values_list("status", "attempts").first() or ("", 0)
+        status, attempts, lease = FlowRun.objects.filter(id=run_id).values_list(
+            "status", "attempts", "lease_expires_at"
+        ).first() or ("", 0, None)
         if status == RunStatus.QUEUED:
             note, extra_filter = f"claimed by {worker}", {}
-        elif status == RunStatus.RUNNING:
+        elif status == RunStatus.RUNNING and lease is not None and lease < now:
+            if _give_up_if_exhausted(run_id):
+                return False
             note = f"reclaimed by {worker} after the previous lease expired"
             extra_filter = {"lease_expires_at__lt": now}
         else:
@@ -147,12 +183,59 @@ def run_claim(*, run_id: Any, worker: str) -> bool:
             lease_expires_at=_lease_until(),
             worker=worker,
             started_at=Coalesce("started_at", Value(now)),
+            enqueued_at=None,
         )
         if not claimed:
             transaction.set_rollback(True)
     if claimed:
         logger.info("run %s: %s -> %s %s", run_id, status, RunStatus.RUNNING, note)
     return claimed
+
+
+def _attempts_at_this_stretch(run_id: Any) -> int:
+    """Claims since the run started, was retried or last paused for review: attempts at the same work.
+
+    Read from the run's transition log, so resumes after review do not count against a flow that pauses often.
+    """
+    transitions = RunTransition.objects.filter(run_id=run_id)
+    stretch_start = transitions.filter(
+        Q(to_status=RunStatus.WAITING_REVIEW) | Q(from_status__in=[RunStatus.FAILED, RunStatus.CANCELLED])
+    ).aggregate(last=Max("id"))["last"]
+    return transitions.filter(id__gt=stretch_start or 0, to_status=RunStatus.RUNNING).count()
+
+
+def _give_up_if_exhausted(run_id: Any) -> bool:
+    """Fail a running run whose lease expired, if its stretch has had `RUN_MAX_ATTEMPTS` attempts; True if so.
+
+    Every such attempt ended with its worker gone (killed, or stopped by django-q2 past the task timeout):
+    a run that outlasts the timeout would otherwise be taken over for ever. Side effects, in one
+    transaction: the dead worker's open steps interrupted; running → failed with the reason.
+    """
+    attempts = _attempts_at_this_stretch(run_id)
+    if attempts < settings.RUN_MAX_ATTEMPTS:
+        return False
+    error = (
+        f"gave up after {attempts} attempts: each time its worker stopped before finishing "
+        f"(killed, or past the task timeout of {settings.TASK_TIMEOUT_SECONDS} s)"
+    )
+    with transaction.atomic():
+        # Step rows first, as in `run_claim`; undone if the run has moved on meanwhile.
+        steps_interrupt_open(run_id=run_id)
+        if not _transition_from(
+            run_id,
+            RunStatus.RUNNING,
+            RunStatus.FAILED,
+            note=error,
+            extra_filter={"lease_expires_at__lt": timezone.now()},
+            error=error,
+            traceback="",
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+        ):
+            transaction.set_rollback(True)
+            return True  # the run is not ours to continue either: it moved on or another sweeper took it
+    logger.warning("run %s: %s", run_id, error)
+    return True
 
 
 def run_claim_for_resume(*, run_id: Any, worker: str, note: str) -> bool:
@@ -165,6 +248,7 @@ def run_claim_for_resume(*, run_id: Any, worker: str, note: str) -> bool:
         attempts=F("attempts") + 1,
         lease_expires_at=_lease_until(),
         worker=worker,
+        enqueued_at=None,
     )
 
 
@@ -284,15 +368,29 @@ def run_retry(*, run_id: Any, actor: Any) -> RunStatus:
     return to
 
 
-def runs_reclaim_expired() -> list[str]:
-    """Requeue running runs whose worker stopped renewing its lease (it died).
+def runs_sweep() -> int:
+    """Put back to work the runs whose worker or task was lost; every worker runs it twice a lease.
 
-    Side effects: each such run goes back to queued and `run_flow` is
-    enqueued; the new worker replays its finished steps.
+    Cheap when there is nothing to do (one indexed query each), and harmless when several workers sweep at
+    once: each change is a conditional update that one of them wins. Returns how many runs it moved on.
+    """
+    # The resume task names the review item, so the reviews app finds those runs' items.
+    from reviewconsole.reviews.services import review_items_requeue_lost_resumes
+
+    return len(runs_reclaim_expired()) + len(runs_requeue_lost()) + review_items_requeue_lost_resumes()
+
+
+def runs_reclaim_expired() -> list[str]:
+    """Requeue running runs whose worker stopped renewing its lease (it died), or fail them after too many tries.
+
+    Side effects: each such run goes back to queued and `run_flow` is enqueued; the new worker replays its
+    finished steps. A run whose stretch has had `RUN_MAX_ATTEMPTS` attempts fails instead.
     """
     expired = FlowRun.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now())
     requeued = []
     for run_id in expired.values_list("id", flat=True):
+        if _give_up_if_exhausted(run_id):
+            continue
         with transaction.atomic():
             if run_transition(
                 run_id=run_id,
@@ -305,6 +403,48 @@ def runs_reclaim_expired() -> list[str]:
             ):
                 steps_interrupt_open(run_id=run_id)
                 run_enqueue(run_id)
+                requeued.append(str(run_id))
+    return requeued
+
+
+def runs_with_lost_task(status: RunStatus, *, first: bool) -> list[tuple[Any, datetime]]:
+    """Runs in `status` whose task (on the first-served queue or not) was lost: (id, enqueued_at), oldest first.
+
+    A cluster takes tasks off the queue before it runs them (django-q2 prefetches them; Redis keeps no copy),
+    so a cluster killed with such tasks loses them. The broker hands tasks out oldest first: those it still
+    holds belong to the newest runs waiting on that queue, and the others' tasks have left it. Of those, one
+    handed out over a lease ago and still not claimed is counted lost. It may instead still wait in a busy
+    cluster; queueing it again then costs one task that finds its run taken and returns. So a backlog still
+    in the broker is never queued twice, and each sweep re-enqueues at most what clusters hold or lost.
+    """
+    waiting = FlowRun.objects.filter(status=status, enqueued_at__isnull=False)
+    stale = waiting.filter(enqueued_at__lt=timezone.now() - timedelta(seconds=settings.RUN_LEASE_SECONDS))
+    if not stale.exists():
+        return []
+    left_the_broker = waiting.count() - queue_size(first=first)
+    if left_the_broker <= 0:
+        return []
+    return list(stale.order_by("enqueued_at", "id").values_list("id", "enqueued_at")[:left_the_broker])
+
+
+def run_log_requeue(*, run_id: Any, status: RunStatus, task: str) -> None:
+    """Record on the run's timeline that its lost task was queued again."""
+    note = f"{task} lost with its worker cluster: queued again"
+    RunTransition.objects.create(run_id=run_id, from_status=status, to_status=status, note=note)
+    logger.warning("run %s: %s", run_id, note)
+
+
+def runs_requeue_lost() -> list[str]:
+    """Queue `run_flow` again for queued runs whose task was lost (see `runs_with_lost_task`).
+
+    Side effects per run: `enqueued_at` restamped (a conditional update: one sweeper wins), a note on its
+    timeline, `run_flow` enqueued on commit.
+    """
+    requeued = []
+    for run_id, enqueued_at in runs_with_lost_task(RunStatus.QUEUED, first=False):
+        with transaction.atomic():
+            if run_enqueue(run_id, requeue_of=enqueued_at):
+                run_log_requeue(run_id=run_id, status=RunStatus.QUEUED, task="run_flow")
                 requeued.append(str(run_id))
     return requeued
 

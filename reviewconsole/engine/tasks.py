@@ -31,11 +31,6 @@ def resume_flow(review_item_id: str) -> None:
     runner.execute(run_id, worker)
 
 
-def sweep_expired_runs() -> int:
-    """Requeue runs whose worker died (scheduled every minute)."""
-    return len(services.runs_reclaim_expired())
-
-
 def start_scheduled_run(flow_name: str, inputs_json: str = "{}") -> str:
     """Entry point for django-q2 schedules: validate the inputs and queue a run."""
     from reviewconsole.engine.registry import get_flow

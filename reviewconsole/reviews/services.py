@@ -16,7 +16,7 @@ from reviewconsole.autonomy.services import gate_decision_attach, policy_ensure,
 from reviewconsole.engine import services as engine_services
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.enqueue import enqueue_on_commit
-from reviewconsole.engine.models import PendingFeedback
+from reviewconsole.engine.models import PendingFeedback, RunStatus
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import Decision, ReviewEvent, ReviewEventKind, ReviewItem, ReviewStatus
 from reviewconsole.reviews.pending_counts import pending_count_add
@@ -182,8 +182,9 @@ def decide(
     a decision and a cancel of the run serialize: one that comes second is
     refused); a Decision with the field-level diff; the
     verdict on the item's gate decision; a `decided` event; the type's pending
-    count; `resume_flow` and the type's autonomy check (regression guard,
-    autopilot) enqueued on commit.
+    count; `resume_flow` (on the queue workers serve first, stamped on the
+    run as its outstanding task) and the type's autonomy check (regression
+    guard, autopilot) enqueued on commit.
     """
     item = ReviewItem.objects.select_related("decision__user").get(id=item_id)
     if item.status != ReviewStatus.PENDING:
@@ -209,6 +210,9 @@ def decide(
         # cancelled and refused below) or waits for this decision (and then refuses, see
         # review_items_cancel_for_run), so a decision is never recorded for a run that was cancelled meanwhile.
         engine_services.run_lock(run_id=item.run_id)
+        # The resume next, ahead of new runs, and ahead of the autonomy check below: a worker free for one
+        # task should take the flow on. Rolled back with the rest if the decision loses.
+        engine_services.run_enqueue_resume(run_id=item.run_id, item_id=item.id)
         if not ReviewItem.objects.filter(id=item_id, status=ReviewStatus.PENDING).update(
             status=ReviewStatus.DECIDED, decided_at=timezone.now(), claimed_by=None, claim_expires_at=None
         ):
@@ -224,8 +228,6 @@ def decide(
         )
         verdict_record(item=item, decision=decision)
         _log(item.id, ReviewEventKind.DECIDED, user, outcome=outcome, changed=[c["path"] for c in diff])
-        # The resume first: a worker free for one task should take the flow on, not the autonomy check.
-        enqueue_on_commit("reviewconsole.engine.tasks.resume_flow", str(item.id))
         enqueue_on_commit("reviewconsole.autonomy.tasks.check_autonomy", item.output_type)
         pending_count_add(output_type=item.output_type, delta=-1)
     return decision
@@ -274,15 +276,16 @@ def review_items_expire_overdue() -> int:
         policy = policy_ensure(output_type=item.output_type)
         outcome = _expiry_outcome(policy.expiry_outcome, item.outcomes)
         with transaction.atomic():
-            # Like a decision: the run's row first.
+            # Like a decision: the run's row first, then the resume.
             engine_services.run_lock(run_id=item.run_id)
+            engine_services.run_enqueue_resume(run_id=item.run_id, item_id=item.id)
             if not ReviewItem.objects.filter(id=item.id, status=ReviewStatus.PENDING).update(
                 status=ReviewStatus.EXPIRED, decided_at=now, claimed_by=None, claim_expires_at=None
             ):
+                transaction.set_rollback(True)
                 continue
             Decision.objects.create(item=item, outcome=outcome, comment="Expired without a decision")
             _log(item.id, ReviewEventKind.EXPIRED, outcome=outcome)
-            enqueue_on_commit("reviewconsole.engine.tasks.resume_flow", str(item.id))
             pending_count_add(output_type=item.output_type, delta=-1)
         expired += 1
     return expired
@@ -310,6 +313,35 @@ def review_item_claim_resume(*, item_id: Any, worker: str) -> Any:
             return None
         ReviewItem.objects.filter(id=item_id).update(resumed_at=timezone.now())
     return item["run_id"]
+
+
+def review_items_requeue_lost_resumes() -> int:
+    """Queue `resume_flow` again for decided items whose resume task was lost with a worker cluster.
+
+    Such an item is decided (or expired) and not resumed, and its run still waits for review; the engine
+    tells which of the waiting runs' tasks have left the broker and were not claimed within a lease
+    (`runs_with_lost_task`). Side effects per item: the run's `enqueued_at` restamped (a conditional update:
+    one sweeper wins), a note on its timeline, `resume_flow` enqueued on commit. Returns how many.
+    """
+    lost = engine_services.runs_with_lost_task(RunStatus.WAITING_REVIEW, first=True)
+    if not lost:
+        return 0
+    items = dict(
+        ReviewItem.objects.filter(
+            run_id__in=[run_id for run_id, _ in lost],
+            status__in=[ReviewStatus.DECIDED, ReviewStatus.EXPIRED],
+            resumed_at__isnull=True,
+        ).values_list("run_id", "id")
+    )
+    requeued = 0
+    for run_id, enqueued_at in lost:
+        if run_id not in items:
+            continue  # the resume was claimed meanwhile
+        with transaction.atomic():
+            if engine_services.run_enqueue_resume(run_id=run_id, item_id=items[run_id], requeue_of=enqueued_at):
+                engine_services.run_log_requeue(run_id=run_id, status=RunStatus.WAITING_REVIEW, task="resume_flow")
+                requeued += 1
+    return requeued
 
 
 def review_items_cancel_for_run(*, run_id: Any) -> int:
