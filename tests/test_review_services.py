@@ -767,7 +767,7 @@ def test_retry_of_a_run_cancelled_while_queued_or_running_runs_it_again(side_eff
 
 def test_a_cancel_after_a_decision_waits_for_it_to_be_applied(reviewer):
     item = paused_item()
-    with patch("reviewconsole.reviews.services.enqueue_on_commit"):  # the resume has not run yet
+    with patch("reviewconsole.engine.services.enqueue_on_commit"):  # the resume has not run yet
         decide(item_id=item.id, user=reviewer, outcome="approved")
 
     with pytest.raises(RunStateError, match=r"^A decision on this run is being applied; cancel the run once it"):
