@@ -35,14 +35,17 @@ from reviewconsole.openapi import ErrorOut
 
 
 class BearerTokenAuth(HttpBearer):
-    """`Authorization: Bearer <token>`; an address that sends too many wrong tokens gets 429 for a while."""
+    """`Authorization: Bearer <token>`; an address that sends too many wrong tokens gets 429 for a while.
+
+    Only wrong tokens are held back: a right one from a locked-out address still works (see engine/tokens.py).
+    """
 
     def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser | None:
-        # REMOTE_ADDR, not X-Forwarded-For, which any client can write.
-        client_ip = request.META.get("REMOTE_ADDR", "")
-        api_token_lockout_check(client_ip=client_ip)
         user = api_token_user(token)
         if user is None:
+            # REMOTE_ADDR, not X-Forwarded-For, which any client can write.
+            client_ip = request.META.get("REMOTE_ADDR", "")
+            api_token_lockout_check(client_ip=client_ip)
             api_token_failure_record(client_ip=client_ip)
         return user
 

@@ -1,8 +1,10 @@
 """Bearer tokens for the JSON API. Only a token's SHA-256 digest is stored; the plaintext is shown once.
 
 Failed tokens are counted per client address in Django's cache (Redis when REDIS_URL is set, so every web
-process shares the count): past API_TOKEN_FAILURE_LIMIT, that address's tokens are refused for the
-cool-off, so a token cannot be guessed by trying many.
+process shares the count): past API_TOKEN_FAILURE_LIMIT, that address's wrong tokens answer 429 for the
+cool-off, so guessing is slowed down and easy to see. A right token is still accepted from a locked-out
+address: a token is 256 random bits, so letting it through teaches a guesser nothing, while refusing it
+would let anyone lock out every client that shares the address (all of them, behind a proxy).
 """
 
 from __future__ import annotations
@@ -102,10 +104,7 @@ def _lockout_key(client_ip: str) -> str:
 
 
 def api_token_lockout_check(*, client_ip: str) -> None:
-    """Raise ApiTokenLockedOut while `client_ip` is locked out.
-
-    Checked before the token, so a guess made during the lockout tells nothing about the token.
-    """
+    """Raise ApiTokenLockedOut while `client_ip` is locked out (asked for wrong tokens only, see above)."""
     until = cache.get(_lockout_key(client_ip))
     if until is not None and until > time.time():
         raise ApiTokenLockedOut(math.ceil(until - time.time()))
