@@ -92,9 +92,13 @@ TEMPLATES = [
 
 
 def _database_config(url: str) -> dict:
-    # No persistent connections by default: a threaded server (runserver) serves each request in a new
-    # thread, and a connection kept past the request stays open with a thread that is gone.
-    config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")), conn_health_checks=True)
+    config = dj_database_url.parse(url, conn_health_checks=True)
+    sqlite = config["ENGINE"] == "django.db.backends.sqlite3"
+    # A server's connections are not kept by default: a threaded server (runserver) serves each request in a
+    # new thread, and a connection kept past the request stays open on the server with a thread that is gone;
+    # the pool below reuses them instead. A SQLite connection is only a file handle in the process, and a
+    # worker that reopened it for every task would spend about 40% more per run (bench/engine.py).
+    config["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "60" if sqlite else "0"))
     pool_max_size = int(os.environ.get("DB_POOL_MAX_SIZE", "10"))
     if config["ENGINE"] == "django.db.backends.postgresql" and pool_max_size > 0:
         # Opening a PostgreSQL connection costs more than most queries, and workers touch the database many
@@ -107,7 +111,7 @@ def _database_config(url: str) -> dict:
             # A request waits this long for a free connection before failing.
             "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "30")),
         }
-    if config["ENGINE"] == "django.db.backends.sqlite3":
+    if sqlite:
         # Web and workers share one file: WAL lets readers proceed during a
         # write, IMMEDIATE takes the write lock up front so two writers queue on
         # the busy timeout instead of failing with "database is locked".
