@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field
 from flows.content_demo import demo_article, demo_research
 from flows.crews import agent, run_crew, task
 from reviewconsole.autonomy.services import gate
-from reviewconsole.engine.llms import register_responder
 from reviewconsole.engine.registry import register_flow
+from reviewconsole.llm.responders import register_responder
 from reviewconsole.reviews.decorators import human_review, review_decision
 
 OUTPUT_TYPE = "article_draft"

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from crewai import Agent, Crew, Process, Task
 from pydantic import BaseModel
 
-from reviewconsole.engine.llms import build_llm
+from reviewconsole.llm.configured import build_llm
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
 

@@ -1,6 +1,6 @@
 """How the offline demo model reads invoices, so the invoice flow behaves sensibly without a real LLM.
 
-The demo model (``reviewconsole.engine.llms.DemoLLM``) answers a request for
+The demo model (``reviewconsole.llm.demo_model.DemoLLM``) answers a request for
 ``InvoiceData`` with ``demo_extract_invoice(prompt)``. It reads only the text
 between ``<invoice>`` tags (the flow's tasks put the invoice there), and it has
 two manners, as a person would:

@@ -30,8 +30,8 @@ from pydantic import BaseModel, Field
 from flows.crews import agent, run_crew, task
 from flows.invoice_demo import demo_extract_invoice
 from reviewconsole.autonomy.services import gate
-from reviewconsole.engine.llms import register_responder
 from reviewconsole.engine.registry import register_flow
+from reviewconsole.llm.responders import register_responder
 from reviewconsole.reviews.provider import ReviewConsoleProvider
 
 OUTPUT_TYPE = "invoice"

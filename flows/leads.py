@@ -28,9 +28,9 @@ from pydantic import BaseModel, Field
 from flows.crews import agent, run_crew, task
 from flows.leads_demo import demo_company, demo_contact, demo_outreach, demo_score
 from reviewconsole.autonomy.services import gate
-from reviewconsole.engine.llms import register_responder
-from reviewconsole.engine.recall import latest_completed_run
 from reviewconsole.engine.registry import register_flow
+from reviewconsole.llm.responders import register_responder
+from reviewconsole.recall import latest_completed_run
 from reviewconsole.reviews.decorators import human_review, review_decision
 
 FLOW_NAME = "lead_enrichment"

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from flows.leads import HOT_SCORE, SAMPLE_INPUTS, WARM_SCORE, company_key, lead_errors
 from reviewconsole.engine.models import Checkpoint, FlowRun, RunStatus
-from reviewconsole.engine.recall import latest_completed_run
 from reviewconsole.engine.services import run_create
+from reviewconsole.recall import latest_completed_run
 from reviewconsole.reviews.models import ReviewItem
 from reviewconsole.reviews.services import decide
 

@@ -26,17 +26,11 @@ from crewai.flow.human_feedback import HumanFeedbackCollapseError, human_feedbac
 from crewai.llms.base_llm import BaseLLM
 from pydantic import BaseModel, Field, Json
 
-from reviewconsole.engine.llms import (
-    DEMO_MODEL_LABEL,
-    DEMO_RESPONDERS,
-    DemoLLM,
-    OutcomeLLM,
-    build_llm,
-    example_from_model,
-    llm_label,
-    register_responder,
-    unregister_responder,
-)
+from reviewconsole.llm.configured import build_llm, llm_label
+from reviewconsole.llm.decision_model import OutcomeLLM
+from reviewconsole.llm.demo_model import DEMO_MODEL_LABEL, DemoLLM
+from reviewconsole.llm.example_data import example_from_model
+from reviewconsole.llm.responders import DEMO_RESPONDERS, register_responder, unregister_responder
 
 
 class Finding(BaseModel):

@@ -120,7 +120,7 @@ def _model_label() -> Case:
     level: the pages that call this load the flows anyway, while the API and
     the CLI, which share this module, need neither.
     """
-    from reviewconsole.engine.llms import DEMO_MODEL_LABEL, DEMO_MODEL_NAME
+    from reviewconsole.llm.demo_model import DEMO_MODEL_LABEL, DEMO_MODEL_NAME
 
     demo = When(model=DEMO_MODEL_NAME, then=Value(DEMO_MODEL_LABEL))
     return Case(demo, default=F("model"), output_field=CharField())

@@ -12,9 +12,9 @@ from typing import Any
 
 from reviewconsole.engine import replay
 from reviewconsole.engine.context import Execution
-from reviewconsole.engine.llms import OutcomeLLM
 from reviewconsole.engine.models import FlowRun, PendingFeedback
 from reviewconsole.engine.persistence import DjangoFlowPersistence
+from reviewconsole.llm.decision_model import OutcomeLLM
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
 from reviewconsole.reviews.schemas import output_schema
 

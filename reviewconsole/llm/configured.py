@@ -1,0 +1,47 @@
+"""The model flows run on, as the operator configured it: ``LLM_MODEL``, ``LLM_BASE_URL``, ``LLM_API_KEY``.
+
+``build_llm()`` is the one place the console gets its model from, so switching
+the whole console between the built-in demo model and a real provider is a
+matter of setting ``LLM_MODEL`` (plus ``LLM_BASE_URL`` / ``LLM_API_KEY``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crewai import LLM
+from crewai.llms.base_llm import BaseLLM
+
+from reviewconsole.llm.demo_model import DEMO_MODEL_LABEL, DEMO_MODEL_NAME, DemoLLM
+from reviewconsole.llm.setting import read_setting
+
+DEFAULT_LLM_MODEL = DEMO_MODEL_NAME
+
+
+def build_llm() -> BaseLLM | LLM:
+    """The LLM flows run on, from ``LLM_MODEL`` / ``LLM_BASE_URL`` / ``LLM_API_KEY``.
+
+    Read from Django settings, else the environment. ``LLM_MODEL`` defaults to
+    "demo" so a fresh checkout runs offline; any other value is handed to
+    ``crewai.LLM`` unchanged (e.g. "openai/gpt-4o-mini", "ollama/llama3.1"), and
+    unset base URL / key are left out so the provider's own defaults and
+    environment variables still apply.
+    """
+    model = str(read_setting("LLM_MODEL", DEFAULT_LLM_MODEL)).strip()
+    if not model or model.lower() == DEMO_MODEL_NAME:
+        return DemoLLM()
+    kwargs: dict[str, Any] = {"model": model}
+    base_url = read_setting("LLM_BASE_URL")
+    api_key = read_setting("LLM_API_KEY")
+    if base_url:
+        kwargs["base_url"] = str(base_url)
+    if api_key:
+        kwargs["api_key"] = str(api_key)
+    return LLM(**kwargs)
+
+
+def llm_label(llm: BaseLLM) -> str:
+    """Name to show in the UI: "demo model" for the demo, the model id otherwise."""
+    if isinstance(llm, DemoLLM):
+        return DEMO_MODEL_LABEL
+    return str(llm.model)
