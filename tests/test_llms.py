@@ -409,3 +409,73 @@ def test_build_llm_reads_environment_and_omits_unset_options(llm_env, monkeypatc
     assert not isinstance(llm, DemoLLM)
     assert "llama3.1" in llm.model
     assert "api_key" not in llm.additional_params and "base_url" not in llm.additional_params
+
+
+# --------------------------------------------------------------------------- tools
+
+
+class Summary(BaseModel):
+    text: str
+
+
+TIDE_FUNCTION = {
+    "type": "function",
+    "function": {
+        "name": "tide_table",
+        "description": "High tide at a harbour on a day.",
+        "parameters": {
+            "type": "object",
+            "properties": {"harbour": {"type": "string"}, "day": {"type": "integer", "minimum": 1, "maximum": 31}},
+            "required": ["harbour", "day"],
+        },
+    },
+}
+
+
+def test_native_tools_get_a_tool_call_whose_arguments_fit_the_schema(events):
+    llm = DemoLLM(function_calling=True)
+    assert llm.supports_function_calling() and not DemoLLM().supports_function_calling()
+
+    calls = llm.call([{"role": "user", "content": "Tides at Dover"}], tools=[TIDE_FUNCTION])
+
+    assert isinstance(calls, list) and len(calls) == 1
+    assert calls[0]["function"]["name"] == "tide_table"
+    assert json.loads(calls[0]["function"]["arguments"]) == {"harbour": "Harbour: Tides at Dover", "day": 1}
+    assert llm.call([{"role": "user", "content": "Tides at Dover"}], tools=[TIDE_FUNCTION]) == calls
+    completed = [event for event in events() if isinstance(event, LLMCallCompletedEvent)]
+    assert [event.call_type.value for event in completed] == ["tool_call", "tool_call"]
+
+
+def test_native_tool_call_runs_the_function_when_the_caller_passes_it():
+    answer = DemoLLM(function_calling=True).call(
+        [{"role": "user", "content": "Tides at Dover"}],
+        tools=[TIDE_FUNCTION],
+        available_functions={"tide_table": lambda harbour, day: f"06:12 at {harbour}, day {day}"},
+    )
+
+    assert answer == "06:12 at Harbour: Tides at Dover, day 1"
+
+
+def test_after_the_tool_ran_the_answer_is_built_from_its_result():
+    messages = [
+        {"role": "user", "content": "Tides at Dover"},
+        {"role": "assistant", "content": None, "tool_calls": []},
+        {"role": "tool", "content": "High tide 06:12", "tool_call_id": "call_demo_1"},
+    ]
+
+    assert DemoLLM(function_calling=True).call(messages, tools=[TIDE_FUNCTION]) == "High tide 06:12"
+    summary = Summary.model_validate_json(DemoLLM().call(messages, response_model=Summary))
+    assert summary.text == "Text: High tide 06:12"
+
+
+def test_a_schema_asked_for_in_the_prompt_gets_json_that_follows_it():
+    schema = {"json_schema": {"schema": Summary.model_json_schema()}, "type": "json_schema"}
+    messages = [
+        {
+            "role": "system",
+            "content": f"Format your final answer according to the following OpenAPI schema: {json.dumps(schema)}",
+        },
+        {"role": "user", "content": "High tide 06:12"},
+    ]
+
+    assert Summary.model_validate_json(DemoLLM().call(messages)).text == "Text: High tide 06:12"

@@ -45,3 +45,24 @@ def llm_label(llm: BaseLLM) -> str:
     if isinstance(llm, DemoLLM):
         return DEMO_MODEL_LABEL
     return str(llm.model)
+
+
+def make_configured_model_the_default() -> None:
+    """Make the model CrewAI picks when nobody names one the configured model, in this process.
+
+    CrewAI resolves every model left unnamed through ``create_llm(None)``: an
+    Agent without ``llm=``, a hierarchical crew's manager without
+    ``manager_llm=``, ``@human_feedback`` without ``llm=``. That reads
+    ``MODEL`` / ``OPENAI_MODEL_NAME`` and the provider's own key variable, so
+    it cannot give the demo model (not a CrewAI provider) nor pass
+    ``LLM_BASE_URL`` / ``LLM_API_KEY``; setting ``OPENAI_API_KEY`` process-wide
+    instead would also hand the key to agents pinned to another OpenAI model
+    and to CrewAI's default embedder. No public hook replaces that default
+    (``llm_overlay`` maps model strings to model strings, and would also
+    remap agents pinned with ``llm=``), so this replaces the one private
+    function ``create_llm(None)`` calls. An explicit ``llm=`` never reaches it.
+    Idempotent; called at worker bootstrap.
+    """
+    from crewai.utilities import llm_utils
+
+    llm_utils._llm_via_environment_or_fallback = build_llm

@@ -46,5 +46,6 @@ class OutcomeLLM(OfflineLLM):
         messages: list[LLMMessage],
         response_model: type[BaseModel] | None,
         from_agent: BaseAgent | None,
+        tools: list[dict[str, Any]] | None,
     ) -> str:
         return json.dumps({"outcome": self.outcome})

@@ -12,8 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from reviewconsole.llm.example_data import example_from_model, first_line
-from reviewconsole.llm.offline import OfflineLLM, last_user_text, prompt_text
+from reviewconsole.llm.demo_tools import (
+    arguments_for,
+    native_call,
+    native_tools,
+    react_action,
+    react_tools,
+    requested_schema,
+    tool_result,
+)
+from reviewconsole.llm.example_data import example_from_model, example_from_schema, first_line
+from reviewconsole.llm.offline import OfflineLLM, ToolCalls, last_user_text, prompt_text
 from reviewconsole.llm.responders import DEMO_RESPONDERS, Responder, register_responder
 from reviewconsole.llm.setting import read_setting
 
@@ -40,11 +49,20 @@ class DemoLLM(OfflineLLM):
     quotes the first line of the last user message; inside an agent (or when
     the prompt asks for "Final Answer:") it uses the ReAct final-answer form so
     the agent finishes in one iteration.
+
+    When a task gives the agent tools, the first answer calls the first tool
+    with arguments built from its schema, and the next one answers from the
+    tool's result (see ``demo_tools``). A prompt that asks for an answer in a
+    JSON schema (a typed task whose agent has tools, CrewAI's converter) gets
+    JSON that follows it.
     """
 
     model: str = DEMO_MODEL_NAME
     provider: str = "demo"
     delay_ms: int | None = Field(default=None, ge=0, description="Overrides DEMO_LLM_DELAY_MS when set.")
+    function_calling: bool = Field(
+        default=False, description="Whether agents offer it tools natively (True) or in ReAct text (False)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -70,21 +88,54 @@ class DemoLLM(OfflineLLM):
             milliseconds = 0.0
         return max(milliseconds, 0.0) / 1000.0
 
+    def supports_function_calling(self) -> bool:
+        """``function_calling``: agents then offer tools natively, else through the ReAct text protocol."""
+        return self.function_calling
+
     def _answer(
         self,
         messages: list[LLMMessage],
         response_model: type[BaseModel] | None,
         from_agent: BaseAgent | None,
-    ) -> str:
+        tools: list[dict[str, Any]] | None,
+    ) -> str | ToolCalls:
         prompt = prompt_text(messages)
         user_text = last_user_text(messages)
+        result = tool_result(messages)
+        if result is None:
+            call = self._tool_call(messages, tools, user_text)
+            if call is not None:
+                return call
+        # After a tool ran, the answer is built from what it returned.
+        source = user_text if result is None else result
+        react = tools is None and (from_agent is not None or "Final Answer:" in prompt)
         if response_model is not None:
-            return self._structured_answer(response_model, prompt, user_text)
-        anchor = first_line(user_text)
-        text = f"Demo answer to: {anchor}"
-        if from_agent is not None or "Final Answer:" in prompt:
+            return self._structured_answer(response_model, prompt, source)
+        schema = requested_schema(prompt)
+        if schema is not None:
+            text = json.dumps(example_from_schema(schema, source))
+        elif result is not None:
+            text = result
+        else:
+            text = f"Demo answer to: {first_line(user_text)}"
+        if react:
             return f"Thought: I now know the final answer\nFinal Answer: {text}"
         return text
+
+    @staticmethod
+    def _tool_call(
+        messages: list[LLMMessage], tools: list[dict[str, Any]] | None, user_text: str
+    ) -> str | ToolCalls | None:
+        """A call of the first tool offered (natively in ``tools``, else in a ReAct prompt), or None if none is."""
+        offered = native_tools(tools)
+        if offered:
+            tool = offered[0]
+            return [native_call(tool, arguments_for(tool, user_text), index=len(messages))]
+        offered = react_tools(messages)
+        if offered:
+            tool = offered[0]
+            return react_action(tool, arguments_for(tool, user_text))
+        return None
 
     @staticmethod
     def _structured_answer(response_model: type[BaseModel], prompt: str, user_text: str) -> str:

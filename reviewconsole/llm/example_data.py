@@ -64,9 +64,7 @@ def example_from_model(model: type[BaseModel], prompt_text: str) -> dict[str, An
         ValueError: the generated data does not validate (custom validators,
             unsatisfiable patterns); register a responder for such models.
     """
-    schema = model.model_json_schema()
-    snippet = first_line(prompt_text)
-    data = _example(schema, root=schema, name="", snippet=snippet, depth=0)
+    data = example_from_schema(model.model_json_schema(), prompt_text)
     if not isinstance(data, dict):
         raise ValueError(f"{model.__name__} does not describe a JSON object")
     try:
@@ -77,6 +75,11 @@ def example_from_model(model: type[BaseModel], prompt_text: str) -> dict[str, An
             f"register a responder for it (reviewconsole.llm.responders.register_responder): {exc}"
         ) from exc
     return data
+
+
+def example_from_schema(schema: dict[str, Any], prompt_text: str) -> Any:
+    """Example data for a JSON schema (a tool's arguments, a schema a prompt asks for), by the rules above."""
+    return _example(schema, root=schema, name="", snippet=first_line(prompt_text), depth=0)
 
 
 def _resolve_ref(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:

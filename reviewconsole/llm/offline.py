@@ -9,6 +9,7 @@ Subclasses (the demo model, the decision model) only decide the answer.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 # Offline models have no real window; a large one keeps CrewAI's context-window
 # summarisation (an extra LLM round trip) out of their runs.
 _OFFLINE_CONTEXT_WINDOW = 128_000
+
+ToolCalls = list[dict[str, Any]]
+"""OpenAI-style tool calls (``id``, ``type``, ``function.name``, ``function.arguments``)."""
 
 
 def prompt_text(messages: list[LLMMessage]) -> str:
@@ -78,7 +82,9 @@ class OfflineLLM(BaseLLM):
         messages: list[LLMMessage],
         response_model: type[BaseModel] | None,
         from_agent: BaseAgent | None,
-    ) -> str:
+        tools: list[dict[str, Any]] | None,
+    ) -> str | ToolCalls:
+        """The answer text, or OpenAI-style tool calls when ``tools`` were offered natively."""
         raise NotImplementedError
 
     def _delay_seconds(self) -> float:
@@ -145,13 +151,13 @@ class OfflineLLM(BaseLLM):
         from_agent: BaseAgent | None = None,
         response_model: type[BaseModel] | None = None,
         **kwargs: Any,
-    ) -> str:
-        """Answer ``messages`` offline; a JSON string when ``response_model`` is given."""
+    ) -> str | ToolCalls:
+        """Answer ``messages`` offline; a JSON string when ``response_model`` is given, tool calls when asked."""
         with self._observed_call(messages, tools, callbacks, available_functions, from_task, from_agent) as formatted:
             delay = self._delay_seconds()
             if delay > 0:
                 time.sleep(delay)
-            return self._complete(formatted, from_task, from_agent, response_model)
+            return self._complete(formatted, tools, available_functions, from_task, from_agent, response_model)
 
     async def acall(
         self,
@@ -163,22 +169,26 @@ class OfflineLLM(BaseLLM):
         from_agent: BaseAgent | None = None,
         response_model: type[BaseModel] | None = None,
         **kwargs: Any,
-    ) -> str:
+    ) -> str | ToolCalls:
         """Async twin of ``call``; waits with ``asyncio.sleep`` so the loop stays free."""
         with self._observed_call(messages, tools, callbacks, available_functions, from_task, from_agent) as formatted:
             delay = self._delay_seconds()
             if delay > 0:
                 await asyncio.sleep(delay)
-            return self._complete(formatted, from_task, from_agent, response_model)
+            return self._complete(formatted, tools, available_functions, from_task, from_agent, response_model)
 
     def _complete(
         self,
         messages: list[LLMMessage],
+        tools: list[dict[str, Any]] | None,
+        available_functions: dict[str, Any] | None,
         from_task: Task | None,
         from_agent: BaseAgent | None,
         response_model: type[BaseModel] | None,
-    ) -> str:
-        answer = self._answer(messages, response_model, from_agent)
+    ) -> str | ToolCalls:
+        answer = self._answer(messages, response_model, from_agent, tools)
+        if isinstance(answer, list):
+            return self._tool_calls(messages, answer, available_functions, from_task, from_agent)
         usage = _usage(prompt_text(messages), answer)
         self._track_token_usage_internal(usage)
         response_id = f"{self.model}-{uuid.uuid4().hex[:12]}"
@@ -204,3 +214,41 @@ class OfflineLLM(BaseLLM):
         if response_model is None:
             answer = self._invoke_after_llm_call_hooks(messages, answer, from_agent)
         return answer
+
+    def _tool_calls(
+        self,
+        messages: list[LLMMessage],
+        calls: ToolCalls,
+        available_functions: dict[str, Any] | None,
+        from_task: Task | None,
+        from_agent: BaseAgent | None,
+    ) -> str | ToolCalls:
+        """Tool calls for the caller to run, or, when it passed the functions, the first one's result.
+
+        The same contract as the native providers: an agent's tool loop passes no
+        functions and executes the calls itself; a direct ``call(tools=…,
+        available_functions=…)`` gets the tool run and its result back.
+        """
+        usage = _usage(prompt_text(messages), json.dumps(calls))
+        self._track_token_usage_internal(usage)
+        self._emit_call_completed_event(
+            response=calls,
+            call_type=LLMCallType.TOOL_CALL,
+            from_task=from_task,
+            from_agent=from_agent,
+            messages=messages,
+            usage=usage,
+            finish_reason="tool_calls",
+            response_id=f"{self.model}-{uuid.uuid4().hex[:12]}",
+        )
+        if not available_functions:
+            return calls
+        function = calls[0]["function"]
+        result = self._handle_tool_execution(
+            function_name=function["name"],
+            function_args=json.loads(function["arguments"]),
+            available_functions=available_functions,
+            from_task=from_task,
+            from_agent=from_agent,
+        )
+        return calls if result is None else str(result)
