@@ -30,3 +30,16 @@ def quiet_console() -> None:
 
     set_suppress_console_output(True)
     event_listener.formatter.console.quiet = True
+
+
+def install_worker_defaults() -> None:
+    """What CrewAI builds on its own follows the console's settings (worker start-up, once CrewAI is imported).
+
+    An agent without ``llm=`` runs on ``LLM_MODEL``, and a crew with memory
+    but no embedder fails at kickoff instead of saving nothing.
+    """
+    from reviewconsole.crew_memory import refuse_memory_without_embedder
+    from reviewconsole.llm.configured import make_configured_model_the_default
+
+    make_configured_model_the_default()
+    refuse_memory_without_embedder()

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from reviewconsole.crewai_env import install_worker_defaults
 from reviewconsole.engine import replay, services
 from reviewconsole.engine.context import Execution, current_execution
 from reviewconsole.engine.encoding import to_json
@@ -31,9 +32,10 @@ def worker_name() -> str:
 
 
 def bootstrap_worker() -> None:
-    """Load flows (CrewAI, persistence factory, structure check) and the step collector."""
+    """Load flows (CrewAI, persistence factory, structure check), the step collector and CrewAI's defaults."""
     load_flows()
     register_collector()
+    install_worker_defaults()
 
 
 class _Heartbeat:
