@@ -108,6 +108,17 @@ class HierarchicalCrewFlow(Flow[AgentState]):
         return _answer(crew)
 
 
+@register_flow(name="planned_crew", title="Crew that plans (test)", inputs=AgentInputs)
+@persist()
+class PlannedCrewFlow(Flow[AgentState]):
+    """``planning=True`` without ``planning_llm``: CrewAI plans on a model it names itself unless told otherwise."""
+
+    @start()
+    def plan(self) -> dict:
+        writer = Agent(role="Writer", goal="Write notes", backstory="Writes short notes.", llm=DemoLLM(), max_iter=3)
+        return _answer(Crew(agents=[writer], tasks=[_note_task(self.state.topic, writer)], planning=True))
+
+
 @register_flow(name="crew_with_memory", title="Crew with memory (test)", inputs=AgentInputs)
 @persist()
 class CrewWithMemoryFlow(Flow[AgentState]):

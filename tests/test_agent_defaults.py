@@ -55,6 +55,15 @@ def test_an_agent_without_llm_calls_the_configured_server(real_llm):  # noqa: F8
     assert real_llm.requests[0]["authorization"] == f"Bearer {API_KEY}"
 
 
+def test_a_crew_that_plans_without_planning_llm_plans_on_the_configured_model(settings):
+    settings.LLM_MODEL = "demo"
+
+    done = run("planned_crew")
+
+    assert done.status == RunStatus.COMPLETED, done.error
+    assert done.result["note"]["headline"].startswith("Headline: ")
+
+
 # --------------------------------------------------------------------------- item 7: tools offline
 
 

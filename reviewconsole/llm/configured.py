@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from crewai import LLM
+from crewai.hooks.contexts import ExecutionStartContext
 from crewai.llms.base_llm import BaseLLM
 
 from reviewconsole.llm.demo_model import DEMO_MODEL_LABEL, DEMO_MODEL_NAME, DemoLLM
@@ -61,8 +62,23 @@ def make_configured_model_the_default() -> None:
     (``llm_overlay`` maps model strings to model strings, and would also
     remap agents pinned with ``llm=``), so this replaces the one private
     function ``create_llm(None)`` calls. An explicit ``llm=`` never reaches it.
+
+    ``Crew(planning=True)`` without ``planning_llm`` plans on a model CrewAI
+    names in its code ("gpt-5.4-mini"), not through ``create_llm(None)``; a
+    kickoff hook, CrewAI's public ``EXECUTION_START`` point (it runs before
+    planning), gives such a crew the configured model instead.
     Idempotent; called at worker bootstrap.
     """
+    from crewai.hooks.dispatch import InterceptionPoint, get_hooks, register
     from crewai.utilities import llm_utils
 
     llm_utils._llm_via_environment_or_fallback = build_llm
+    if plan_on_configured_model not in get_hooks(InterceptionPoint.EXECUTION_START):
+        register(InterceptionPoint.EXECUTION_START, plan_on_configured_model)
+
+
+def plan_on_configured_model(ctx: ExecutionStartContext) -> None:
+    """Kickoff hook: a crew that plans without a ``planning_llm`` plans on the configured model."""
+    crew = ctx.crew
+    if crew is not None and getattr(crew, "planning", False) and crew.planning_llm is None:
+        crew.planning_llm = build_llm()
