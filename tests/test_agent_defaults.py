@@ -7,11 +7,13 @@ inline worker, so `bootstrap_worker` has installed the console's CrewAI defaults
 from __future__ import annotations
 
 import pytest
+from django_q.conf import Conf
 
 from reviewconsole.engine.models import FlowRun, RunStatus, Step, StepKind
 from reviewconsole.engine.services import run_create
 from tests.agent_flows import TIDE
 from tests.test_invoice_real_llm import API_KEY, MODEL, llm_server, real_llm  # noqa: F401 - fixtures
+from tests.workers import QCluster, wait_for, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,3 +99,37 @@ def test_crew_memory_without_an_embedder_fails_the_run_saying_what_to_set():
     assert done.status == RunStatus.FAILED
     assert "Crew 'crew' has memory=True but no embedder" in done.error
     assert "embedder=" in done.error and "OPENAI_API_KEY" in done.error
+
+
+# --------------------------------------------------------------------------- the same in a real qcluster worker
+
+
+@pytest.fixture
+def cluster(transactional_db, tmp_path, monkeypatch):
+    """One qcluster whose workers load tests/agent_flows.py and have no OpenAI key; tasks go through the broker."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+    env = worker_env(FLOW_MODULES="flows,tests.engine_flows,tests.agent_flows", LLM_MODEL="demo")
+    env.pop("OPENAI_API_KEY", None)
+    started = QCluster(env, tmp_path / "qcluster.log")
+    yield started
+    started.stop()
+    print(started.output())  # shown when the test fails
+
+
+def _finished(created: FlowRun) -> FlowRun | None:
+    created.refresh_from_db()
+    return created if created.status in (RunStatus.COMPLETED, RunStatus.FAILED) else None
+
+
+@pytest.mark.workers
+def test_in_a_worker_agents_without_llm_run_on_the_demo_model_and_memory_without_embedder_fails(cluster):
+    agent = run_create(flow_name="agent_without_llm", inputs={})
+    memory = run_create(flow_name="crew_with_memory", inputs={})
+
+    wait_for(lambda: _finished(agent), timeout=90, what="the agent run to finish", details=cluster.output)
+    wait_for(lambda: _finished(memory), timeout=90, what="the memory run to finish", details=cluster.output)
+
+    assert agent.status == RunStatus.COMPLETED, agent.error
+    assert agent.result["models"] == ["demo"]
+    assert memory.status == RunStatus.FAILED
+    assert "has memory=True but no embedder" in memory.error
