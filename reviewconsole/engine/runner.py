@@ -20,6 +20,7 @@ from reviewconsole.engine.context import Execution, current_execution
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.events import collector, register_collector
 from reviewconsole.engine.models import FlowRun, PendingFeedback
+from reviewconsole.engine.pause_handler import pause_handler
 from reviewconsole.engine.persistence import DjangoFlowPersistence
 from reviewconsole.engine.registry import get_flow, load_flows
 
@@ -145,9 +146,9 @@ def execute(run_id: Any, worker: str) -> None:
         with _heartbeat.watching(execution, worker):
             pause = _open_pause(run)
             if pause is not None:
-                from reviewconsole.reviews.resume import resume_paused_flow
-
-                outcome = resume_paused_flow(spec.flow_class, run, pause, execution, persistence)
+                outcome = pause_handler().resume(
+                    flow_class=spec.flow_class, run=run, pause=pause, execution=execution, persistence=persistence
+                )
             else:
                 flow = spec.flow_class(persistence=persistence)
                 replay.install(flow, execution)

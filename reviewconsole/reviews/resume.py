@@ -35,6 +35,7 @@ def decision_payload(item: ReviewItem) -> dict[str, Any]:
 
 
 def resume_paused_flow(
+    *,
     flow_class: type,
     run: FlowRun,
     pause: PendingFeedback,
