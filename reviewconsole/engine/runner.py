@@ -17,6 +17,7 @@ from django.db import close_old_connections, connection
 
 from reviewconsole.engine import replay, services
 from reviewconsole.engine.context import Execution, current_execution
+from reviewconsole.engine.default_feedback import install_default_feedback_provider
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.events import collector, register_collector
 from reviewconsole.engine.models import FlowRun, PendingFeedback
@@ -32,9 +33,10 @@ def worker_name() -> str:
 
 
 def bootstrap_worker() -> None:
-    """Load flows (CrewAI, persistence factory, structure check) and the step collector."""
+    """Load flows (CrewAI, persistence factory, structure check), the step collector and the default provider."""
     load_flows()
     register_collector()
+    install_default_feedback_provider()
 
 
 class _Heartbeat:
