@@ -109,7 +109,7 @@ def _wait_queue_idle(cluster: QCluster) -> None:
 def _reviewer() -> Any:
     from django.contrib.auth import get_user_model
 
-    from reviewconsole.engine.roles import role_group
+    from reviewconsole.reviews.roles import role_group
 
     user, _ = get_user_model().objects.get_or_create(username=REVIEWER)
     user.groups.add(role_group("manager"))

@@ -809,8 +809,8 @@ def ensure_users_and_policies() -> dict[str, Any]:
     from django.contrib.auth import get_user_model
 
     from reviewconsole.autonomy.models import AutonomyPolicy
-    from reviewconsole.engine.roles import role_group
     from reviewconsole.reviews.models import ReviewerScope
+    from reviewconsole.reviews.roles import role_group
 
     user_model = get_user_model()
     manager_group, reviewer_group = role_group("manager"), role_group("reviewer")

@@ -183,5 +183,6 @@ def permission_denied(request: HttpRequest, exc: PermissionDenied) -> HttpRespon
 
 
 api.add_router("/", "reviewconsole.engine.api.router")
+api.add_router("/", "reviewconsole.reviews.api.runs_router")
 api.add_router("/reviews", "reviewconsole.reviews.api.router")
 api.add_router("/autonomy", "reviewconsole.autonomy.api.router")

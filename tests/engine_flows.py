@@ -4,7 +4,6 @@ Each step appends a line to the side-effect log named by SIDE_EFFECT_LOG, so a
 test can see across processes how often each step really executed.
 """
 
-import json
 import os
 import time
 from pathlib import Path
@@ -159,7 +158,7 @@ class EmitReviewFlow(Flow[ReviewState]):
 @register_flow(name="payload_review", title="Payload review (test)", inputs=ReviewInputs, output_types=["draft"])
 @persist()
 class PayloadReviewFlow(Flow[ReviewState]):
-    """The no-`emit` pattern: a plain router reads the decision from the JSON payload."""
+    """The no-`emit` pattern: a plain router reads the decision from the result's metadata."""
 
     @start()
     @human_feedback(message="Check the draft", provider=ReviewConsoleProvider(output_type="draft"))
@@ -169,9 +168,9 @@ class PayloadReviewFlow(Flow[ReviewState]):
 
     @router(draft, emit=["approved", "rejected"])
     def route_decision(self, result: HumanFeedbackResult) -> str:
-        decision = json.loads(result.feedback)
-        self.state.final = decision["output"]
-        return decision["outcome"]
+        # A Draft, or its dict when a replay after a crash hands the step's result back.
+        self.state.final = Draft.model_validate(result.output).model_dump()
+        return result.metadata["outcome"]
 
     @listen("approved")
     def publish(self) -> dict:
@@ -267,3 +266,81 @@ class TypedEmitReviewFlow(Flow[TypedReviewState]):
         side_effect("discard")
         self.state.output_class = type(result.output).__name__
         return {"discarded": True, "output_class": self.state.output_class, "feedback": result.feedback}
+
+
+# --- `@human_feedback` as CrewAI's docs write it: no provider; the console is the default. ---
+
+DECISION_FACTS = ("outcome", "edited", "reason_code", "reviewer", "expired")
+
+
+class PlainFeedbackState(BaseModel):
+    id: str = ""
+    title: str = ""
+    amount: float = 0.0
+    received: dict = {}
+
+
+def received(result: HumanFeedbackResult) -> dict:
+    """What a step got from the reviewer, as the run's result shows it."""
+    output = result.output
+    return {
+        "output_class": type(output).__name__,
+        "output": output.model_dump() if isinstance(output, BaseModel) else output,
+        "feedback": result.feedback,
+        "facts": {name: result.metadata.get(name) for name in DECISION_FACTS},
+    }
+
+
+@register_flow(name="plain_feedback", title="Plain feedback (test)", inputs=ReviewInputs, output_types=["plain_draft"])
+@persist()
+class PlainFeedbackFlow(Flow[PlainFeedbackState]):
+    """No `emit`, no provider: a router reads the outcome from the result's metadata."""
+
+    @start()
+    @human_feedback(message="Check the plain draft")
+    def draft(self) -> Draft:
+        side_effect("draft")
+        return Draft(title=self.state.title, amount=self.state.amount, confidence=0.4)
+
+    @router(draft, emit=["approved", "rejected"])
+    def route_decision(self, result: HumanFeedbackResult) -> str:
+        self.state.received = received(result)
+        return result.metadata["outcome"]
+
+    @listen("approved")
+    def publish(self) -> dict:
+        side_effect("publish")
+        return {"published": self.state.received}
+
+    @listen("rejected")
+    def discard(self) -> dict:
+        side_effect("discard")
+        return {"discarded": self.state.received}
+
+
+@register_flow(
+    name="plain_emit_feedback",
+    title="Plain emit feedback (test)",
+    inputs=ReviewInputs,
+    output_types=["plain_draft", "plain_memo"],
+)
+@persist()
+class PlainEmitFeedbackFlow(Flow[PlainFeedbackState]):
+    """`emit`, no provider, in a flow of two output types: the step names its own in its metadata."""
+
+    @start()
+    @human_feedback(message="Check the memo", emit=["approved", "rejected"], metadata={"output_type": "plain_memo"})
+    def draft(self) -> Draft:
+        side_effect("draft")
+        return Draft(title=self.state.title, amount=self.state.amount, confidence=0.4)
+
+    @listen("approved")
+    def publish(self, result: HumanFeedbackResult) -> dict:
+        side_effect("publish")
+        maybe_fail("publish")
+        return {"published": received(result)}
+
+    @listen("rejected")
+    def discard(self, result: HumanFeedbackResult) -> dict:
+        side_effect("discard")
+        return {"discarded": received(result)}

@@ -3,8 +3,8 @@
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from reviewconsole.engine.roles import role_group
 from reviewconsole.reviews.models import ReviewerScope
+from reviewconsole.reviews.roles import role_group
 
 
 def user_in_role(username: str, role: str | None = "reviewer", *output_types: str) -> User:

@@ -11,10 +11,10 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from reviewconsole.engine.models import ApiToken, FlowRun, PendingFeedback, RunStatus, Step, StepKind, StepStatus
-from reviewconsole.engine.roles import role_grant
 from reviewconsole.engine.services import run_create
 from reviewconsole.engine.tokens import api_token_create
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
+from reviewconsole.reviews.roles import role_grant
 from tests.people import user_with_engine_perms as make_user
 
 pytestmark = pytest.mark.django_db

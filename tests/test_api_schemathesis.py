@@ -33,8 +33,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from reviewconsole import demo_seed
 from reviewconsole.autonomy.services import policy_update
-from reviewconsole.engine import demo_seed
 from reviewconsole.engine.models import FlowRun
 from reviewconsole.engine.tokens import api_token_create
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus

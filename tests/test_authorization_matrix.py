@@ -51,9 +51,9 @@ from django_q.models import OrmQ, Schedule, Task
 from reviewconsole.autonomy.models import GateDecision, Route
 from reviewconsole.autonomy.services import policy_ensure
 from reviewconsole.engine.models import ApiToken, Checkpoint, FlowRun, PendingFeedback, RunStatus, Step
-from reviewconsole.engine.roles import role_grant
 from reviewconsole.engine.tokens import api_token_create
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
+from reviewconsole.reviews.roles import role_grant
 from tests.people import user_in_role
 
 # ---------------------------------------------------------------- vocabulary

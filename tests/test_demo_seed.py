@@ -13,7 +13,7 @@ from django.urls import reverse
 from flows.invoice_samples import sample_invoices
 from reviewconsole.autonomy import selectors as autonomy_selectors
 from reviewconsole.autonomy.models import AutonomyPolicy
-from reviewconsole.engine.demo_seed import invoice_correction
+from reviewconsole.demo_seed import invoice_correction
 from reviewconsole.engine.models import FlowRun
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
 from reviewconsole.reviews.pending_counts import pending_counts_recount
@@ -29,7 +29,7 @@ def _seed() -> str:
 
 @pytest.fixture
 def credentials(tmp_path, monkeypatch):
-    from reviewconsole.engine.management.commands import seed_demo
+    from reviewconsole.autonomy.management.commands import seed_demo
 
     path = tmp_path / "demo-credentials.txt"
     monkeypatch.setattr(seed_demo, "CREDENTIALS_FILE", path)

@@ -1,17 +1,14 @@
 """`@human_review` + `review_decision`: a flow gets the reviewer's decision with its own validated model."""
 
-import json
-
 import pytest
 from crewai.flow.human_feedback import HumanFeedbackResult
 
 from reviewconsole.engine.models import FlowRun, RunStatus
-from reviewconsole.engine.services import run_create
 from reviewconsole.reviews.decorators import review_decision
-from reviewconsole.reviews.models import ReviewItem
 from reviewconsole.reviews.schemas import output_schema
 from reviewconsole.reviews.services import EditValidationError, decide
 from tests.engine_flows import Draft
+from tests.paused_runs import finished_run, paused_item
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,19 +18,6 @@ ORIGINAL = {"title": "Invoice 7", "amount": 120.0, "confidence": 0.4}
 @pytest.fixture
 def reviewer(django_user_model):
     return django_user_model.objects.create_user("rita", password="pw")
-
-
-def paused_item(flow_name: str) -> ReviewItem:
-    run = run_create(flow_name=flow_name, inputs={"title": "Invoice 7", "amount": 120.0})
-    run.refresh_from_db()
-    assert run.status == RunStatus.WAITING_REVIEW, run.error
-    return ReviewItem.objects.get(run=run)
-
-
-def finished_run(item: ReviewItem) -> FlowRun:
-    run = FlowRun.objects.get(id=item.run_id)
-    assert run.status == RunStatus.COMPLETED, run.error
-    return run
 
 
 def test_decorated_step_pauses_into_a_typed_item():
@@ -126,17 +110,11 @@ def test_emit_flow_rejection_gets_its_own_model_back(reviewer, side_effects):
     assert side_effects() == ["draft", "discard"]
 
 
-def test_review_decision_parses_the_payload():
-    payload = {
-        "outcome": "approved",
-        "output": {"title": "T", "amount": "3.5"},
-        "edited": True,
-        "comment": "c",
-        "reason_code": "",
-        "reviewer": "rita",
-        "expired": False,
-    }
-    result = HumanFeedbackResult(output={"title": "T", "amount": 1.0}, feedback=json.dumps(payload))
+def test_review_decision_reads_the_facts_from_metadata_and_the_comment_from_feedback():
+    facts = {"outcome": "approved", "edited": True, "reason_code": "", "reviewer": "rita", "expired": False}
+    # After a replay the output comes back as the dict the checkpoint recorded.
+    result = HumanFeedbackResult(output={"title": "T", "amount": "3.5"}, feedback="fixed the total", metadata=facts)
     decision = review_decision(result, Draft)
     assert decision.output == Draft(title="T", amount=3.5)
+    assert decision.comment == "fixed the total"
     assert (decision.outcome, decision.edited, decision.reviewer, decision.expired) == ("approved", True, "rita", False)

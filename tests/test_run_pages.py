@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field
 from reviewconsole.engine import registry, selectors
 from reviewconsole.engine.forms import FlowInputForm
 from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepKind, StepStatus
-from reviewconsole.engine.roles import role_grant
 from reviewconsole.engine.services import run_create
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
+from reviewconsole.reviews.roles import role_grant
 from tests.people import client_for, user_in_role
 from tests.people import user_with_engine_perms as make_user
 

@@ -22,7 +22,6 @@ from reviewconsole.engine import registry, selectors, services
 from reviewconsole.engine.models import FlowRun, RunStatus, Step, StepKind, StepStatus
 from reviewconsole.engine.registry import FlowSpec
 from reviewconsole.openapi import error_responses, inline_refs
-from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
 
 router = Router(tags=["flows"])
 
@@ -89,40 +88,9 @@ class StepOut(Schema):
     error: str
 
 
-class DecisionOut(Schema):
-    outcome: str
-    edited_output: Any
-    comment: str
-    reason_code: str
-    user: str | None
-    at: datetime
+class RunWithStepsOut(Schema):
+    """A run with its steps; the reviews app adds the run's review items (its `RunOut`, `GET /runs/{run_id}`)."""
 
-    @staticmethod
-    def resolve_user(decision: Decision) -> str | None:
-        return decision.user.get_username() if decision.user else None
-
-
-REASON_DESCRIPTION = (
-    "Why the output was sent to review: a built-in reason or one its flow declares; "
-    "`GET /api/v1/reviews/reasons` lists every known code with its label."
-)
-
-
-class ReviewOut(Schema):
-    id: UUID
-    method: str
-    output_type: str
-    reason: str = pydantic.Field(description=REASON_DESCRIPTION)
-    status: ReviewStatus
-    created_at: datetime
-    decision: DecisionOut | None
-
-    @staticmethod
-    def resolve_decision(item: ReviewItem) -> Decision | None:
-        return getattr(item, "decision", None)
-
-
-class RunOut(Schema):
     id: UUID
     flow: str
     status: RunStatus
@@ -136,7 +104,6 @@ class RunOut(Schema):
     started_at: datetime | None
     finished_at: datetime | None
     steps: list[StepOut]
-    reviews: list[ReviewOut]
 
     @staticmethod
     def resolve_flow(run: FlowRun) -> str:
@@ -145,10 +112,6 @@ class RunOut(Schema):
     @staticmethod
     def resolve_steps(run: FlowRun) -> list[Step]:
         return list(run.steps.all())
-
-    @staticmethod
-    def resolve_reviews(run: FlowRun) -> list[ReviewItem]:
-        return list(run.review_items.all())
 
 
 def _inputs_error(error: pydantic.ValidationError) -> NinjaValidationError:
@@ -202,16 +165,11 @@ def run_list(request: HttpRequest, flow: Query[str] = "", status: Query[RunStatu
     return selectors.run_list(user=request.auth, flow_name=flow, status=status or "")
 
 
-@router.get("/runs/{run_id}", response={200: RunOut, **error_responses(403, 404)})
-def run_detail(request: HttpRequest, run_id: UUID) -> FlowRun:
-    """A run with its steps (LLM calls included, with token counts) and its review items."""
+def run_with_steps(request: HttpRequest, run_id: UUID) -> FlowRun:
+    """The run `request`'s user may see, its steps prefetched; PermissionDenied or DoesNotExist otherwise."""
     require_perm(request, selectors.VIEW_RUNS)
     run = selectors.run_get_for_user(user=request.auth, run_id=run_id)
-    prefetch_related_objects(
-        [run],
-        Prefetch("steps", queryset=selectors.run_steps(run_id=run.id)),
-        Prefetch("review_items", queryset=selectors.run_reviews(run_id=run.id)),
-    )
+    prefetch_related_objects([run], Prefetch("steps", queryset=selectors.run_steps(run_id=run.id)))
     return run
 
 

@@ -29,6 +29,7 @@ from reviewconsole.engine.context import CheckpointNumbers, Execution, execution
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.events import checkpoint_close, collector
 from reviewconsole.engine.models import Checkpoint, FlowRun, PendingFeedback
+from reviewconsole.engine.pause_handler import pause_handler
 
 T = TypeVar("T")
 
@@ -228,8 +229,9 @@ class DjangoFlowPersistence(FlowPersistence):
         """Record a pause.
 
         Side effects, in one transaction: a PendingFeedback row (or the open one
-        replaced); for a new pause of our runs, the review item and the run's
-        move to waiting_review (see reviews.services.review_item_create_for_pause).
+        replaced); for a new pause of our runs, whatever the pause handler
+        does with it (the reviews app: the review item and the run's move to
+        waiting_review).
         """
         flow_uuid = str(flow_uuid)
         state = _state_json(state_data)
@@ -247,9 +249,7 @@ class DjangoFlowPersistence(FlowPersistence):
             )
             run_id = _run_id(flow_uuid)
             if run_id is not None and FlowRun.objects.filter(id=run_id).exists():
-                from reviewconsole.reviews.services import review_item_create_for_pause
-
-                review_item_create_for_pause(run_id=run_id, pending=pending, context=context, state=state)
+                pause_handler().pause_opened(run_id=run_id, pending=pending, context=context, state=state)
 
     @_on_database_thread
     def load_pending_feedback(self, flow_uuid: str) -> tuple[dict[str, Any], PendingFeedbackContext] | None:

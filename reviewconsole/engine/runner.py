@@ -18,9 +18,11 @@ from django.db import close_old_connections, connection
 from reviewconsole.crewai_env import install_worker_defaults
 from reviewconsole.engine import replay, services
 from reviewconsole.engine.context import Execution, current_execution
+from reviewconsole.engine.default_feedback import install_default_feedback_provider
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.events import collector, register_collector
 from reviewconsole.engine.models import FlowRun, PendingFeedback
+from reviewconsole.engine.pause_handler import pause_handler
 from reviewconsole.engine.persistence import DjangoFlowPersistence
 from reviewconsole.engine.registry import get_flow, load_flows
 
@@ -36,6 +38,7 @@ def bootstrap_worker() -> None:
     load_flows()
     register_collector()
     install_worker_defaults()
+    install_default_feedback_provider()
 
 
 class _Heartbeat:
@@ -147,9 +150,9 @@ def execute(run_id: Any, worker: str) -> None:
         with _heartbeat.watching(execution, worker):
             pause = _open_pause(run)
             if pause is not None:
-                from reviewconsole.reviews.resume import resume_paused_flow
-
-                outcome = resume_paused_flow(spec.flow_class, run, pause, execution, persistence)
+                outcome = pause_handler().resume(
+                    flow_class=spec.flow_class, run=run, pause=pause, execution=execution, persistence=persistence
+                )
             else:
                 flow = spec.flow_class(persistence=persistence)
                 replay.install(flow, execution)

@@ -18,6 +18,7 @@ from django.db.models import Case, CharField, F, QuerySet, Value, When
 
 from reviewconsole.engine import registry
 from reviewconsole.engine.models import FlowRun, RunTransition, Step, StepKind
+from reviewconsole.engine.pause_handler import pause_handler
 
 VIEW_RUNS = "engine.view_flowrun"
 
@@ -144,10 +145,9 @@ def run_transitions(*, run_id: Any) -> QuerySet[RunTransition]:
     return RunTransition.objects.filter(run_id=run_id).select_related("actor").order_by("at", "id")
 
 
-def run_reviews(*, run_id: Any) -> QuerySet:
-    from reviewconsole.reviews.models import ReviewItem
-
-    return ReviewItem.objects.filter(run_id=run_id).select_related("decision__user").order_by("created_at")
+def run_pauses(*, run_id: Any) -> QuerySet:
+    """The records of the run's pauses (review items, with their decisions), oldest first."""
+    return pause_handler().run_pauses(run_id=run_id)
 
 
 def run_latest_step_status(*, run_id: Any) -> dict[str, str]:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from reviewconsole.engine.enqueue import enqueue_on_commit, queue_size
 from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepStatus
+from reviewconsole.engine.pause_handler import pause_handler
 
 logger = logging.getLogger(__name__)
 
@@ -315,11 +316,10 @@ def run_lock(*, run_id: Any) -> str | None:
 def run_cancel(*, run_id: Any, actor: Any) -> None:
     """Stop a run. A running worker notices at its next step or lease renewal.
 
-    Side effects: status cancelled; pending review items of the run are cancelled. Refused (RunStateError,
-    nothing written) while a decision on the run waits to be applied: the decision was accepted first.
+    Side effects: status cancelled; the pause handler withdraws the run's open pauses (the reviews app cancels
+    its pending review items). Refused (RunStateError, nothing written) while a decision on the run waits to
+    be applied: the decision was accepted first.
     """
-    from reviewconsole.reviews.services import review_items_cancel_for_run
-
     with transaction.atomic():
         status = run_lock(run_id=run_id)
         cancellable = [RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_REVIEW]
@@ -333,25 +333,23 @@ def run_cancel(*, run_id: Any, actor: Any) -> None:
             lease_expires_at=None,
         ):
             raise RunStateError("Only a queued, running or waiting run can be cancelled.")
-        review_items_cancel_for_run(run_id=run_id)
+        pause_handler().run_cancelled(run_id=run_id)
 
 
 def run_retry(*, run_id: Any, actor: Any) -> RunStatus:
     """Take a failed or cancelled run up again; returns the status it moved to.
 
     A run whose pause is still open with its review item cancelled (it was cancelled while it waited for
-    review) goes back to waiting, the item back in the queue (see reviews.services.review_items_reopen_for_run):
-    running it would only resume that pause, which has no decision. Any other run is queued, its error
-    cleared, and `run_flow` enqueued on commit; finished steps are replayed, not repeated.
+    review) goes back to waiting, the item back in the queue (the pause handler's `run_reopened`): running it
+    would only resume that pause, which has no decision. Any other run is queued, its error cleared, and
+    `run_flow` enqueued on commit; finished steps are replayed, not repeated.
     """
-    from reviewconsole.reviews.services import review_items_reopen_for_run
-
     with transaction.atomic():
         status = run_lock(run_id=run_id)
         if status not in (RunStatus.FAILED, RunStatus.CANCELLED):
             raise RunStateError("Only a failed or cancelled run can be retried.")
         to = RunStatus.QUEUED
-        if review_items_reopen_for_run(run_id=run_id):
+        if pause_handler().run_reopened(run_id=run_id):
             to = RunStatus.WAITING_REVIEW
         run_transition(
             run_id=run_id,
@@ -374,10 +372,8 @@ def runs_sweep() -> int:
     Cheap when there is nothing to do (one indexed query each), and harmless when several workers sweep at
     once: each change is a conditional update that one of them wins. Returns how many runs it moved on.
     """
-    # The resume task names the review item, so the reviews app finds those runs' items.
-    from reviewconsole.reviews.services import review_items_requeue_lost_resumes
-
-    return len(runs_reclaim_expired()) + len(runs_requeue_lost()) + review_items_requeue_lost_resumes()
+    # The resume task names the answer (a review item), so the pause handler finds those runs' answers.
+    return len(runs_reclaim_expired()) + len(runs_requeue_lost()) + pause_handler().lost_resumes_requeue()
 
 
 def runs_reclaim_expired() -> list[str]:

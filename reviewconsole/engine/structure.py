@@ -20,10 +20,52 @@ if TYPE_CHECKING:
 
 # A router branch with this label always pauses for a person.
 HUMAN_REVIEW_LABEL = "human_review"
+# `@human_feedback(metadata={"output_type": ...})` names the output type a step without a provider pauses with.
+FEEDBACK_OUTPUT_TYPE_KEY = "output_type"
 
 
 class FlowStructureError(ValueError):
     """A registered flow whose routing cannot work as written."""
+
+
+def feedback_output_type(spec: FlowSpec, method_name: str, metadata: dict | None) -> str:
+    """The output type a `@human_feedback` step without a provider sends to review.
+
+    The one the step names in its metadata, else the flow's only declared type. A step that names none in a
+    flow declaring several (or none) is ambiguous: FlowStructureError, which `check_flow_structure` raises at
+    load time, so a run never pauses with a guessed type.
+    """
+    try:
+        return _feedback_output_type(spec.output_types, method_name, metadata)
+    except _AmbiguousOutputTypeError as error:
+        raise FlowStructureError(f"Flow '{spec.name}': {error}") from None
+
+
+class _AmbiguousOutputTypeError(ValueError):
+    pass
+
+
+def _feedback_output_type(declared: tuple[str, ...], method_name: str, metadata: dict | None) -> str:
+    named = (metadata or {}).get(FEEDBACK_OUTPUT_TYPE_KEY)
+    if named is not None:
+        if named not in declared:
+            raise _AmbiguousOutputTypeError(
+                f"'{method_name}' names output type {named!r} in its @human_feedback metadata, which "
+                f"register_flow(output_types=...) does not declare (declared: {', '.join(declared) or 'none'})"
+            )
+        return named
+    if len(declared) == 1:
+        return declared[0]
+    if not declared:
+        raise _AmbiguousOutputTypeError(
+            f"'{method_name}' pauses for review with @human_feedback, but the flow declares no output type; "
+            "add register_flow(output_types=[...])"
+        )
+    raise _AmbiguousOutputTypeError(
+        f"'{method_name}' pauses for review with @human_feedback, but the flow declares several output types "
+        f"({', '.join(declared)}); name one with "
+        f'@human_feedback(..., metadata={{"{FEEDBACK_OUTPUT_TYPE_KEY}": "{declared[0]}"}})'
+    )
 
 
 def _trigger_strings(condition: object) -> set[str]:
@@ -82,6 +124,13 @@ def check_flow_structure(spec: FlowSpec) -> FlowStructure:
                 f"'{method_name}' listens to '{HUMAN_REVIEW_LABEL}' but does not pause for review; "
                 "decorate it with @human_feedback or @human_review"
             )
+
+        feedback = method.human_feedback
+        if feedback is not None and feedback.provider is None:
+            try:
+                _feedback_output_type(spec.output_types, method_name, feedback.metadata)
+            except _AmbiguousOutputTypeError as error:
+                problems.append(str(error))
 
     for name in sorted(listened - methods - emitted):
         problems.append(f"label '{name}' is listened to but no router emits it")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from reviewconsole.engine import runner, services
+from reviewconsole.engine.pause_handler import pause_handler
 
 logger = logging.getLogger(__name__)
 
@@ -19,14 +20,12 @@ def run_flow(run_id: str) -> None:
     runner.execute(run_id, worker)
 
 
-def resume_flow(review_item_id: str) -> None:
-    """Apply a decided review item to its paused run and continue the flow."""
-    from reviewconsole.reviews.services import review_item_claim_resume
-
+def resume_flow(answer_id: str) -> None:
+    """Apply an answer to a pause (a decided review item) to its paused run and continue the flow."""
     worker = runner.worker_name()
-    run_id = review_item_claim_resume(item_id=review_item_id, worker=worker)
+    run_id = pause_handler().resume_claim(answer_id=answer_id, worker=worker)
     if run_id is None:
-        logger.info("review item %s: resume already taken or not decided", review_item_id)
+        logger.info("answer %s: resume already taken or not decided", answer_id)
         return
     runner.execute(run_id, worker)
 

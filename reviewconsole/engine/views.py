@@ -150,7 +150,7 @@ def _run_context(request: HttpRequest, run: FlowRun) -> dict[str, Any]:
         "flow_registered": spec is not None,
         "steps": list(selectors.run_timeline(run_id=run.id)),
         "transitions": list(selectors.run_transitions(run_id=run.id)),
-        "reviews": list(selectors.run_reviews(run_id=run.id)),
+        "reviews": list(selectors.run_pauses(run_id=run.id)),
         "inputs_json": _pretty_json(run.inputs),
         "state_json": _pretty_json(run.state) if run.state else "",
         "result_json": _pretty_json(run.result) if run.result is not None else "",

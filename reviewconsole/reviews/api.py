@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import pydantic
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Body, P, Query, Router, Schema
@@ -22,15 +22,70 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import CursorPagination, paginate
 
 from reviewconsole.engine import selectors as engine_selectors
-from reviewconsole.engine.api import REASON_DESCRIPTION, require_perm
+from reviewconsole.engine.api import RunWithStepsOut, require_perm, run_with_steps
+from reviewconsole.engine.models import FlowRun
 from reviewconsole.openapi import error_responses
 from reviewconsole.reviews import selectors
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
 from reviewconsole.reviews.reasons import Reason, reason_label, review_reasons
 
 router = Router(tags=["reviews"])
+# `GET /runs/{run_id}`: the engine's run with its steps, and the run's review items.
+runs_router = Router(tags=["flows"])
 
 REVIEW_PERM = "reviews.review_item"
+REASON_DESCRIPTION = (
+    "Why the output was sent to review: a built-in reason or one its flow declares; "
+    "`GET /api/v1/reviews/reasons` lists every known code with its label."
+)
+
+
+class DecisionOut(Schema):
+    outcome: str
+    edited_output: Any
+    comment: str
+    reason_code: str
+    user: str | None
+    at: datetime
+
+    @staticmethod
+    def resolve_user(decision: Decision) -> str | None:
+        return decision.user.get_username() if decision.user else None
+
+
+class ReviewOut(Schema):
+    id: UUID
+    method: str
+    output_type: str
+    reason: str = pydantic.Field(description=REASON_DESCRIPTION)
+    status: ReviewStatus
+    created_at: datetime
+    decision: DecisionOut | None
+
+    @staticmethod
+    def resolve_decision(item: ReviewItem) -> Decision | None:
+        return getattr(item, "decision", None)
+
+
+class RunOut(RunWithStepsOut):
+    reviews: list[ReviewOut]
+
+    @staticmethod
+    def resolve_reviews(run: FlowRun) -> list[ReviewItem]:
+        return list(run.review_items.all())
+
+
+@runs_router.get(
+    "/runs/{run_id}",
+    response={200: RunOut, **error_responses(403, 404)},
+    # The id it had when the engine served it: generated clients keep their method name.
+    operation_id="reviewconsole_engine_api_run_detail",
+)
+def run_detail(request: HttpRequest, run_id: UUID) -> FlowRun:
+    """A run with its steps (LLM calls included, with token counts) and its review items."""
+    run = run_with_steps(request, run_id)
+    prefetch_related_objects([run], Prefetch("review_items", queryset=selectors.review_items_of_run(run_id=run.id)))
+    return run
 
 
 class ReviewDecisionOut(Schema):

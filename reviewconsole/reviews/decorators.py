@@ -13,7 +13,6 @@ def route(self, result: HumanFeedbackResult) -> str:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -54,14 +53,15 @@ class ReviewDecision(Generic[M]):
 
 
 def review_decision(result: HumanFeedbackResult, schema: type[M]) -> ReviewDecision[M]:
-    """Parse the decision payload; the output (edited or not) comes back validated as `schema`."""
-    payload = json.loads(result.feedback)
+    """The decision in `result`: its facts from `metadata`, the comment from `feedback`, and the output
+    (edited or not) validated as `schema`, also when a replay after a crash hands it back as a dict."""
+    facts = result.metadata
     return ReviewDecision(
-        outcome=payload["outcome"],
-        output=schema.model_validate(payload["output"]),
-        edited=payload["edited"],
-        comment=payload.get("comment", ""),
-        reason_code=payload.get("reason_code", ""),
-        reviewer=payload.get("reviewer"),
-        expired=payload.get("expired", False),
+        outcome=facts["outcome"],
+        output=schema.model_validate(result.output),
+        edited=facts["edited"],
+        comment=result.feedback,
+        reason_code=facts.get("reason_code", ""),
+        reviewer=facts.get("reviewer"),
+        expired=facts.get("expired", False),
     )

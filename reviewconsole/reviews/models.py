@@ -42,7 +42,7 @@ class ReviewItem(models.Model):
     schema = models.JSONField(null=True, blank=True)
     outcomes = models.JSONField(default=list)
     # True when the flow routes on the decision through CrewAI's `emit`;
-    # False when it reads the JSON feedback payload itself.
+    # False when it reads the decision from the HumanFeedbackResult itself.
     uses_emit = models.BooleanField(default=False)
     status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
     # Advisory lock while someone has the item open; others see who and until when.

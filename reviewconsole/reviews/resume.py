@@ -1,13 +1,15 @@
 """Hands a reviewer's decision to a paused CrewAI flow and continues it.
 
-No LLM is asked to interpret an explicit button press. Flows that route with
-`@human_feedback(emit=...)` get a deterministic LLM that answers the chosen
-outcome; flows without `emit` receive the decision as a JSON payload.
+No LLM is asked to interpret an explicit button press. Every flow receives the
+reviewed output (edited or not, as the step's model where one is known) in
+`HumanFeedbackResult.output` and the decision's facts in its `metadata`
+(`decision_facts`). Flows that route with `@human_feedback(emit=...)` get a
+deterministic LLM that answers the chosen outcome; flows without `emit` get
+the reviewer's comment as the feedback text, as a person typing it would give.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from reviewconsole.engine import replay
@@ -19,22 +21,28 @@ from reviewconsole.reviews.models import ReviewItem, ReviewStatus
 from reviewconsole.reviews.schemas import output_schema
 
 
-def decision_payload(item: ReviewItem) -> dict[str, Any]:
-    """What a flow without `emit` reads from `HumanFeedbackResult.feedback`."""
+def decision_facts(item: ReviewItem) -> dict[str, Any]:
+    """What a flow reads from `HumanFeedbackResult.metadata` besides its own metadata."""
     decision = item.decision
-    edited = decision.edited_output is not None
     return {
         "outcome": decision.outcome,
-        "output": decision.edited_output if edited else item.output,
-        "edited": edited,
-        "comment": decision.comment,
+        "edited": decision.edited_output is not None,
         "reason_code": decision.reason_code,
         "reviewer": decision.user.get_username() if decision.user else None,
         "expired": item.status == ReviewStatus.EXPIRED,
     }
 
 
+def reviewed_output(item: ReviewItem) -> Any:
+    """The output the reviewer let through: their edit if they made one, as the step's model where one is known."""
+    edited = item.decision.edited_output
+    output = edited if edited is not None else item.output
+    model = output_schema(item.output_type)
+    return model.model_validate(output) if model is not None else output
+
+
 def resume_paused_flow(
+    *,
     flow_class: type,
     run: FlowRun,
     pause: PendingFeedback,
@@ -51,13 +59,14 @@ def resume_paused_flow(
     # `_execute_method`, so count its occurrence here.
     execution.occurrences[pause.method] = execution.occurrences.get(pause.method, 0) + 1
 
-    payload = decision_payload(item)
+    decision = item.decision
+    pending = flow.pending_feedback
+    # The flow gets its own model back, as if the step had not paused; CrewAI puts the context's output and
+    # metadata into the HumanFeedbackResult it builds.
+    pending.method_output = reviewed_output(item)
+    pending.metadata = {**(pending.metadata or {}), **decision_facts(item)}
     if item.uses_emit:
-        pending = flow.pending_feedback
-        pending.llm = OutcomeLLM(outcome=payload["outcome"])
-        # The flow gets its own model back, as if the step had not paused.
-        schema = output_schema(item.output_type)
-        pending.method_output = schema.model_validate(payload["output"]) if schema else payload["output"]
+        pending.llm = OutcomeLLM(outcome=decision.outcome)
         # Non-empty feedback makes CrewAI ask the (deterministic) LLM for the outcome.
-        return flow.resume(payload["comment"] or payload["outcome"])
-    return flow.resume(json.dumps(payload))
+        return flow.resume(decision.comment or decision.outcome)
+    return flow.resume(decision.comment)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,10 +26,38 @@ def register_output_schema(output_type: str, model: type[BaseModel]) -> None:
 def output_schema(output_type: str) -> type[BaseModel] | None:
     """The model for `output_type`, loading the flow modules on first use."""
     if output_type not in _schemas:
-        from reviewconsole.engine.registry import load_flows
-
-        load_flows()
+        _register_plain_step_models()
     return _schemas.get(output_type)
+
+
+def _register_plain_step_models() -> None:
+    """Load the flows; a type paused by a `@human_feedback` step without a provider gets the step's model.
+
+    Such a step registers nothing when its module is imported (`@human_review` does), so its return
+    annotation (`def draft(self) -> Draft`) says which model its edits must fit. A model registered
+    explicitly wins.
+    """
+    from reviewconsole.engine.registry import load_flows
+    from reviewconsole.engine.structure import feedback_output_type
+
+    for spec in load_flows().values():
+        for name, method in spec.flow_class.flow_definition().methods.items():
+            feedback = method.human_feedback
+            if feedback is None or feedback.provider is not None:
+                continue
+            model = step_output_model(spec.flow_class, name)
+            if model is not None:
+                _schemas.setdefault(feedback_output_type(spec, name, feedback.metadata), model)
+
+
+def step_output_model(flow_class: type, method: str) -> type[BaseModel] | None:
+    """The pydantic model a flow step's return annotation names, if it names one."""
+    step = inspect.unwrap(getattr(flow_class, method))
+    try:
+        annotation = inspect.signature(step, eval_str=True).return_annotation
+    except (NameError, TypeError, ValueError):
+        return None
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
 def with_property_order(schema: Any) -> Any:

@@ -58,6 +58,11 @@ def item_events(*, item_id: Any) -> QuerySet[ReviewEvent]:
     return ReviewEvent.objects.filter(item_id=item_id).select_related("user").order_by("at", "id")
 
 
+def review_items_of_run(*, run_id: Any) -> QuerySet[ReviewItem]:
+    """A run's review items with their decisions, oldest first (the run's page and API)."""
+    return ReviewItem.objects.filter(run_id=run_id).select_related("decision__user").order_by("created_at")
+
+
 def run_earlier_items(*, item: ReviewItem, user: Any) -> QuerySet[ReviewItem]:
     """Other review items of the same run that `user` may see, with their decisions."""
     return (

@@ -25,9 +25,9 @@ from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page, Response, sync_playwright
 
 from reviewconsole.engine.models import FlowRun, RunStatus
-from reviewconsole.engine.roles import role_group
 from reviewconsole.engine.services import run_create
 from reviewconsole.reviews.models import ReviewerScope, ReviewItem, ReviewStatus
+from reviewconsole.reviews.roles import role_group
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -23,9 +23,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from reviewconsole.autonomy.services import policy_ensure
 from reviewconsole.engine import registry, tasks
 from reviewconsole.engine.models import FlowRun
-from reviewconsole.engine.roles import role_grant
 from reviewconsole.engine.services import run_create
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
+from reviewconsole.reviews.roles import role_grant
 from reviewconsole.reviews.services import decide
 
 SEED_TRIGGER = "seed"

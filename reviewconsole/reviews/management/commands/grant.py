@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from reviewconsole.engine.roles import ROLES, role_grant
+from reviewconsole.reviews.roles import ROLES, role_grant
 
 
 def _split_types(value: str) -> list[str]:

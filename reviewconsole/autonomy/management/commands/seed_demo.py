@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from reviewconsole.engine import demo_seed
+from reviewconsole import demo_seed
 
 CREDENTIALS_FILE = Path(settings.BASE_DIR) / "var" / "demo-credentials.txt"
 
