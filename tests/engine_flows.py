@@ -267,3 +267,7 @@ class TypedEmitReviewFlow(Flow[TypedReviewState]):
         side_effect("discard")
         self.state.output_class = type(result.output).__name__
         return {"discarded": True, "output_class": self.state.output_class, "feedback": result.feedback}
+
+
+# Flows passing typed values (models, crew results, dates...) and async steps, for the replay tests.
+import tests.typed_flows  # noqa: E402, F401
