@@ -133,3 +133,50 @@ def test_a_replayed_feedback_step_keeps_the_type_of_the_reviewed_output(reviewer
     draft = "tests.engine_flows.Draft"
     assert run.result == {"output": draft, "last_feedback_output": draft, "method_output": draft}
     assert side_effects() == ["draft", "publish", "publish"]
+
+
+# --- async steps -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("amount", "route"), [(500.0, "large"), (5.0, "small")])
+def test_async_start_router_and_listener_route_like_crewai(side_effects, amount, route):
+    run = run_create(flow_name="async_routing", inputs={"amount": amount})
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.result == {"route": route, "line": "tests.typed_flows.Line"}
+    listener = "escalate" if route == "large" else "settle"
+    assert side_effects() == ["fetch", "size", listener]
+    outcomes = dict(Checkpoint.objects.filter(flow_uuid=str(run.id)).values_list("method", "outcome"))
+    assert outcomes == {"fetch": "", "size": route, listener: ""}
+
+
+@pytest.mark.parametrize("recover", RECOVERIES)
+def test_async_steps_replay_after_a_failure(side_effects, monkeypatch, recover):
+    run = _fail_then_recover(monkeypatch, recover, "async_routing", "escalate", amount=500.0)
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.result == {"route": "large", "line": "tests.typed_flows.Line"}
+    assert side_effects() == ["fetch", "size", "escalate", "escalate"]
+    replayed = Step.objects.filter(run=run, status=StepStatus.REPLAYED).values_list("method", flat=True)
+    assert list(replayed) == ["fetch", "size"]
+
+
+def test_an_async_router_returning_an_undeclared_label_fails_the_run():
+    run = run_create(flow_name="async_bad_router", inputs={})
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.error == (
+        "UndeclaredRouterLabelError: Flow 'async_bad_router': router 'decide' returned undeclared label 'surprise' "
+        "(declared: ok)"
+    )
+
+
+@pytest.mark.parametrize("recover", RECOVERIES)
+def test_and_or_listeners_and_a_nested_kickoff_async_replay(side_effects, monkeypatch, recover):
+    run = _fail_then_recover(monkeypatch, recover, "joins", "combine")
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.result == {"summary": "all good", "invoice": "INV-7", "lines": 2}
+    effects = side_effects()
+    # Each start, the nested flow and the or_ listener ran once; only the failed and_ listener ran again.
+    assert sorted(effects) == sorted(["delegate", "inner", "lookup", "first", "combine", "combine"])
+    replayed = Step.objects.filter(run=run, status=StepStatus.REPLAYED).values_list("method", flat=True)
+    assert sorted(replayed) == ["delegate", "first", "lookup"]

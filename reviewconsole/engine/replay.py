@@ -11,8 +11,8 @@ need not run to rebuild it; values kept outside `self.state` are not restored.
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import inspect
 import threading
 from datetime import datetime
 from typing import Any
@@ -86,6 +86,16 @@ def _replay(flow: Any, method: str, checkpoint: Checkpoint) -> Any:
     return output
 
 
+def _is_async(bound: Any) -> bool:
+    """Whether CrewAI awaits this method on its event loop rather than running it in a thread.
+
+    The same test as CrewAI's `_execute_method`. On Python 3.11 CrewAI's
+    decorator wrappers mark an `async def` step for asyncio only (there is no
+    `inspect.markcoroutinefunction` before 3.12), so `inspect` says "sync".
+    """
+    return asyncio.iscoroutinefunction(bound)
+
+
 def _guard_labels(flow_name: str, method: str, declared: list[str], bound: Any) -> Any:
     """Wrap a router so an undeclared label fails the run instead of silently ending it."""
 
@@ -98,7 +108,7 @@ def _guard_labels(flow_name: str, method: str, declared: list[str], bound: Any) 
             )
         return label
 
-    if inspect.iscoroutinefunction(bound):
+    if _is_async(bound):
 
         @functools.wraps(bound)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
@@ -136,7 +146,7 @@ def install(flow: Any, execution: Execution) -> None:
     """Make this flow instance durable: replay recorded steps, guard router labels, close step connections."""
     execution.flow = flow
     for method, bound in list(flow._methods.items()):
-        if not inspect.iscoroutinefunction(bound):
+        if not _is_async(bound):
             flow._methods[method] = _closing_connections(bound)
     for method, declared in _router_labels(type(flow)).items():
         definition = flow._definition.methods[method]
