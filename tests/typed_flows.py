@@ -184,7 +184,8 @@ def shape(value: Any) -> str:
         fields = [f"{field.name}={shape(getattr(value, field.name))}" for field in dataclasses.fields(value)]
         return f"{name}({', '.join(fields)})"
     if isinstance(value, dict):
-        return f"{name}{{{', '.join(f'{shape(key)}: {shape(item)}' for key, item in value.items())}}}"
+        # Sorted: PostgreSQL's jsonb keeps a dict's keys in an order of its own, as it does for all JSON.
+        return f"{name}{{{', '.join(sorted(f'{shape(key)}: {shape(item)}' for key, item in value.items()))}}}"
     if isinstance(value, (set, frozenset)):
         return f"{name}[{', '.join(sorted(shape(item) for item in value))}]"
     if isinstance(value, (list, tuple)):
