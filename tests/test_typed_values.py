@@ -34,6 +34,14 @@ class Point(NamedTuple):
     y: Any
 
 
+class Sku(str):
+    """A str of a subclass, as numpy's float64 is a float of one."""
+
+
+class Cents(int):
+    pass
+
+
 class Leaf(BaseModel):
     name: str
     when: date | None = None
@@ -111,6 +119,8 @@ scalars = st.one_of(
     st.sampled_from([Level.READ, Level.WRITE, Level.READ | Level.WRITE]),
     st.builds(Leaf, name=st.text(max_size=5), when=st.none() | st.dates()),
     st.builds(PurePosixPath, st.text(alphabet="abc/", max_size=6)),
+    st.builds(Sku, st.text(max_size=4)),
+    st.builds(Cents, st.integers()),
 )
 hashables = st.one_of(st.integers(), st.text(max_size=4), st.dates(), st.uuids(), st.sampled_from(list(Mood)))
 
@@ -234,7 +244,7 @@ def test_a_class_that_is_not_of_the_kind_recorded_is_never_instantiated():
     descriptor = {"type": "model", "class": "subprocess:Popen", "fields": {}}
     with pytest.raises(ReplayError, match=r"<subprocess\.Popen> that cannot be rebuilt: it names .* not a pydantic"):
         decode({"args": ["true"]}, descriptor, step="s")
-    for kind in ("dataclass", "enum", "namedtuple"):
+    for kind in ("dataclass", "enum", "namedtuple", "subclass"):
         with pytest.raises(ReplayError, match="is not a"):
             decode([], {"type": kind, "class": "os:system"}, step="s")
 

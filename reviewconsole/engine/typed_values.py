@@ -46,6 +46,7 @@ from pydantic_core import to_jsonable_python
 Descriptor = dict[str, Any] | None
 
 _PLAIN = (str, int, float, bool, type(None))
+_PLAIN_BASES = (str, int, float)
 
 # Values JSON has no type for, by exact type (a subclass of datetime is not a datetime here): the node's kind,
 # how to write the value as JSON, how to read it back.
@@ -114,6 +115,10 @@ def encode(value: Any) -> tuple[Any, Descriptor]:
     if isinstance(value, tuple) and hasattr(type(value), "_fields"):
         data, items = _encode_items(value)
         return data, {"type": "namedtuple", "class": _class_path(type(value)), **items}
+    plain = next((plain for plain in _PLAIN_BASES if isinstance(value, plain)), None)
+    if plain is not None:
+        # A str, int or float of a subclass (numpy's float64, say): its plain value, and the class to call on it.
+        return plain(value), {"type": "subclass", "class": _class_path(type(value))}
     return to_jsonable_python(value, fallback=str), {
         "type": "opaque",
         "class": _class_path(type(value)),
@@ -322,6 +327,11 @@ def _decode_namedtuple(data: list[Any], node: dict[str, Any]) -> tuple[Any, ...]
     return _rebuild(node["class"], lambda: cls(*items))
 
 
+def _decode_subclass(data: Any, node: dict[str, Any]) -> Any:
+    cls = _resolve(node["class"], _PLAIN_BASES, "a subclass of str, int or float")
+    return _rebuild(node["class"], lambda: cls(data))
+
+
 def _decode_opaque(data: Any, node: dict[str, Any]) -> Any:
     raise _Unrebuildable(node.get("class", "object"), node.get("reason", "it was recorded as text"))
 
@@ -334,6 +344,7 @@ _DECODERS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     "dataclass": _decode_dataclass,
     "enum": _decode_enum,
     "namedtuple": _decode_namedtuple,
+    "subclass": _decode_subclass,
     "opaque": _decode_opaque,
 }
 
@@ -346,7 +357,7 @@ def _rebuild(class_path: str, build: Callable[[], Any]) -> Any:
         raise _Unrebuildable(class_path, f"{type(error).__name__}: {error}") from error
 
 
-def _resolve(class_path: str, kind: type, kind_name: str) -> type:
+def _resolve(class_path: str, kind: type | tuple[type, ...], kind_name: str) -> type:
     """The class `class_path` names, if it is a `kind`; never imports a package this process has not loaded."""
     module_name, _, qualname = class_path.partition(":")
     if "<locals>" in qualname:
