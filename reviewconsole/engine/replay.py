@@ -70,7 +70,6 @@ def _replay(flow: Any, method: str, checkpoint: Checkpoint) -> Any:
             checkpoint.feedback.get("output"), value_types.get("feedback_output"), step=method
         )
         feedback = _feedback_result(checkpoint.feedback, feedback_output)
-    if feedback is not None:
         entry["human_feedback"] = feedback
         flow.human_feedback_history.append(feedback)
         flow.last_human_feedback = feedback
