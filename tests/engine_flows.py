@@ -344,3 +344,7 @@ class PlainEmitFeedbackFlow(Flow[PlainFeedbackState]):
     def discard(self, result: HumanFeedbackResult) -> dict:
         side_effect("discard")
         return {"discarded": received(result)}
+
+
+# Flows passing typed values (models, crew results, dates...) and async steps, for the replay tests.
+import tests.typed_flows  # noqa: E402, F401

@@ -96,7 +96,9 @@ class Checkpoint(models.Model):
 
     Keyed by the CrewAI flow id (a FlowRun's id for runs started here), so the
     persistence also works for flows run outside the engine. `output` and
-    `outcome` let a re-run replay the method instead of executing it again.
+    `outcome` let a re-run replay the method instead of executing it again;
+    `value_types` says how to rebuild `output` and the feedback's output as the
+    types the method returned (see typed_values.py).
     """
 
     flow_uuid = models.CharField(max_length=64)
@@ -108,6 +110,9 @@ class Checkpoint(models.Model):
     output = models.JSONField(null=True, blank=True)
     outcome = models.CharField(max_length=200, blank=True)
     feedback = models.JSONField(null=True, blank=True)
+    # {"output": descriptor, "feedback_output": descriptor}, each present only when its value is not plain
+    # JSON; null for plain values and for rows written before types were recorded (those replay as JSON).
+    value_types = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -25,6 +25,7 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 from pydantic import BaseModel, Field
 
+from reviewconsole.engine import typed_values
 from reviewconsole.engine.context import CheckpointNumbers, Execution, execution_for
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.events import checkpoint_close, collector
@@ -137,10 +138,17 @@ def _completion_record(execution: Execution | None, method_name: str) -> dict[st
         outcome = str(feedback.outcome)
     elif flow._is_router(method_name) and output is not None:
         outcome = str(getattr(output, "value", output))
+    output_json, output_type = typed_values.encode(output)
+    feedback_json, feedback_type = None, None
+    if feedback is not None:
+        feedback_output_json, feedback_type = typed_values.encode(feedback.output)
+        feedback_json = to_json(feedback) | {"output": feedback_output_json}
+    value_types = {"output": output_type, "feedback_output": feedback_type}
     return {
-        "output": to_json(output),
+        "output": output_json,
         "outcome": outcome,
-        "feedback": to_json(feedback) if feedback is not None else None,
+        "feedback": feedback_json,
+        "value_types": {part: node for part, node in value_types.items() if node is not None} or None,
     }
 
 
@@ -189,6 +197,7 @@ class DjangoFlowPersistence(FlowPersistence):
                             output=record.get("output"),
                             outcome=record.get("outcome", ""),
                             feedback=record.get("feedback"),
+                            value_types=record.get("value_types"),
                         )
                     break
                 except IntegrityError:

@@ -11,8 +11,8 @@ need not run to rebuild it; values kept outside `self.state` are not restored.
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import inspect
 import threading
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 from crewai.flow.human_feedback import HumanFeedbackResult
 from django.db import connections
 
+from reviewconsole.engine import typed_values
 from reviewconsole.engine.context import CheckpointNumbers, Execution, current_step
 from reviewconsole.engine.events import record_replayed
 from reviewconsole.engine.models import Checkpoint
@@ -40,10 +41,10 @@ def load_recorded(execution: Execution) -> None:
     execution.checkpoints = CheckpointNumbers.from_rows((row.method, row.sequence) for row in rows)
 
 
-def _feedback_result(data: dict[str, Any]) -> HumanFeedbackResult:
+def _feedback_result(data: dict[str, Any], output: Any) -> HumanFeedbackResult:
     timestamp = data.get("timestamp")
     return HumanFeedbackResult(
-        output=data.get("output"),
+        output=output,
         feedback=data.get("feedback", ""),
         outcome=data.get("outcome"),
         timestamp=datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else datetime.now(),
@@ -53,11 +54,22 @@ def _feedback_result(data: dict[str, Any]) -> HumanFeedbackResult:
 
 
 def _replay(flow: Any, method: str, checkpoint: Checkpoint) -> Any:
-    """Reproduce what CrewAI's `_execute_method` leaves behind, without running the method."""
+    """Reproduce what CrewAI's `_execute_method` leaves behind, without running the method.
+
+    Values come back as the types the method returned (typed_values.py); one
+    that cannot be rebuilt fails the run here, naming the step and the type.
+    """
     definition = flow._definition.methods[method]
-    entry: dict[str, Any] = {"method": method, "output": checkpoint.output}
-    feedback = _feedback_result(checkpoint.feedback) if checkpoint.feedback else None
-    if feedback is not None:
+    # Rows written before types were recorded have none: their values replay as JSON.
+    value_types = checkpoint.value_types or {}
+    output = typed_values.decode(checkpoint.output, value_types.get("output"), step=method)
+    entry: dict[str, Any] = {"method": method, "output": output}
+    feedback = None
+    if checkpoint.feedback:
+        feedback_output = typed_values.decode(
+            checkpoint.feedback.get("output"), value_types.get("feedback_output"), step=method
+        )
+        feedback = _feedback_result(checkpoint.feedback, feedback_output)
         entry["human_feedback"] = feedback
         flow.human_feedback_history.append(feedback)
         flow.last_human_feedback = feedback
@@ -70,7 +82,17 @@ def _replay(flow: Any, method: str, checkpoint: Checkpoint) -> Any:
         return feedback
     if definition.router:
         return checkpoint.outcome
-    return checkpoint.output
+    return output
+
+
+def _is_async(bound: Any) -> bool:
+    """Whether CrewAI awaits this method on its event loop rather than running it in a thread.
+
+    The same test as CrewAI's `_execute_method`. On Python 3.11 CrewAI's
+    decorator wrappers mark an `async def` step for asyncio only (there is no
+    `inspect.markcoroutinefunction` before 3.12), so `inspect` says "sync".
+    """
+    return asyncio.iscoroutinefunction(bound)
 
 
 def _guard_labels(flow_name: str, method: str, declared: list[str], bound: Any) -> Any:
@@ -85,7 +107,7 @@ def _guard_labels(flow_name: str, method: str, declared: list[str], bound: Any) 
             )
         return label
 
-    if inspect.iscoroutinefunction(bound):
+    if _is_async(bound):
 
         @functools.wraps(bound)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
@@ -123,7 +145,7 @@ def install(flow: Any, execution: Execution) -> None:
     """Make this flow instance durable: replay recorded steps, guard router labels, close step connections."""
     execution.flow = flow
     for method, bound in list(flow._methods.items()):
-        if not inspect.iscoroutinefunction(bound):
+        if not _is_async(bound):
             flow._methods[method] = _closing_connections(bound)
     for method, declared in _router_labels(type(flow)).items():
         definition = flow._definition.methods[method]
