@@ -93,3 +93,25 @@ def test_a_finished_run_is_not_claimed():
     run = FlowRun.objects.create(flow_name="counter", status=RunStatus.COMPLETED)
     assert not run_claim(run_id=run.id, worker="w1")
     assert not RunTransition.objects.filter(run=run).exists()
+
+
+def test_a_step_checkpoints_its_own_output_when_a_concurrent_step_appended_after_it():
+    """Two starts run concurrently: the other may append its output between this step's append and its save."""
+    from types import SimpleNamespace
+
+    run = FlowRun.objects.create(flow_name="joins")
+    flow = SimpleNamespace(
+        _pending_feedback_context=None,
+        last_human_feedback=None,
+        _methods={"delegate": None, "lookup": None},
+        _method_outputs=[{"method": "delegate", "output": {"text": "all good"}}, {"method": "lookup", "output": 7}],
+        _is_router=lambda name: False,
+    )
+    execution = Execution(run_id=str(run.id))
+    execution.flow = flow
+    token = current_execution.set(execution)
+    try:
+        DjangoFlowPersistence().save_state(str(run.id), "delegate", {"id": str(run.id)})
+    finally:
+        current_execution.reset(token)
+    assert Checkpoint.objects.get(flow_uuid=str(run.id), method="delegate").output == {"text": "all good"}

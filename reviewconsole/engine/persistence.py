@@ -129,8 +129,9 @@ def _completion_record(execution: Execution | None, method_name: str) -> dict[st
         feedback: HumanFeedbackResult | None = flow.last_human_feedback
         output = feedback.output if feedback else None
     else:
-        entries = flow._method_outputs
-        entry = entries[-1] if entries and entries[-1].get("method") == method_name else {}
+        # The latest entry of this method, not the latest entry: steps that run concurrently (two starts, say)
+        # may append theirs between this one's append and its save_state.
+        entry = next((entry for entry in reversed(flow._method_outputs) if entry.get("method") == method_name), {})
         feedback = entry.get("human_feedback")
         output = entry.get("output")
     outcome = ""
