@@ -7,8 +7,10 @@ qcluster, where the worker process must live on.
 import asyncio
 import signal
 import threading
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
 from reviewconsole.engine import registry, runner, services
@@ -80,6 +82,22 @@ def test_the_task_timeout_of_django_q2_still_stops_the_worker(unruly, monkeypatc
         runner.execute(run.id, "test-worker")
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING  # its lease runs out and the sweeper hands it on, as for a killed worker
+
+
+def test_after_a_worker_died_each_step_start_is_written_once(unruly):
+    """The second attempt writes each step's start before the step runs; CrewAI's own record of it adds no row."""
+    run = _claimed_unruly_run()
+    FlowRun.objects.filter(id=run.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert services.run_claim(run_id=run.id, worker="test-worker")  # taken over: attempt 2 of the stretch
+    runner.execute(run.id, "test-worker")
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED, run.error
+    steps = Step.objects.filter(run=run, kind=StepKind.METHOD).order_by("started_at", "id")
+    assert list(steps.values_list("method", "status", "attempt")) == [
+        ("prepare", "finished", 2),
+        ("publish", "finished", 2),
+        ("announce", "finished", 2),
+    ]
 
 
 def _in_a_thread(function):

@@ -26,6 +26,7 @@ from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.db import connections
 from django_q.exceptions import TimeoutException
 
 from reviewconsole.engine.context import Execution
@@ -77,13 +78,22 @@ async def _contained_coroutine(step: str, coroutine: Coroutine[Any, Any, Any]) -
         return await coroutine
 
 
+def _record_start_closing(execution: Execution, step: str) -> None:
+    try:
+        record_step_start(execution, step)
+    finally:
+        connections.close_all()  # this thread's, which a pool thread would otherwise keep open
+
+
 def _guarded(step: str, bound: Any, execution: Execution) -> Any:
-    if inspect.iscoroutinefunction(bound):
+    # CrewAI's own test, which sees its wrappers of `async def` steps as coroutine functions (inspect's does not).
+    if asyncio.iscoroutinefunction(bound):
 
         @functools.wraps(bound)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
             if execution.after_worker_death:
-                record_step_start(execution, step)
+                # The ORM is not for the event loop's thread; asyncio.to_thread carries the context over.
+                await asyncio.to_thread(_record_start_closing, execution, step)
             with _contained(step):
                 return await bound(*args, **kwargs)
 
