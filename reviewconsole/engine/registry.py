@@ -158,6 +158,7 @@ def load_flows() -> dict[str, FlowSpec]:
 
 
 def _failure(module: str, error: Exception, flows: list[FlowSpec]) -> LoadFailure:
+    """The failure of `module`, called while `error` is being handled (its traceback is the current one)."""
     return LoadFailure(
         module=module, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc(), flows=tuple(flows)
     )

@@ -192,12 +192,11 @@ def execute(run_id: Any, worker: str) -> None:
     except replay.RunCancelledError:
         collector.flush()
         logger.info("run %s stopped: cancelled", run.id)
-    except step_guard.StepAbortedError as error:
-        logger.exception("run %s failed", run.id)
-        _fail(run, worker, str(error), traceback.format_exc())
     except Exception as error:
         logger.exception("run %s failed", run.id)
-        _fail(run, worker, f"{type(error).__name__}: {error}", traceback.format_exc())
+        # A StepAbortedError's message names what the step raised, and is the whole story.
+        message = str(error) if isinstance(error, step_guard.StepAbortedError) else f"{type(error).__name__}: {error}"
+        _fail(run, worker, message, traceback.format_exc())
     except BaseException as error:
         # Raised outside the steps' own code (a review provider, the flow's constructor): the worker lives on
         # all the same, unless this is the process being stopped.

@@ -105,7 +105,7 @@ def _guarded(step: str, bound: Any, execution: Execution) -> Any:
             record_step_start(execution, step)
         with _contained(step):
             result = bound(*args, **kwargs)
-        # A sync wrapper of an async method (CrewAI's router wrapper is one) returns a coroutine CrewAI awaits.
+        # A sync step may return a coroutine, which CrewAI then awaits on the event loop.
         return _contained_coroutine(step, result) if inspect.iscoroutine(result) else result
 
     return guarded
