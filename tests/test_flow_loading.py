@@ -8,10 +8,12 @@ is a FLOW_MODULES entry with a typo, which takes flows nobody can name with it.
 import logging
 
 import pytest
+from django.core import checks
 from django.test import Client
 from django.urls import reverse
 
 from reviewconsole.engine import registry
+from reviewconsole.engine.apps import check_registered_flows
 from reviewconsole.engine.models import FlowRun, RunStatus
 from reviewconsole.engine.services import run_create, runs_sweep
 from tests.people import client_for, user_in_role, user_with_engine_perms
@@ -37,6 +39,15 @@ def test_a_broken_module_or_flow_does_not_stop_the_others_from_loading(broken):
         ("tests.flows_broken_structure", STRUCTURE_ERROR, ["misrouted"]),
     ]
     assert "reviewconsole_no_such_dependency" in registry.load_failures()[0].traceback
+
+
+def test_the_system_check_warns_of_each_failure_rather_than_stopping_start_up(broken):
+    messages = check_registered_flows()
+    assert [(message.level, message.id, message.msg) for message in messages] == [
+        (checks.WARNING, "engine.W001", f"tests.flows_broken_import: {IMPORT_ERROR}"),
+        (checks.WARNING, "engine.W001", f"tests.flows_not_there: {TYPO_ERROR}"),
+        (checks.WARNING, "engine.W001", f"tests.flows_broken_structure: {STRUCTURE_ERROR}"),
+    ]
 
 
 def test_each_broken_module_is_logged_once_not_at_every_use(broken, caplog, transactional_db):
