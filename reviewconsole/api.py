@@ -23,7 +23,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.openapi.schema import OpenAPISchema
 from ninja.security import HttpBearer, SessionAuth
 
-from reviewconsole.engine.registry import UnknownFlowError
+from reviewconsole.engine.registry import FlowUnavailableError, UnknownFlowError
 from reviewconsole.engine.tokens import (
     ApiTokenLockedOut,
     api_token_failure_record,
@@ -170,6 +170,11 @@ def token_locked_out(request: HttpRequest, exc: ApiTokenLockedOut) -> HttpRespon
 @api.exception_handler(UnknownFlowError)
 def unknown_flow(request: HttpRequest, exc: UnknownFlowError) -> HttpResponse:
     return _detail(request, str(exc), 404)
+
+
+@api.exception_handler(FlowUnavailableError)
+def flow_unavailable(request: HttpRequest, exc: FlowUnavailableError) -> HttpResponse:
+    return _detail(request, str(exc), 409)
 
 
 @api.exception_handler(ObjectDoesNotExist)

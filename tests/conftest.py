@@ -1,3 +1,4 @@
+import sys
 import uuid
 from pathlib import Path
 
@@ -37,3 +38,24 @@ def pytest_sessionfinish(session, exitstatus):
     if name and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         for suffix in ("-wal", "-shm"):
             Path(name + suffix).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def flow_modules(settings, monkeypatch):
+    """Returns `use(*modules)`: load the test flows plus `modules` as FLOW_MODULES, into a registry of this test's
+    own (the real one, and the modules already imported, are back after it)."""
+    from reviewconsole.engine import registry
+
+    registry.load_flows()  # the real registry holds the usual flows before this test's copy is taken
+
+    def use(*modules: str) -> None:
+        settings.FLOW_MODULES = ["flows", "tests.engine_flows", *modules]
+        monkeypatch.setattr(registry, "_specs", dict(registry._specs))
+        monkeypatch.setattr(registry, "_flows", {})
+        monkeypatch.setattr(registry, "_failures", [])
+        monkeypatch.setattr(registry, "_loaded", False)
+        for module in modules:
+            # Imported afresh, so it registers its flows into this test's registry.
+            monkeypatch.delitem(sys.modules, module, raising=False)
+
+    return use

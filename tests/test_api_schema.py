@@ -71,7 +71,7 @@ def test_each_flow_documents_its_own_run_inputs(document):
     ("path", "method", "statuses"),
     [
         ("/api/v1/flows", "get", {"200", "400", "401", "403", "429"}),
-        ("/api/v1/flows/counter/runs", "post", {"201", "400", "401", "403", "429", "404", "422"}),
+        ("/api/v1/flows/counter/runs", "post", {"201", "400", "401", "403", "429", "404", "409", "422"}),
         ("/api/v1/runs", "get", {"200", "400", "401", "403", "429", "422"}),
         ("/api/v1/runs/{run_id}", "get", {"200", "400", "401", "403", "429", "404"}),
         ("/api/v1/reviews", "get", {"200", "400", "401", "403", "429", "422"}),

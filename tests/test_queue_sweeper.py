@@ -19,7 +19,7 @@ from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
 from reviewconsole.engine import enqueue
-from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition
+from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step
 from reviewconsole.engine.services import (
     run_claim,
     run_claim_for_resume,
@@ -179,6 +179,36 @@ def test_a_run_whose_worker_keeps_dying_fails_after_the_attempt_limit(no_tasks, 
         f"(killed, or past the task timeout of {settings.TASK_TIMEOUT_SECONDS} s)"
     )
     assert not run_claim(run_id=run.id, worker="w4")
+
+
+def _died_in(run: FlowRun, method: str) -> None:
+    """The step row a worker that dies in `method` during the run's current attempt leaves behind."""
+    run.refresh_from_db()
+    Step.objects.create(run=run, method=method, attempt=run.attempts, started_at=timezone.now())
+
+
+@pytest.mark.parametrize(
+    ("steps", "error"),
+    [
+        (["increment", "increment", "increment"], "worker died 3 times while running step 'increment': "),
+        ([None, "increment", "increment"], "worker died 3 times while running step 'increment': "),
+        (["increment", "check", "check"], "gave up after 3 attempts: "),
+        (["increment", "increment", None], "gave up after 3 attempts: "),
+    ],
+    ids=["same-step", "first-death-too-quick-to-record", "different-steps", "last-step-unknown"],
+)
+def test_a_run_whose_worker_died_in_the_same_step_each_time_names_it(no_tasks, settings, steps, error):
+    settings.RUN_MAX_ATTEMPTS = 3
+    run = run_create(flow_name="counter", inputs={})
+    for attempt, step in enumerate(steps, start=1):
+        assert run_claim(run_id=run.id, worker=f"w{attempt}")
+        if step:
+            _died_in(run, step)
+        lease_expired(run)
+        runs_reclaim_expired()
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith(error), run.error
 
 
 def test_a_redelivered_task_gives_up_too(no_tasks, settings):

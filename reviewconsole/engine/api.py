@@ -133,11 +133,12 @@ def flow_list(request: HttpRequest) -> list[FlowSpec]:
 
 @router.post(
     "/flows/{name}/runs",
-    response={201: RunCreatedOut, **error_responses(403, 404, 422)},
+    response={201: RunCreatedOut, **error_responses(403, 404, 409, 422)},
     openapi_extra={
         "responses": {
             403: {"description": "You may not start runs."},
             404: {"description": "No such flow."},
+            409: {"description": "The flow failed to load (an import or structure error); `detail` says why."},
             422: {"description": "The inputs do not match the flow's input schema; `loc` names the field."},
         }
     },

@@ -46,12 +46,15 @@ def worker_spawned(**kwargs: Any) -> None:
 
 
 def check_registered_flows(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """Fail `manage.py check`, runserver and qcluster start-up on a broken flow."""
-    from reviewconsole.engine.registry import load_flows
-    from reviewconsole.engine.structure import FlowStructureError
+    """Warn at `manage.py check`, runserver and qcluster start-up of each flow module or flow that cannot load.
 
-    try:
-        load_flows()
-    except FlowStructureError as error:
-        return [checks.Error(str(error), id="engine.E001")]
-    return []
+    A warning, not an error: the other flows still run, and the Flows page lists the broken one with its error.
+    """
+    from reviewconsole.engine.registry import load_failures
+
+    return [
+        checks.Warning(
+            f"{failure.module}: {failure.error}", hint="Its flows cannot run; the others can.", id="engine.W001"
+        )
+        for failure in load_failures()
+    ]

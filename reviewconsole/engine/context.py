@@ -66,6 +66,8 @@ class Execution:
     occurrences: dict[str, int] = field(default_factory=dict)
     # Set by the lease heartbeat when the run stops being this worker's.
     cancelled: bool = False
+    # A worker died earlier in this stretch of the run: each step's start is written before the step runs.
+    after_worker_death: bool = False
 
 
 def execution_for(flow_uuid: str) -> Execution | None:

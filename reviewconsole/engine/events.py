@@ -125,8 +125,11 @@ def _write_records(records: list[StepRecord], rows: RowsAwaiting) -> RowsAwaitin
         awaiting = rows[str(record.run_id)] = dict(rows.get(str(record.run_id), {}))
         opening = record.status in _OPENING_STATUSES
         if opening:
-            if awaiting.pop(record.event_key, None) is not None:
-                continue  # closed already by a record that overtook this one
+            earlier = awaiting.get(record.event_key)
+            if earlier is not None:
+                if earlier.status != StepStatus.STARTED:
+                    del awaiting[record.event_key]  # closed already by a record that overtook this one
+                continue  # or written already, as the step began (see `record_step_start`)
             row, key = None, record.event_key if record.status == StepStatus.STARTED else ""
         else:
             key = record.opener_key
@@ -218,6 +221,11 @@ class StepCollector:
             deferred = [record for record in records if _awaits_close(record, closed)]
             self._pending = deferred
         return [record for record in records if not _awaits_close(record, closed)]
+
+    def write_now(self, record: StepRecord) -> None:
+        """Write `record`, and the records received so far, in a commit of its own."""
+        with self.writing(closing=record):
+            pass
 
     def flush(self) -> None:
         """Write the records received so far; no transaction when there are none."""
@@ -347,6 +355,30 @@ def checkpoint_close(execution: Execution, method: str) -> StepRecord | None:
         opener_key=opener,
         checkpointed=True,
     )
+
+
+def record_step_start(execution: Execution, method: str) -> None:
+    """Write the start of the step about to run, before it runs (the collector writes it only once the step has
+    run `_START_DELAY_SECONDS`).
+
+    For a run whose worker died: the next one may die as quickly, and the sweeper needs the step it died in
+    (see `services._give_up_if_exhausted`). Call in the step's context, where CrewAI's innermost open event
+    scope is the step's started event: CrewAI's own record of it then finds the row written.
+    """
+    from crewai.events.event_context import get_current_parent_id
+
+    opener = get_current_parent_id()
+    if opener:
+        collector.write_now(
+            StepRecord(
+                run_id=execution.run_id,
+                attempt=execution.attempt,
+                status=StepStatus.STARTED,
+                method=method,
+                at=timezone.now(),
+                event_key=opener,
+            )
+        )
 
 
 def record_replayed(run_id: str, method: str, attempt: int) -> None:

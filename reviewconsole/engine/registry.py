@@ -7,8 +7,10 @@ use rather than when Django starts: pages that never touch a flow stay fast.
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import threading
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,14 +18,16 @@ from typing import Any
 from django.conf import settings
 from pydantic import BaseModel
 
+logger = logging.getLogger(__name__)
+
 # A review reason is stored as a code on review items and gate decisions (columns of this length).
 REVIEW_REASON_MAX_LENGTH = 20
 _REASON_CODE = re.compile(rf"[a-z][a-z0-9_]{{0,{REVIEW_REASON_MAX_LENGTH - 1}}}")
 
 
 class UnknownFlowError(LookupError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"Unknown flow '{name}'")
+    def __init__(self, name: str, message: str = "") -> None:
+        super().__init__(message or f"Unknown flow '{name}'")
         self.name = name
 
 
@@ -42,7 +46,31 @@ class FlowSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    """A flow module that failed to import, or a registered flow that failed its structure check."""
+
+    module: str
+    error: str  # "ExceptionType: message", which names the flow for a structure error
+    traceback: str
+    # The flows known to be lost: the flow whose structure is broken, or those its module registered before
+    # its import failed. An import failure usually loses flows nobody can name, whose output types are unknown.
+    flows: tuple[FlowSpec, ...] = ()
+
+
+class FlowUnavailableError(UnknownFlowError):
+    """A flow that is registered but cannot run: its module failed to import, or its structure is broken."""
+
+    def __init__(self, name: str, failure: LoadFailure) -> None:
+        super().__init__(name, f"Flow '{name}' cannot be loaded: {failure.error}")
+        self.failure = failure
+        self.spec = next(spec for spec in failure.flows if spec.name == name)
+
+
+# Every registration, as the decorator made it; `_flows` holds those that loaded and passed the check.
 _specs: dict[str, FlowSpec] = {}
+_flows: dict[str, FlowSpec] = {}
+_failures: list[LoadFailure] = []
 _loaded = False
 _load_lock = threading.Lock()
 
@@ -91,31 +119,75 @@ def register_flow(
 
 
 def load_flows() -> dict[str, FlowSpec]:
-    """Import the flow modules once and check every flow's structure.
+    """Import the flow modules once, each on its own, and check every flow's structure; the flows that loaded.
+
+    A module that fails to import, or a flow whose structure is broken, is kept as a `LoadFailure` (see
+    `load_failures`) and logged once per process, with its traceback; the other flows load as usual. A qcluster
+    loads them in its system check, before it forks its workers, so a cluster logs each failure once.
 
     The CrewAI persistence factory is registered first, because `@persist()`
     with no argument builds its persistence when the flow module is imported.
     """
     global _loaded
     if _loaded:
-        return _specs
+        return _flows
     with _load_lock:
         if _loaded:
-            return _specs
+            return _flows
         from crewai.flow.persistence.factory import set_flow_persistence_factory
 
         from reviewconsole.crewai_env import quiet_console
         from reviewconsole.engine.persistence import DjangoFlowPersistence
-        from reviewconsole.engine.structure import check_flow_structure
 
         quiet_console()
         set_flow_persistence_factory(DjangoFlowPersistence)
-        for module in settings.FLOW_MODULES:
-            importlib.import_module(module)
-        for spec in _specs.values():
-            check_flow_structure(spec)
+        failures = [failure for module in settings.FLOW_MODULES if (failure := _import(module))]
+        lost = {spec.name for failure in failures for spec in failure.flows}
+        flows = {name: spec for name, spec in _specs.items() if name not in lost}
+        for spec in list(flows.values()):
+            if failure := _check(spec):
+                failures.append(failure)
+                del flows[spec.name]
+        for failure in failures:
+            logger.error("flow module %s could not be loaded: %s\n%s", failure.module, failure.error, failure.traceback)
+        _flows.clear()
+        _flows.update(flows)
+        _failures[:] = failures
         _loaded = True
-    return _specs
+    return _flows
+
+
+def _failure(module: str, error: Exception, flows: list[FlowSpec]) -> LoadFailure:
+    """The failure of `module`, called while `error` is being handled (its traceback is the current one)."""
+    return LoadFailure(
+        module=module, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc(), flows=tuple(flows)
+    )
+
+
+def _import(module: str) -> LoadFailure | None:
+    """Import one flow module; its failure (the flows it registered before failing are lost with it)."""
+    before = set(_specs)
+    try:
+        importlib.import_module(module)
+    except Exception as error:
+        return _failure(module, error, [spec for name, spec in _specs.items() if name not in before])
+    return None
+
+
+def _check(spec: FlowSpec) -> LoadFailure | None:
+    from reviewconsole.engine.structure import check_flow_structure
+
+    try:
+        check_flow_structure(spec)
+    except Exception as error:
+        return _failure(spec.flow_class.__module__, error, [spec])
+    return None
+
+
+def load_failures() -> list[LoadFailure]:
+    """The flow modules and flows that could not be loaded, in FLOW_MODULES order, structure errors last."""
+    load_flows()
+    return list(_failures)
 
 
 def all_flows() -> list[FlowSpec]:
@@ -123,7 +195,11 @@ def all_flows() -> list[FlowSpec]:
 
 
 def get_flow(name: str) -> FlowSpec:
-    try:
-        return load_flows()[name]
-    except KeyError:
-        raise UnknownFlowError(name) from None
+    """The loaded flow `name`; FlowUnavailableError if it is registered but failed to load, else UnknownFlowError."""
+    flows = load_flows()
+    if name in flows:
+        return flows[name]
+    for failure in _failures:
+        if any(spec.name == name for spec in failure.flows):
+            raise FlowUnavailableError(name, failure)
+    raise UnknownFlowError(name)

@@ -20,7 +20,7 @@ from typing import Any
 from crewai.flow.human_feedback import HumanFeedbackResult
 from django.db import connections
 
-from reviewconsole.engine import typed_values
+from reviewconsole.engine import step_guard, typed_values
 from reviewconsole.engine.context import CheckpointNumbers, Execution, current_step
 from reviewconsole.engine.events import record_replayed
 from reviewconsole.engine.models import Checkpoint
@@ -144,6 +144,7 @@ def _closing_connections(bound: Any) -> Any:
 def install(flow: Any, execution: Execution) -> None:
     """Make this flow instance durable: replay recorded steps, guard router labels, close step connections."""
     execution.flow = flow
+    step_guard.install(flow, execution)
     for method, bound in list(flow._methods.items()):
         if not _is_async(bound):
             flow._methods[method] = _closing_connections(bound)

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from reviewconsole.crewai_env import install_worker_defaults
-from reviewconsole.engine import replay, services
+from reviewconsole.engine import replay, services, step_guard
 from reviewconsole.engine.context import Execution, current_execution
 from reviewconsole.engine.default_feedback import install_default_feedback_provider
 from reviewconsole.engine.encoding import to_json
@@ -24,7 +24,7 @@ from reviewconsole.engine.events import collector, register_collector
 from reviewconsole.engine.models import FlowRun, PendingFeedback
 from reviewconsole.engine.pause_handler import pause_handler
 from reviewconsole.engine.persistence import DjangoFlowPersistence
-from reviewconsole.engine.registry import get_flow, load_flows
+from reviewconsole.engine.registry import FlowUnavailableError, UnknownFlowError, get_flow, load_failures, load_flows
 
 logger = logging.getLogger(__name__)
 
@@ -135,14 +135,40 @@ def _open_pause(run: FlowRun) -> PendingFeedback | None:
     return PendingFeedback.objects.filter(flow_uuid=str(run.id), cleared_at__isnull=True).first()
 
 
+def _unloadable(error: UnknownFlowError) -> tuple[str, str]:
+    """Why a run's flow cannot be loaded, and the traceback; for a flow nobody registered, the modules that
+    failed to load too (one of them may have been meant to register it)."""
+    if isinstance(error, FlowUnavailableError):
+        return str(error), error.failure.traceback
+    broken = "; ".join(f"{failure.module} ({failure.error})" for failure in load_failures())
+    return (f"{error}; flow modules that failed to load: {broken}" if broken else str(error)), ""
+
+
+def _fail(run: FlowRun, worker: str, error: str, trace: str) -> None:
+    """Fail the run, its last step rows written with it."""
+    with collector.writing():
+        services.run_fail(run_id=run.id, worker=worker, error=error, traceback=trace)
+
+
 def execute(run_id: Any, worker: str) -> None:
     """Run a claimed run to its next stop: paused, completed, failed or cancelled."""
     from crewai.flow.async_feedback.types import HumanFeedbackPending
 
     bootstrap_worker()
     run = FlowRun.objects.get(id=run_id)
-    spec = get_flow(run.flow_name)
-    execution = Execution(run_id=str(run.id), flow_name=spec.name, attempt=run.attempts)
+    try:
+        spec = get_flow(run.flow_name)
+    except UnknownFlowError as error:
+        # Fail now: every worker would fail to load it alike, and the sweeper would hand it on for ever.
+        logger.error("run %s failed: %s", run.id, error)
+        _fail(run, worker, *_unloadable(error))
+        return
+    execution = Execution(
+        run_id=str(run.id),
+        flow_name=spec.name,
+        attempt=run.attempts,
+        after_worker_death=run.attempts > 1 and services.run_attempts_at_this_stretch(run.id) > 1,
+    )
     replay.load_recorded(execution)
     persistence = DjangoFlowPersistence()
     token = current_execution.set(execution)
@@ -173,10 +199,16 @@ def execute(run_id: Any, worker: str) -> None:
         logger.info("run %s stopped: cancelled", run.id)
     except Exception as error:
         logger.exception("run %s failed", run.id)
-        with collector.writing():
-            services.run_fail(
-                run_id=run.id, worker=worker, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc()
-            )
+        # A StepAbortedError's message names what the step raised, and is the whole story.
+        message = str(error) if isinstance(error, step_guard.StepAbortedError) else f"{type(error).__name__}: {error}"
+        _fail(run, worker, message, traceback.format_exc())
+    except BaseException as error:
+        # Raised outside the steps' own code (a review provider, the flow's constructor): the worker lives on
+        # all the same, unless this is the process being stopped.
+        if step_guard.stops_the_process(error):
+            raise
+        logger.exception("run %s failed", run.id)
+        _fail(run, worker, f"{error!r} raised while running flow '{spec.name}'", traceback.format_exc())
     finally:
         current_execution.reset(token)
         collector.forget(run.id)

@@ -57,11 +57,30 @@ def flows_visible_to(user: Any) -> list[registry.FlowSpec]:
 
 
 def flow_get_for_user(*, user: Any, name: str) -> registry.FlowSpec:
-    """A flow `user` may see; raises UnknownFlowError for one outside their output types, as for a missing one."""
-    spec = registry.get_flow(name)
-    if not _within(spec, output_types_visible_to(user)):
+    """A flow `user` may see; raises UnknownFlowError for one outside their output types, as for a missing one,
+    and FlowUnavailableError for one of theirs that failed to load."""
+    allowed = output_types_visible_to(user)
+    try:
+        spec = registry.get_flow(name)
+    except registry.FlowUnavailableError as error:
+        if not _within(error.spec, allowed):
+            raise registry.UnknownFlowError(name) from None
+        raise
+    if not _within(spec, allowed):
         raise registry.UnknownFlowError(name)
     return spec
+
+
+def flow_load_failures_visible_to(user: Any, *, modules: bool) -> list[registry.LoadFailure]:
+    """The load failures of flows `user` may see (a broken structure; a module that failed after registering
+    them), and with `modules` every failure to a user limited to no output type: a module that fails to import
+    usually takes flows with it that nobody can name, nor the types they would send to review."""
+    allowed = output_types_visible_to(user)
+    return [
+        failure
+        for failure in registry.load_failures()
+        if (modules and allowed is None) or (failure.flows and all(_within(spec, allowed) for spec in failure.flows))
+    ]
 
 
 def runs_visible_to(user: Any) -> QuerySet[FlowRun]:

@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from reviewconsole.engine.enqueue import enqueue_on_commit, queue_size
-from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepStatus
+from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepKind, StepStatus
 from reviewconsole.engine.pause_handler import pause_handler
 
 logger = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def run_claim(*, run_id: Any, worker: str) -> bool:
     return claimed
 
 
-def _attempts_at_this_stretch(run_id: Any) -> int:
+def run_attempts_at_this_stretch(run_id: Any) -> int:
     """Claims since the run started, was retried or last paused for review: attempts at the same work.
 
     Read from the run's transition log, so resumes after review do not count against a flow that pauses often.
@@ -212,16 +212,18 @@ def _give_up_if_exhausted(run_id: Any) -> bool:
     a run that outlasts the timeout would otherwise be taken over for ever. Side effects, in one
     transaction: the dead worker's open steps interrupted; running → failed with the reason.
     """
-    attempts = _attempts_at_this_stretch(run_id)
+    attempts = run_attempts_at_this_stretch(run_id)
     if attempts < settings.RUN_MAX_ATTEMPTS:
         return False
-    error = (
-        f"gave up after {attempts} attempts: each time its worker stopped before finishing "
-        f"(killed, or past the task timeout of {settings.TASK_TIMEOUT_SECONDS} s)"
-    )
     with transaction.atomic():
         # Step rows first, as in `run_claim`; undone if the run has moved on meanwhile.
         steps_interrupt_open(run_id=run_id)
+        steps = _steps_died_in(run_id=run_id, attempts=attempts)
+        died = f"worker died {attempts} times while running {steps}" if steps else f"gave up after {attempts} attempts"
+        error = (
+            f"{died}: each time its worker stopped before finishing "
+            f"(killed, or past the task timeout of {settings.TASK_TIMEOUT_SECONDS} s)"
+        )
         if not _transition_from(
             run_id,
             RunStatus.RUNNING,
@@ -237,6 +239,29 @@ def _give_up_if_exhausted(run_id: Any) -> bool:
             return True  # the run is not ours to continue either: it moved on or another sweeper took it
     logger.warning("run %s: %s", run_id, error)
     return True
+
+
+def _steps_died_in(*, run_id: Any, attempts: int) -> str:
+    """The step(s) the run's last `attempts` attempts were all in when their workers died, e.g. "step 'publish'";
+    "" unless the latest attempt's step is on record and no earlier one's differs.
+
+    Read from the steps their claims marked interrupted. The first attempt's quickest deaths may have left no
+    row (a start is written once the step has run a moment), but every later attempt writes each step's start
+    before the step runs (`Execution.after_worker_death`), and it replays the steps the first checkpointed, so it
+    runs the step the first one reached next.
+    """
+    latest = FlowRun.objects.filter(id=run_id).values_list("attempts", flat=True).first() or 0
+    died_in: dict[int, set[str]] = {}
+    for attempt, method in Step.objects.filter(
+        run_id=run_id, kind=StepKind.METHOD, status=StepStatus.INTERRUPTED, attempt__gt=latest - attempts
+    ).values_list("attempt", "method"):
+        died_in.setdefault(attempt, set()).add(method)
+    if latest not in died_in:
+        return ""
+    common = sorted(set.intersection(*died_in.values()))
+    if not common:
+        return ""
+    return ("step " if len(common) == 1 else "steps ") + ", ".join(f"'{method}'" for method in common)
 
 
 def run_claim_for_resume(*, run_id: Any, worker: str, note: str) -> bool:

@@ -68,6 +68,8 @@ def _get_flow_for_user(request: HttpRequest, name: str) -> registry.FlowSpec:
     """The flow, or 404 if missing or outside the user's output types."""
     try:
         return selectors.flow_get_for_user(user=request.user, name=name)
+    except registry.FlowUnavailableError:
+        raise
     except registry.UnknownFlowError:
         raise Http404(f"No flow named '{name}'") from None
 
@@ -215,21 +217,38 @@ def run_cancel(request: HtmxHttpRequest, run_id: UUID) -> HttpResponse:
     return _run_action(request, run_id, services.run_cancel, lambda _: "Run cancelled.")
 
 
+def _flow_list_context(request: HttpRequest) -> dict[str, Any]:
+    # Field names are read here: a template would call the model class (it is callable).
+    flows = [(spec, list(spec.input_model.model_fields)) for spec in selectors.flows_visible_to(request.user)]
+    # A failed import describes the server's code: staff and managers see it, and only staff its traceback.
+    failures = selectors.flow_load_failures_visible_to(
+        request.user, modules=request.user.is_staff or request.user.has_perm(START_RUNS)
+    )
+    return {
+        "flows": flows,
+        "failures": failures,
+        "show_tracebacks": request.user.is_staff,
+        "can_start": request.user.has_perm(START_RUNS),
+    }
+
+
 @login_required
 @require_GET
 def flow_list(request: HttpRequest) -> HttpResponse:
     _require_perm(request, VIEW_RUNS)
-    # Field names are read here: a template would call the model class (it is callable).
-    flows = [(spec, list(spec.input_model.model_fields)) for spec in selectors.flows_visible_to(request.user)]
-    context = {"flows": flows, "can_start": request.user.has_perm(START_RUNS)}
-    return render(request, "engine/flow_list.html", context)
+    return render(request, "engine/flow_list.html", _flow_list_context(request))
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def flow_start(request: HttpRequest, name: str) -> HttpResponse:
     _require_perm(request, START_RUNS)
-    spec = _get_flow_for_user(request, name)
+    try:
+        spec = _get_flow_for_user(request, name)
+    except registry.FlowUnavailableError as error:
+        # The Flows page, which lists why, with the refusal on top.
+        context = {**_flow_list_context(request), "alert": str(error)}
+        return render(request, "engine/flow_list.html", context, status=409)
     posted = request.method == "POST"
     form = FlowInputForm(spec.input_model, request.POST if posted else None, request.FILES if posted else None)
     if form.is_valid():
