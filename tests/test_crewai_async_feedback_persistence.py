@@ -36,7 +36,6 @@ from unittest.mock import MagicMock, patch
 import pytest
 from crewai.flow import Flow, HumanFeedbackResult, human_feedback, listen, start
 from crewai.flow.async_feedback import HumanFeedbackPending, PendingFeedbackContext
-from crewai.flow.persistence import factory as persistence_factory
 from pydantic import BaseModel
 
 from reviewconsole.engine.persistence import DjangoFlowPersistence
@@ -44,12 +43,6 @@ from reviewconsole.engine.persistence import DjangoFlowPersistence
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EVENT_BUS_EMIT = "crewai.flow.runtime.crewai_event_bus.emit"
-
-
-@pytest.fixture
-def django_default_persistence(monkeypatch):
-    """Make DjangoFlowPersistence CrewAI's default backend for this test only."""
-    monkeypatch.setattr(persistence_factory, "_factory", DjangoFlowPersistence)
 
 
 def _state_dump(flow: Flow) -> dict:
