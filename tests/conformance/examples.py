@@ -41,7 +41,9 @@ class LeadState(BaseModel):
     verdict: str = ""
 
 
-@register_flow(name="conf_lead_scoring", title="Lead scoring (conformance)", inputs=LeadInputs)
+@register_flow(
+    name="conf_lead_scoring", title="Lead scoring (conformance)", inputs=LeadInputs, output_types=["conf_lead"]
+)
 @persist()
 class LeadScoringFlow(Flow[LeadState]):
     """Leads are scored by a crew; a person approves the top one before the outreach email is written."""
