@@ -1,14 +1,16 @@
 """The conformance flows survive a kill -9 of their worker inside a step, under real `qcluster` processes.
 
-For each row of tests/conformance/cases.py with `handoffs`, a worker blocks inside the first of those steps,
-whose input is the value the step before returned, and its whole process group is killed with SIGKILL
-(tests/test_conformance.py fails and retries every handoff step). A fresh worker's sweep takes the run over
+For each row of tests/conformance/cases.py naming a step to kill in (`killed_in`, one of its `handoffs`, whose
+input is the value the step before returned), a worker blocks inside that step and its whole process group is
+killed with SIGKILL (tests/test_conformance.py fails and retries every handoff step). Reviews are decided as
+the run pauses, so a worker may die after resuming a run. A fresh worker's sweep takes the run over
 once its lease expires, replays the checkpointed steps and runs the rest: the run must end with the row's
 expected result, and only the killed step may have run twice. tests/test_worker_crash_recovery.py checks
 the engine's own bookkeeping of such a recovery in detail.
 """
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,8 @@ from django_q.conf import Conf
 
 from reviewconsole.engine.models import FlowRun, RunStatus
 from reviewconsole.engine.services import run_create
-from tests.conformance.cases import HANDOFFS, ITEM_4
-from tests.conformance.harness import marks_for
+from tests.conformance.cases import ITEM_4, KILLS, Review
+from tests.conformance.harness import decide_pending, marks_for
 from tests.workers import QCluster, wait_for, worker_env
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
@@ -48,34 +50,39 @@ def _effects(tmp_path: Path) -> Counter:
     return Counter(log.read_text().split() if log.exists() else [])
 
 
+def _run_until(run: FlowRun, done: Callable[[], bool], reviews: Iterator[Review], reviewer, output) -> FlowRun:
+    """Wait for `done` or the run's end, deciding each pause with the next review on the way."""
+
+    def progressed() -> bool:
+        decide_pending(run, reviews, reviewer)
+        return done() or FlowRun.objects.get(id=run.id).is_finished
+
+    wait_for(progressed, timeout=60, what=f"run {run.id} to get on", details=output)
+    run.refresh_from_db()
+    return run
+
+
 @pytest.mark.parametrize(
-    ("case", "step"),
-    [
-        pytest.param(case, step, id=f"{case.id}-{step}", marks=marks_for(case, case.handoff_waits_on))
-        for case, step in HANDOFFS
-        # About 25 s each on a 2-CPU machine: the first handoff of each row is enough for a kill.
-        if step == case.handoffs[0]
-    ],
+    "case", [pytest.param(case, id=case.id, marks=marks_for(case, case.handoff_waits_on)) for case in KILLS]
 )
-def test_a_worker_killed_inside_a_step_loses_nothing(case, step, start_cluster, tmp_path):
-    marker = tmp_path / "blocked"
+def test_a_worker_killed_inside_a_step_loses_nothing(case, start_cluster, tmp_path, django_user_model):
+    reviewer = django_user_model.objects.create_user("conformance-reviewer", password="pw")
+    step, marker, reviews = case.killed_in, tmp_path / "blocked", iter(case.reviews)
     doomed = start_cluster(BLOCK_STEP=step, BLOCK_MARKER=str(marker), BLOCK_SECONDS="60")
-    run = run_create(flow_name=case.flow, inputs=case.inputs)
-    wait_for(marker.exists, timeout=60, what=f"the worker to block in {step}", details=start_cluster.output)
+    run = _run_until(
+        run_create(flow_name=case.flow, inputs=case.inputs), marker.exists, reviews, reviewer, start_cluster.output
+    )
+    assert marker.exists(), f"the run ended before the worker blocked in {step}: {run.status} {run.error}"
     before_kill = _effects(tmp_path)
     doomed.kill()
 
     start_cluster()
-    wait_for(
-        lambda: FlowRun.objects.get(id=run.id).is_finished,
-        timeout=60,
-        what="a fresh worker to take the run over and finish it",
-        details=start_cluster.output,
-    )
-    run.refresh_from_db()
+    run = _run_until(run, lambda: False, reviews, reviewer, start_cluster.output)
     assert run.status == RunStatus.COMPLETED, f"{run.error}\n{run.traceback}"
+    assert next(reviews, None) is None
     assert run.result == case.expected
-    assert run.attempts == 2
+    # The first claim, one per resume after a decision, and the fresh worker's.
+    assert run.attempts == 2 + len(case.reviews)
     # The steps finished before the kill were replayed; the killed one ran again, once.
     rerun = _effects(tmp_path) - before_kill
     assert rerun[step] == 1

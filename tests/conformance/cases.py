@@ -41,6 +41,8 @@ class Case:
     handoffs: tuple[str, ...] = ()
     # Why a Retry or a crash in those steps still fails (an xfail reason), if it does.
     handoff_waits_on: str | None = None
+    # The handoff step a worker is killed in under real qcluster processes (about 25 s a row, so not every one).
+    killed_in: str = ""
     # Side effects (tests/engine_flows.side_effect) the run must leave, e.g. a tool's call.
     effects: tuple[str, ...] = ()
     # "issue 12 item N: ..." while another helper's fix for it is not merged.
@@ -75,7 +77,9 @@ CASES += [
         inputs={"leads": ["Ada at Initech", "Grace at Globex"]},
         reviews=(Review("approved", "approved, go ahead"),),
         expected={"contacted": "Ada", "email": "Dear Ada, ...", "feedback": "approved, go ahead"},
+        handoffs=("pick_top",),
         waits_on=ITEM_3,
+        handoff_waits_on=f"{ITEM_1}; {ITEM_3}",
     ),
     Case(
         flow="conf_self_evaluation",
@@ -88,6 +92,7 @@ CASES += [
         expected={"titles": ["Title: Current Task: Outline a short book on solar panels"] * 2, "length": 188},
         handoffs=("write_chapters", "join_book"),
         handoff_waits_on=ITEM_1,
+        killed_in="write_chapters",
     ),
     Case(
         flow="conf_email_router",
@@ -108,12 +113,14 @@ CASES += [
         expected={"headline": "Headline: Current Task: Research solar panels", "facts": 0, "brief_type": "Brief"},
         handoffs=("brief", "publish"),
         handoff_waits_on=ITEM_1,
+        killed_in="brief",
     ),
     Case(
         flow="conf_dict_state",
         inputs={"items": ["b", "a", "c"]},
         expected={"sorted": ["a", "b", "c"], "count": 3, "notes": 1},
         handoffs=("sort_items", "count_items"),
+        killed_in="sort_items",
     ),
     Case(flow="conf_hierarchical", inputs={"topic": "solar panels"}, expected={"tasks": 2, "has_text": True}),
     Case(
@@ -134,7 +141,9 @@ CASES += [
         inputs={"topic": "solar panels"},
         reviews=(Review("approved", "approved, ship it"), Review("approved", "tighten the intro")),
         expected={"note": "tighten the intro", "decided": ["draft:approved:Draft", "note:-:str"]},
+        handoffs=("publish",),
         waits_on=ITEM_3,
+        handoff_waits_on=ITEM_3,
     ),
     Case(
         flow="conf_feedback_default",
@@ -152,6 +161,9 @@ CASES += [
             Review("approved", "tighten the intro", typed=_note("tighten the intro")),
         ),
         expected={"note": "tighten the intro", "decided": ["draft:approved:Draft", "note:-:str"]},
+        handoffs=("publish",),
+        # After both reviews: the killed worker had resumed the run.
+        killed_in="publish",
     ),
     Case(
         flow="conf_feedback_console",
@@ -163,3 +175,4 @@ CASES += [
 ]
 
 HANDOFFS = [(case, step) for case in CASES for step in case.handoffs]
+KILLS = [case for case in CASES if case.killed_in]

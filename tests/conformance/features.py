@@ -211,6 +211,7 @@ class DefaultFeedbackFlow(Flow[FeedbackState], _FeedbackSteps):
 
     @listen(ask_note)
     def publish(self, result: HumanFeedbackResult) -> dict:
+        hazard("publish")
         self.record(result, "note", result.output)
         return {"note": result.feedback, "decided": self.state.decided}
 
@@ -252,6 +253,7 @@ class ConsoleFeedbackFlow(Flow[FeedbackState], _FeedbackSteps):
     @listen(ask_note)
     def publish(self, result: HumanFeedbackResult) -> dict:
         # Without `emit`, the console's provider hands over the decision as JSON (README, pattern (a)).
+        hazard("publish")
         self.record(result, "note", result.output)
         return {"note": json.loads(result.feedback)["comment"], "decided": self.state.decided}
 

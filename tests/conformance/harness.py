@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from reviewconsole.engine.models import FlowRun, RunStatus
 from reviewconsole.engine.registry import get_flow
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
 from reviewconsole.reviews.services import decide
-from tests.conformance.cases import Case
+from tests.conformance.cases import Case, Review
 
 
 def without_id(state: Any) -> Any:
@@ -54,18 +55,26 @@ def run_plain(case: Case, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> tup
     return to_json(outcome), without_id(to_json(state))
 
 
-def decide_reviews(run: FlowRun, case: Case, reviewer: Any) -> FlowRun:
-    """Decide each of the case's pauses as its review says; the run as it stands after the last."""
-    for review in case.reviews:
-        run.refresh_from_db()
-        assert run.status == RunStatus.WAITING_REVIEW, f"{run.status}: {run.error}"
-        item = ReviewItem.objects.get(run=run, status=ReviewStatus.PENDING)
-        decide(
-            item_id=item.id,
-            user=reviewer,
-            outcome=review.outcome,
-            comment=review.comment,
-            reason_code=review.reason_code,
-        )
+def decide_pending(run: FlowRun, reviews: Iterator[Review], reviewer: Any) -> bool:
+    """Decide the run's pending review item, if it has one, with the next of `reviews`."""
+    item = ReviewItem.objects.filter(run=run, status=ReviewStatus.PENDING).first()
+    if item is None:
+        return False
+    review = next(reviews, None)
+    assert review is not None, f"run {run.id} paused more often than its case has reviews"
+    decide(
+        item_id=item.id,
+        user=reviewer,
+        outcome=review.outcome,
+        comment=review.comment,
+        reason_code=review.reason_code,
+    )
+    return True
+
+
+def decide_reviews(run: FlowRun, reviews: Iterator[Review], reviewer: Any) -> FlowRun:
+    """With inline tasks: decide each pause of the run in turn, until it stops waiting for review."""
     run.refresh_from_db()
+    while run.status == RunStatus.WAITING_REVIEW and decide_pending(run, reviews, reviewer):
+        run.refresh_from_db()
     return run
