@@ -9,8 +9,11 @@ from __future__ import annotations
 from crewai import Agent, Crew, Process, Task
 from pydantic import BaseModel
 
+# The conformance flows' only tie to the demo model's module: flows and tests import it from here.
 from reviewconsole.engine.llms import build_llm
 from tests.engine_flows import maybe_block, maybe_fail, side_effect
+
+__all__ = ["NoInputs", "TopicInputs", "agent", "build_llm", "crew", "hazard"]
 
 
 class NoInputs(BaseModel):

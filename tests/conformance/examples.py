@@ -11,9 +11,8 @@ from crewai.flow.human_feedback import HumanFeedbackResult, human_feedback
 from crewai.flow.persistence import persist
 from pydantic import BaseModel, Field
 
-from reviewconsole.engine.llms import build_llm
 from reviewconsole.engine.registry import register_flow
-from tests.conformance.common import TopicInputs, agent, crew, hazard
+from tests.conformance.common import TopicInputs, agent, build_llm, crew, hazard
 
 # --- Lead scoring with a human step (shape of CrewAI's lead-score flow) --------------------------------------
 

@@ -13,10 +13,9 @@ from crewai.flow.persistence import persist
 from crewai.tools import BaseTool
 from pydantic import BaseModel, Field
 
-from reviewconsole.engine.llms import build_llm
 from reviewconsole.engine.registry import register_flow
 from reviewconsole.reviews.provider import ReviewConsoleProvider
-from tests.conformance.common import NoInputs, TopicInputs, agent, crew, hazard
+from tests.conformance.common import NoInputs, TopicInputs, agent, build_llm, crew, hazard
 from tests.engine_flows import side_effect
 
 

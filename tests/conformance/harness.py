@@ -11,12 +11,12 @@ from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
 from crewai.utilities import llm_utils
 
 from reviewconsole.engine.encoding import to_json
-from reviewconsole.engine.llms import build_llm
 from reviewconsole.engine.models import FlowRun, RunStatus
 from reviewconsole.engine.registry import get_flow
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
 from reviewconsole.reviews.services import decide
 from tests.conformance.cases import Case, Review
+from tests.conformance.common import build_llm
 
 
 def without_id(state: Any) -> Any:
