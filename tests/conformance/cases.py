@@ -36,8 +36,8 @@ class Case:
     # The run's result, as JSON: what plain CrewAI returns for these inputs and reviews.
     expected: Any
     reviews: tuple[Review, ...] = ()
-    # Steps whose input is a model or crew result returned by the step before: a Retry after a failure
-    # there, and a worker killed there, must hand them the same types.
+    # Steps a test fails in and retries: mostly those whose input is a model or crew result returned by the
+    # step before, which a Retry, or a worker killed there, must hand over with the same type.
     handoffs: tuple[str, ...] = ()
     # Why a Retry or a crash in those steps still fails (an xfail reason), if it does.
     handoff_waits_on: str | None = None
@@ -85,6 +85,8 @@ CASES += [
         flow="conf_self_evaluation",
         inputs={"topic": "solar panels"},
         expected={"post": "Demo answer to: Current Task: Write post 3 about solar panels", "attempts": 3},
+        # Inside the loop, and after it: the replayed router must send the run round the loop again.
+        handoffs=("write_post:2", "save_post"),
     ),
     Case(
         flow="conf_book_writer",
@@ -98,7 +100,9 @@ CASES += [
         flow="conf_email_router",
         inputs={"sender": "client@example.com", "subject": "Invoice overdue"},
         expected={"category": "urgent", "reply": "Re: Invoice overdue", "logged": ["escalated", "logged"]},
+        handoffs=("reply",),
         waits_on=ITEM_2,
+        handoff_waits_on=ITEM_2,
     ),
     Case(
         flow="conf_email_router",

@@ -107,6 +107,7 @@ class SelfEvaluationFlow(Flow[PostState]):
     @start("retry")
     def write_post(self) -> str:
         self.state.attempts += 1
+        hazard(f"write_post:{self.state.attempts}")
         result = crew(agent("Copywriter"), f"Write post {self.state.attempts} about {self.state.topic}").kickoff()
         self.state.post = result.raw
         self.state.drafts.append(f"draft {self.state.attempts}")
@@ -124,6 +125,7 @@ class SelfEvaluationFlow(Flow[PostState]):
 
     @listen("complete")
     def save_post(self) -> dict:
+        hazard("save_post")
         return {"post": self.state.post, "attempts": self.state.attempts}
 
     @listen("max_retry_exceeded")
@@ -241,6 +243,7 @@ class EmailRouterFlow(Flow[EmailState]):
 
     @listen(and_(log_email, or_(escalate, queue)))
     def reply(self) -> dict:
+        hazard("reply")
         self.state.reply = f"Re: {self.state.subject}"
         return {"category": self.state.category, "reply": self.state.reply, "logged": self.state.logged}
 
