@@ -10,8 +10,10 @@ failure replayed, not run again.
 from collections import Counter
 
 import pytest
+from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
 
 from reviewconsole.engine.models import RunStatus
+from reviewconsole.engine.registry import get_flow
 from reviewconsole.engine.services import run_create, run_retry
 from tests.conformance.cases import CASES, HANDOFFS, ITEM_4
 from tests.conformance.harness import decide_reviews, marks_for, run_plain, without_id
@@ -24,9 +26,7 @@ def reviewer(django_user_model):
     return django_user_model.objects.create_user("conformance-reviewer", password="pw")
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(case, id=case.id, marks=marks_for(case, case.waits_on)) for case in CASES]
-)
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id, marks=marks_for(case.waits_on)) for case in CASES])
 def test_runs_under_the_console_as_under_crewai(case, reviewer, side_effects, tmp_path, monkeypatch):
     plain_result, plain_state = run_plain(case, tmp_path, monkeypatch)
     plain_effects = side_effects()
@@ -48,7 +48,7 @@ def test_runs_under_the_console_as_under_crewai(case, reviewer, side_effects, tm
 @pytest.mark.parametrize(
     ("case", "step"),
     [
-        pytest.param(case, step, id=f"{case.id}-{step}", marks=marks_for(case, case.handoff_waits_on))
+        pytest.param(case, step, id=f"{case.id}-{step}", marks=marks_for(case.handoff_waits_on))
         for case, step in HANDOFFS
     ],
 )
@@ -86,10 +86,6 @@ def test_a_step_calling_exit_fails_the_run_naming_it(side_effects):
 
 
 def test_under_plain_crewai_exit_in_a_step_ends_the_kickoff(tmp_path):
-    from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
-
-    from reviewconsole.engine.registry import get_flow
-
     flow = get_flow("conf_exit").flow_class(persistence=SQLiteFlowPersistence(str(tmp_path / "plain.db")))
     with pytest.raises(SystemExit, match="no data to process"):
         flow.kickoff()

@@ -63,7 +63,7 @@ def _run_until(run: FlowRun, done: Callable[[], bool], reviews: Iterator[Review]
 
 
 @pytest.mark.parametrize(
-    "case", [pytest.param(case, id=case.id, marks=marks_for(case, case.handoff_waits_on)) for case in KILLS]
+    "case", [pytest.param(case, id=case.id, marks=marks_for(case.handoff_waits_on)) for case in KILLS]
 )
 def test_a_worker_killed_inside_a_step_loses_nothing(case, start_cluster, tmp_path, django_user_model):
     reviewer = django_user_model.objects.create_user("conformance-reviewer", password="pw")

@@ -2,7 +2,7 @@
 
 Adding a flow shape is one row: the tests in tests/test_conformance.py run every row under the console and
 under plain CrewAI and compare both with `expected`; rows naming `handoffs` are also failed there and retried,
-and tests/test_conformance_workers.py kills a worker inside those steps.
+and tests/test_conformance_workers.py kills a real worker inside a row's `killed_in` step.
 """
 
 from __future__ import annotations
@@ -63,15 +63,13 @@ ITEM_4 = "issue 12 item 4: exit() in a step escapes the runner"
 ITEM_6 = "issue 12 item 6: an agent without llm= does not get LLM_MODEL"
 ITEM_7 = "issue 12 item 7: the demo model never calls a tool"
 
-CASES: list[Case] = []
-
 
 def _note(comment: str) -> str:
     """The console provider's decision payload as a flow without `emit` reads it (README, pattern (a))."""
     return json.dumps({"outcome": "approved", "comment": comment})
 
 
-CASES += [
+CASES: list[Case] = [
     Case(
         flow="conf_lead_scoring",
         inputs={"leads": ["Ada at Initech", "Grace at Globex"]},
