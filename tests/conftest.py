@@ -13,6 +13,19 @@ def side_effects(tmp_path, monkeypatch):
     return lambda: log.read_text().split() if log.exists() else []
 
 
+@pytest.fixture
+def django_default_persistence(monkeypatch):
+    """Make DjangoFlowPersistence CrewAI's default persistence for one test, as the engine registry does.
+
+    For the ports of CrewAI's own tests (tests/test_crewai_*.py) whose flows persist through CrewAI's default.
+    """
+    from crewai.flow.persistence import factory as persistence_factory
+
+    from reviewconsole.engine.persistence import DjangoFlowPersistence
+
+    monkeypatch.setattr(persistence_factory, "_factory", DjangoFlowPersistence)
+
+
 @pytest.fixture(autouse=True)
 def _fast_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

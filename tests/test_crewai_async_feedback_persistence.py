@@ -1,11 +1,15 @@
 # Ported from crewAIInc/crewAI lib/crewai/tests/test_async_human_feedback.py
-# (commit 27351e67c19409146986d616712772b9da0728a5): the persistence and resume parts.
+# (commit f4731f5025f861c78e3af0487cc80bf5e7c64782, main after the 1.15.17 release: upstream's history has
+# no 1.15.30 tag or version bump to cite, and this is its newest commit; the installed package is 1.15.30):
+# the persistence and resume parts.
 """CrewAI's async human-feedback persistence and resume tests, run against DjangoFlowPersistence.
 
 Kept: pending-feedback save/load/clear/replace, ``Flow.from_pending``,
-``resume``/``resume_async``, pausing through a provider that raises
-``HumanFeedbackPending``, automatic persistence on pause, and the round trip of
-a ``PendingFeedbackContext`` (with its LLM config) through the persistence.
+``resume``/``resume_async`` (terminal resumes, routing, the flow lifecycle
+events of a suppressed resume, outputs recorded before downstream listeners),
+pausing through a provider that raises ``HumanFeedbackPending``, automatic
+persistence on pause, and the round trip of a ``PendingFeedbackContext`` (with
+its LLM config) through the persistence.
 Upstream's pure unit tests of the dataclasses, exception, provider protocol,
 ``_collapse_to_outcome`` parsing and ``_serialize_llm_for_context`` are not
 ported: they never touch persistence.
@@ -17,8 +21,8 @@ Changes from upstream:
 - Test classes are flattened into plain functions.
 - The database marker is transactional because CrewAI runs flow methods and
   persistence calls on worker threads with their own DB connections.
-- CrewAI 1.15 moved the runtime to ``crewai.flow.runtime``; ``crewai.flow.flow``
-  no longer has ``crewai_event_bus``, so the event bus is patched there.
+- The async test runs its upstream body with ``asyncio.run`` (pytest-asyncio is
+  not installed here).
 - Tests that relied on CrewAI's built-in default persistence point the default
   factory at DjangoFlowPersistence (as the engine registry does) and also
   check it is the backend used.
@@ -30,9 +34,8 @@ import asyncio
 from unittest.mock import MagicMock, patch
 
 import pytest
-from crewai.flow import Flow, human_feedback, listen, start
+from crewai.flow import Flow, HumanFeedbackResult, human_feedback, listen, start
 from crewai.flow.async_feedback import HumanFeedbackPending, PendingFeedbackContext
-from crewai.flow.persistence import factory as persistence_factory
 from pydantic import BaseModel
 
 from reviewconsole.engine.persistence import DjangoFlowPersistence
@@ -40,12 +43,6 @@ from reviewconsole.engine.persistence import DjangoFlowPersistence
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EVENT_BUS_EMIT = "crewai.flow.runtime.crewai_event_bus.emit"
-
-
-@pytest.fixture
-def django_default_persistence(monkeypatch):
-    """Make DjangoFlowPersistence CrewAI's default backend for this test only."""
-    monkeypatch.setattr(persistence_factory, "_factory", DjangoFlowPersistence)
 
 
 def _state_dump(flow: Flow) -> dict:
@@ -254,6 +251,79 @@ def test_from_pending_restores_state() -> None:
     assert flow.state.counter == 42
 
 
+def test_suppressed_resume_emits_a_matched_lifecycle_pair() -> None:
+    """A suppressed resume emits exactly one start and one finish.
+
+    Both lifecycle events used to be gated on ``suppress_flow_events`` here,
+    while the kickoff path emits them either way -- so a suppressed resume was
+    invisible in flow telemetry. Ungating only the start would have been worse:
+    a start with no terminal event breaks pairing in the other direction.
+
+    The flag is not a gate for emission. It asks for console quiet -- see
+    ``_flow_origin`` in ``events/event_listener.py``, which says so and notes it
+    "can legitimately be set on a caller's own flow" -- and the listener already
+    honours it wherever it prints.
+
+    Counts are asserted exactly, and the resume is a real one that runs to
+    completion, so neither an unpaired event nor a swallowed failure can pass.
+    """
+    from crewai.events.event_bus import crewai_event_bus
+    from crewai.events.types.flow_events import (
+        FlowFinishedEvent,
+        FlowStartedEvent,
+    )
+
+    persistence = DjangoFlowPersistence()
+
+    class TestFlow(Flow):
+        suppress_flow_events = True
+
+        @start()
+        @human_feedback(message="Review this:")
+        def generate(self):
+            return "generated content"
+
+        @listen(generate)
+        def process(self, feedback_result):
+            return f"Processed: {feedback_result.feedback}"
+
+    context = PendingFeedbackContext(
+        flow_id="suppressed-resume-1",
+        flow_class="test.TestFlow",
+        method_name="generate",
+        method_output="generated content",
+        message="Review this:",
+    )
+    persistence.save_pending_feedback(
+        flow_uuid="suppressed-resume-1",
+        context=context,
+        state_data={"id": "suppressed-resume-1"},
+    )
+
+    flow = TestFlow.from_pending("suppressed-resume-1", persistence)
+
+    seen: list[str] = []
+    original_emit = crewai_event_bus.emit
+
+    def capture_emit(source, event):
+        if isinstance(event, FlowStartedEvent):
+            seen.append("started")
+        elif isinstance(event, FlowFinishedEvent):
+            seen.append("finished")
+        return original_emit(source, event)
+
+    with patch.object(crewai_event_bus, "emit", side_effect=capture_emit):
+        result = flow.resume("looks good!")
+
+    assert result is not None
+    assert seen.count("started") == 1, f"expected exactly one flow_started on a suppressed resume, got {seen}"
+    assert seen.count("finished") == 1, (
+        f"expected exactly one flow_finished to pair with it, got {seen} -- "
+        f"an unpaired event breaks started/finished pairing and every "
+        f"duration built on it"
+    )
+
+
 def test_resume_without_pending_raises_error() -> None:
     """Test that resume raises error without pending context."""
 
@@ -386,6 +456,42 @@ def test_resume_basic(mock_emit: MagicMock) -> None:
 
 
 @patch(EVENT_BUS_EMIT)
+def test_terminal_resume_without_emit_returns_feedback_result(mock_emit: MagicMock) -> None:
+    """Terminal resumed non-emit methods return the full feedback result."""
+    persistence = DjangoFlowPersistence()
+
+    class TestFlow(Flow):
+        @start()
+        @human_feedback(message="Review this:", metadata={"stage": "draft"})
+        def generate(self):
+            return {"content": "generated content"}
+
+    context = PendingFeedbackContext(
+        flow_id="terminal-non-emit-test-123",
+        flow_class="test.TestFlow",
+        method_name="generate",
+        method_output={"content": "generated content"},
+        message="Review this:",
+        metadata={"stage": "draft"},
+    )
+    persistence.save_pending_feedback(
+        flow_uuid="terminal-non-emit-test-123",
+        context=context,
+        state_data={"id": "terminal-non-emit-test-123"},
+    )
+
+    flow = TestFlow.from_pending("terminal-non-emit-test-123", persistence)
+    result = flow.resume("looks good!")
+
+    assert isinstance(result, HumanFeedbackResult)
+    assert result.output == {"content": "generated content"}
+    assert result.feedback == "looks good!"
+    assert result.outcome is None
+    assert result.metadata == {"stage": "draft"}
+    assert flow.method_outputs == [result]
+
+
+@patch(EVENT_BUS_EMIT)
 def test_resume_routing(mock_emit: MagicMock) -> None:
     """Test resume with routing."""
     persistence = DjangoFlowPersistence()
@@ -437,6 +543,86 @@ def test_resume_routing(mock_emit: MagicMock) -> None:
     # Verify routing worked
     assert flow.last_human_feedback.outcome == "approved"
     assert flow.result_path == "approved"
+
+    @patch(EVENT_BUS_EMIT)
+    def test_terminal_resume_with_emit_returns_method_output(mock_emit: MagicMock) -> None:
+        """Terminal resumed emit methods return the original method output."""
+        persistence = DjangoFlowPersistence()
+        method_output = {"content": "original content", "status": "ready"}
+
+        class TestFlow(Flow):
+            @start()
+            @human_feedback(
+                message="Approve?",
+                emit=["approved", "rejected"],
+                llm="gpt-4o-mini",
+            )
+            def review(self):
+                return method_output
+
+        context = PendingFeedbackContext(
+            flow_id="terminal-route-test-123",
+            flow_class="test.TestFlow",
+            method_name="review",
+            method_output=method_output,
+            message="Approve?",
+            emit=["approved", "rejected"],
+            llm="gpt-4o-mini",
+        )
+        persistence.save_pending_feedback(
+            flow_uuid="terminal-route-test-123",
+            context=context,
+            state_data={"id": "terminal-route-test-123"},
+        )
+
+        flow = TestFlow.from_pending("terminal-route-test-123", persistence)
+
+        with patch.object(flow, "_collapse_to_outcome", return_value="approved"):
+            result = flow.resume("yes, this looks great")
+
+        assert result == method_output
+        assert flow.method_outputs == [method_output]
+        assert flow.last_human_feedback.outcome == "approved"
+
+
+@patch(EVENT_BUS_EMIT)
+def test_resume_records_method_output_before_downstream_listeners(mock_emit: MagicMock) -> None:
+    """Downstream listeners can read outputs from the resumed method."""
+    persistence = DjangoFlowPersistence()
+
+    class TestFlow(Flow):
+        @start()
+        @human_feedback(message="Review:")
+        def review(self):
+            return "generated content"
+
+        @listen(review)
+        def downstream(self, result):
+            self.state["seen_outputs"] = self.method_outputs
+            return f"downstream:{result.output}"
+
+    context = PendingFeedbackContext(
+        flow_id="listener-output-test-123",
+        flow_class="test.TestFlow",
+        method_name="review",
+        method_output="generated content",
+        message="Review:",
+    )
+    persistence.save_pending_feedback(
+        flow_uuid="listener-output-test-123",
+        context=context,
+        state_data={"id": "listener-output-test-123"},
+    )
+
+    flow = TestFlow.from_pending("listener-output-test-123", persistence)
+    result = flow.resume("looks good")
+
+    assert result == "downstream:generated content"
+    assert len(flow.state["seen_outputs"]) == 1
+    seen_output = flow.state["seen_outputs"][0]
+    assert isinstance(seen_output, HumanFeedbackResult)
+    assert seen_output.output == "generated content"
+    assert seen_output.feedback == "looks good"
 
 
 # =============================================================================
@@ -597,20 +783,23 @@ def test_auto_persistence_when_none_provided(mock_emit: MagicMock, django_defaul
 
 @patch(EVENT_BUS_EMIT)
 def test_basellm_object_model_string_survives_roundtrip(mock_emit: MagicMock) -> None:
-    """Test that when llm is a BaseLLM object, its model config is stored in context
+    """Test that when llm is a BaseLLM object, its model string is stored in context
     so that outcome collapsing works after async pause/resume.
 
-    Upstream uses ``LLM(model="gemini-2.0-flash", provider="gemini")``; the
-    Gemini provider extra is not installed here, so the port uses the OpenAI
-    provider (no request is made: ``_collapse_to_outcome`` is patched) and the
-    expected model strings change accordingly.
+    This is the exact bug: locally the sync path keeps the LLM object in memory,
+    but in production the async path serializes the context and the LLM object was
+    discarded (stored as None), causing resume to skip classification and always
+    fall back to emit[0].
     """
     persistence = DjangoFlowPersistence()
 
-    # Create a real LLM object (not a string)
     from crewai.llm import LLM
 
-    mock_llm_obj = LLM(model="gpt-4o-mini", provider="openai")
+    mock_llm_obj = LLM(
+        model="llama3",
+        provider="ollama",
+        base_url="http://localhost:11434",
+    )
 
     class PausingProvider:
         def __init__(self, persistence: DjangoFlowPersistence):
@@ -622,7 +811,7 @@ def test_basellm_object_model_string_survives_roundtrip(mock_emit: MagicMock) ->
             self.persistence.save_pending_feedback(
                 flow_uuid=context.flow_id,
                 context=context,
-                state_data=_state_dump(flow),
+                state_data=flow.state if isinstance(flow.state, dict) else flow.state.model_dump(),
             )
             raise HumanFeedbackPending(context=context)
 
@@ -652,31 +841,26 @@ def test_basellm_object_model_string_survives_roundtrip(mock_emit: MagicMock) ->
             self.result_path = "needs_changes"
             return "Changes needed"
 
-    # Phase 1: Start flow (should pause)
     flow1 = TestFlow(persistence=persistence)
     result = flow1.kickoff()
     assert isinstance(result, HumanFeedbackPending)
 
-    # Verify the context stored the model config dict, not None
     assert provider.captured_context is not None
     assert isinstance(provider.captured_context.llm, dict)
-    assert provider.captured_context.llm["model"] == "openai/gpt-4o-mini"
+    assert provider.captured_context.llm["model"] == "ollama/llama3"
 
-    # Verify it survives persistence roundtrip
     flow_id = result.context.flow_id
     loaded = persistence.load_pending_feedback(flow_id)
     assert loaded is not None
     _, loaded_context = loaded
     assert isinstance(loaded_context.llm, dict)
-    assert loaded_context.llm["model"] == "openai/gpt-4o-mini"
+    assert loaded_context.llm["model"] == "ollama/llama3"
 
-    # Phase 2: Resume with positive feedback - should use LLM to classify
     flow2 = TestFlow.from_pending(flow_id, persistence)
     assert flow2._pending_feedback_context is not None
     assert isinstance(flow2._pending_feedback_context.llm, dict)
-    assert flow2._pending_feedback_context.llm["model"] == "openai/gpt-4o-mini"
+    assert flow2._pending_feedback_context.llm["model"] == "ollama/llama3"
 
-    # Mock _collapse_to_outcome to verify it gets called (not skipped)
     with patch.object(flow2, "_collapse_to_outcome", return_value="approved") as mock_collapse:
         flow2.resume("this looks good, proceed!")
 
@@ -685,9 +869,9 @@ def test_basellm_object_model_string_survives_roundtrip(mock_emit: MagicMock) ->
     call_kwargs = mock_collapse.call_args
     assert call_kwargs.kwargs["feedback"] == "this looks good, proceed!"
     assert call_kwargs.kwargs["outcomes"] == ["needs_changes", "approved"]
-    # LLM should be reconstructed from the persisted config, not None
+    # LLM should be a live object (from _human_feedback_llm) or reconstructed, not None
     assert call_kwargs.kwargs["llm"] is not None
-    assert getattr(call_kwargs.kwargs["llm"], "model", None) == "gpt-4o-mini"
+    assert getattr(call_kwargs.kwargs["llm"], "model", None) == "llama3"
     assert flow2.last_human_feedback.outcome == "approved"
     assert flow2.result_path == "approved"
 
@@ -767,18 +951,12 @@ def test_resume_without_feedback_uses_default() -> None:
 
 
 # =============================================================================
-# LLM resolution on resume (upstream TestLiveLLMPreservationOnResume)
+# LLM resolution on resume (upstream TestResumeLLMFromSerializedContext)
 # =============================================================================
 
 
 @patch(EVENT_BUS_EMIT)
-def test_resume_async_falls_back_to_serialized_string_when_no_hf_llm(mock_emit: MagicMock) -> None:
-    """Test that resume_async uses context.llm loaded from the persistence.
-
-    Upstream deletes a ``_hf_llm`` wrapper attribute first; CrewAI 1.15 no
-    longer sets it (resume always rebuilds the LLM from the persisted
-    context), so that step is kept as the same no-op guard.
-    """
+def test_resume_builds_llm_from_serialized_context(mock_emit: MagicMock) -> None:
     persistence = DjangoFlowPersistence()
 
     class TestFlow(Flow):
@@ -791,7 +969,6 @@ def test_resume_async_falls_back_to_serialized_string_when_no_hf_llm(mock_emit: 
         def review(self):
             return "content"
 
-    # Save pending feedback
     context = PendingFeedbackContext(
         flow_id="fallback-test",
         flow_class="TestFlow",
@@ -809,12 +986,6 @@ def test_resume_async_falls_back_to_serialized_string_when_no_hf_llm(mock_emit: 
 
     flow = TestFlow.from_pending("fallback-test", persistence)
 
-    # Remove _hf_llm to simulate old decorator without this attribute
-    method = flow._methods.get("review")
-    if hasattr(method, "_hf_llm"):
-        delattr(method, "_hf_llm")
-
-    # Mock _collapse_to_outcome to capture what LLM it receives
     captured_llm = []
 
     def capture_llm(feedback, outcomes, llm):
@@ -824,7 +995,6 @@ def test_resume_async_falls_back_to_serialized_string_when_no_hf_llm(mock_emit: 
     with patch.object(flow, "_collapse_to_outcome", side_effect=capture_llm):
         flow.resume("looks good!")
 
-    # Should fall back to deserialized LLM from context string
     assert len(captured_llm) == 1
     from crewai.llms.base_llm import BaseLLM as BaseLLMClass
 

@@ -1,6 +1,8 @@
 # Ported from crewAIInc/crewAI lib/crewai/tests/test_flow_persistence.py
-# (commit 4d5ee0dcdbcd6fde2487d9ef3c56e6f3b04a3666).
-"""CrewAI's own flow-persistence tests, run against DjangoFlowPersistence.
+# (commit f4731f5025f861c78e3af0487cc80bf5e7c64782, main after the 1.15.17 release: upstream's history has
+# no 1.15.30 tag or version bump to cite, and this is its newest commit; the installed package is 1.15.30).
+"""CrewAI's own flow-persistence tests, fork and ``restore_from_state_id`` included, run against
+DjangoFlowPersistence.
 
 Every upstream test is kept with its assertions. Changes from upstream:
 
@@ -11,7 +13,11 @@ Every upstream test is kept with its assertions. Changes from upstream:
 - The upstream ``TestState`` model is named ``CounterState`` so pytest does
   not try to collect it as a test class.
 - ``typing.Dict``/``List`` are the builtin generics.
+- The ``@pytest.mark.asyncio`` tests (pytest-asyncio is not installed here)
+  are plain tests running their upstream body, unchanged, with ``asyncio.run``.
 """
+
+import asyncio
 
 import pytest
 from crewai.flow.flow import Flow, FlowState, listen, start
@@ -254,3 +260,246 @@ def test_persistence_with_base_model():
     assert message.type == "text"
     assert message.content == "Hello, World!"
     assert isinstance(flow.state, State)
+
+
+def test_fork_with_restore_from_state_id():
+    """Fork: restore_from_state_id hydrates state from source flow_uuid; new run gets a
+    fresh state.id; source's history is preserved (the fork's @persist writes go under
+    the new state.id, not the source's)."""
+    persistence = DjangoFlowPersistence()
+
+    class ForkableFlow(Flow[CounterState]):
+        @start()
+        @persist(persistence)
+        def step(self):
+            self.state.counter += 1
+
+    flow1 = ForkableFlow(persistence=persistence)
+    flow1.kickoff()
+    source_uuid = flow1.state.id
+    assert flow1.state.counter == 1
+
+    # Resume on the same uuid bumps counter to 2 in the SAME flow_uuid history.
+    flow1b = ForkableFlow(persistence=persistence)
+    flow1b.kickoff(inputs={"id": source_uuid})
+    assert flow1b.state.counter == 2
+    assert persistence.load_state(source_uuid)["counter"] == 2
+
+    # Fork: hydrate from source, but persist under a fresh state.id.
+    flow2 = ForkableFlow(persistence=persistence)
+    flow2.kickoff(restore_from_state_id=source_uuid)
+
+    # Fork has a different state.id from the source.
+    assert flow2.state.id != source_uuid
+    # Hydrated from source's latest snapshot (counter=2), then incremented to 3.
+    assert flow2.state.counter == 3
+
+    # Source's history is unchanged after the fork.
+    assert persistence.load_state(source_uuid)["counter"] == 2
+
+    # Fork's writes landed under its own state.id.
+    assert persistence.load_state(flow2.state.id)["counter"] == 3
+
+
+def test_fork_with_pinned_state_id():
+    """Fork into a pinned state.id (inputs.id supplied alongside restore_from_state_id):
+    the new run uses inputs.id as state.id and hydrates from restore_from_state_id."""
+    persistence = DjangoFlowPersistence()
+
+    class PinnableFlow(Flow[CounterState]):
+        @start()
+        @persist(persistence)
+        def step(self):
+            self.state.counter += 1
+
+    flow1 = PinnableFlow(persistence=persistence)
+    flow1.kickoff()
+    source_uuid = flow1.state.id
+    assert flow1.state.counter == 1
+
+    pinned_uuid = "pinned-fork-uuid-1234"
+    flow2 = PinnableFlow(persistence=persistence)
+    flow2.kickoff(
+        inputs={"id": pinned_uuid},
+        restore_from_state_id=source_uuid,
+    )
+
+    # state.id pinned to inputs.id, NOT the source uuid.
+    assert flow2.state.id == pinned_uuid
+    # Hydrated from source: counter started at 1, step incremented to 2.
+    assert flow2.state.counter == 2
+    # Source's history is unchanged.
+    assert persistence.load_state(source_uuid)["counter"] == 1
+    # Fork's writes are under the pinned uuid.
+    assert persistence.load_state(pinned_uuid)["counter"] == 2
+
+
+def test_restore_from_state_id_not_found_silent_fallback():
+    """Lookup miss on restore_from_state_id silently falls through to default behavior."""
+    persistence = DjangoFlowPersistence()
+
+    class FallbackFlow(Flow[CounterState]):
+        @start()
+        @persist(persistence)
+        def step(self):
+            self.state.counter += 1
+
+    flow = FallbackFlow(persistence=persistence)
+    # No source UUID exists — should not raise.
+    flow.kickoff(restore_from_state_id="no-such-uuid")
+
+    # Default state path: counter starts at 0 and step increments to 1.
+    assert flow.state.counter == 1
+    # state.id is the auto-generated one, NOT the missing source.
+    assert flow.state.id != "no-such-uuid"
+
+
+def test_restore_from_state_id_none_is_no_op():
+    """restore_from_state_id=None (default) preserves baseline kickoff behavior."""
+    persistence = DjangoFlowPersistence()
+
+    class BaselineFlow(Flow[CounterState]):
+        @start()
+        @persist(persistence)
+        def step(self):
+            self.state.counter += 1
+
+    flow = BaselineFlow(persistence=persistence)
+    flow.kickoff(restore_from_state_id=None)
+    assert flow.state.counter == 1
+
+
+def test_fork_conflict_with_from_checkpoint_raises():
+    """Passing both from_checkpoint and restore_from_state_id raises ValueError, naming
+    both parameters."""
+    from crewai.state import CheckpointConfig
+
+    class ConflictFlow(Flow[CounterState]):
+        @start()
+        def step(self):
+            pass
+
+    flow = ConflictFlow()
+    with pytest.raises(ValueError) as excinfo:
+        flow.kickoff(
+            from_checkpoint=CheckpointConfig(),
+            restore_from_state_id="some-uuid",
+        )
+    msg = str(excinfo.value)
+    assert "from_checkpoint" in msg
+    assert "restore_from_state_id" in msg
+
+
+def test_fork_via_kickoff_async():
+    asyncio.run(_test_fork_via_kickoff_async())
+
+
+async def _test_fork_via_kickoff_async():
+    """kickoff_async honors restore_from_state_id: hydrates from source, mints fresh
+    state.id, persists under the new id, source history preserved."""
+    persistence = DjangoFlowPersistence()
+
+    class AsyncForkableFlow(Flow[CounterState]):
+        @start()
+        @persist(persistence)
+        def step(self):
+            self.state.counter += 1
+
+    flow1 = AsyncForkableFlow(persistence=persistence)
+    await flow1.kickoff_async()
+    source_uuid = flow1.state.id
+    assert flow1.state.counter == 1
+
+    flow2 = AsyncForkableFlow(persistence=persistence)
+    await flow2.kickoff_async(restore_from_state_id=source_uuid)
+
+    assert flow2.state.id != source_uuid
+    assert flow2.state.counter == 2
+    assert persistence.load_state(source_uuid)["counter"] == 1
+    assert persistence.load_state(flow2.state.id)["counter"] == 2
+
+
+def test_fork_via_akickoff():
+    asyncio.run(_test_fork_via_akickoff())
+
+
+async def _test_fork_via_akickoff():
+    """akickoff is the public async alias and must accept restore_from_state_id with
+    the same semantics as kickoff_async."""
+    persistence = DjangoFlowPersistence()
+
+    class AkickoffForkableFlow(Flow[CounterState]):
+        @start()
+        @persist(persistence)
+        def step(self):
+            self.state.counter += 1
+
+    flow1 = AkickoffForkableFlow(persistence=persistence)
+    await flow1.akickoff()
+    source_uuid = flow1.state.id
+    assert flow1.state.counter == 1
+
+    flow2 = AkickoffForkableFlow(persistence=persistence)
+    await flow2.akickoff(restore_from_state_id=source_uuid)
+
+    assert flow2.state.id != source_uuid
+    assert flow2.state.counter == 2
+    assert persistence.load_state(source_uuid)["counter"] == 1
+    assert persistence.load_state(flow2.state.id)["counter"] == 2
+
+
+def test_akickoff_pinned_fork():
+    asyncio.run(_test_akickoff_pinned_fork())
+
+
+async def _test_akickoff_pinned_fork():
+    """akickoff with both inputs.id and restore_from_state_id pins state.id while
+    hydrating from the source."""
+    persistence = DjangoFlowPersistence()
+
+    class PinnableAsyncFlow(Flow[CounterState]):
+        @start()
+        @persist(persistence)
+        def step(self):
+            self.state.counter += 1
+
+    flow1 = PinnableAsyncFlow(persistence=persistence)
+    await flow1.akickoff()
+    source_uuid = flow1.state.id
+
+    pinned_uuid = "pinned-akickoff-fork-uuid"
+    flow2 = PinnableAsyncFlow(persistence=persistence)
+    await flow2.akickoff(
+        inputs={"id": pinned_uuid},
+        restore_from_state_id=source_uuid,
+    )
+
+    assert flow2.state.id == pinned_uuid
+    assert flow2.state.counter == 2
+    assert persistence.load_state(source_uuid)["counter"] == 1
+    assert persistence.load_state(pinned_uuid)["counter"] == 2
+
+
+def test_akickoff_fork_conflict_with_from_checkpoint_raises():
+    asyncio.run(_test_akickoff_fork_conflict_with_from_checkpoint_raises())
+
+
+async def _test_akickoff_fork_conflict_with_from_checkpoint_raises():
+    """akickoff must raise the same conflict ValueError as kickoff/kickoff_async when
+    both from_checkpoint and restore_from_state_id are set."""
+    from crewai.state import CheckpointConfig
+
+    class AsyncConflictFlow(Flow[CounterState]):
+        @start()
+        def step(self):
+            pass
+
+    flow = AsyncConflictFlow()
+    with pytest.raises(ValueError) as excinfo:
+        await flow.akickoff(
+            from_checkpoint=CheckpointConfig(),
+            restore_from_state_id="some-uuid",
+        )
+    msg = str(excinfo.value)
+    assert "from_checkpoint" in msg
+    assert "restore_from_state_id" in msg

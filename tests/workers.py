@@ -47,7 +47,7 @@ def worker_env(**overrides: str) -> dict[str, str]:
             "TASKS_SYNC": "0",
             "Q_WORKERS": "1",
             "RUN_LEASE_SECONDS": "3",
-            "FLOW_MODULES": "flows,tests.engine_flows",
+            "FLOW_MODULES": "flows,tests.engine_flows,tests.agent_flows,tests.conformance",
             "DATABASE_URL": worker_database_url(),
             "LOG_LEVEL": "INFO",
             # Output must reach the log file before a SIGKILL can lose it.
