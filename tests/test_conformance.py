@@ -15,8 +15,8 @@ from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
 from reviewconsole.engine.models import RunStatus
 from reviewconsole.engine.registry import get_flow
 from reviewconsole.engine.services import run_create, run_retry
-from tests.conformance.cases import CASES, HANDOFFS, ITEM_4
-from tests.conformance.harness import decide_reviews, marks_for, run_plain, without_id
+from tests.conformance.cases import CASES, HANDOFFS
+from tests.conformance.harness import decide_reviews, run_plain, without_id
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,7 +26,7 @@ def reviewer(django_user_model):
     return django_user_model.objects.create_user("conformance-reviewer", password="pw")
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, id=case.id, marks=marks_for(case.waits_on)) for case in CASES])
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id) for case in CASES])
 def test_runs_under_the_console_as_under_crewai(case, reviewer, side_effects, tmp_path, monkeypatch):
     plain_result, plain_state = run_plain(case, tmp_path, monkeypatch)
     plain_effects = side_effects()
@@ -47,10 +47,7 @@ def test_runs_under_the_console_as_under_crewai(case, reviewer, side_effects, tm
 
 @pytest.mark.parametrize(
     ("case", "step"),
-    [
-        pytest.param(case, step, id=f"{case.id}-{step}", marks=marks_for(case.handoff_waits_on))
-        for case, step in HANDOFFS
-    ],
+    [pytest.param(case, step, id=f"{case.id}-{step}") for case, step in HANDOFFS],
 )
 def test_retry_after_a_failed_step_ends_as_an_uninterrupted_run(
     case, step, reviewer, side_effects, tmp_path, monkeypatch
@@ -75,7 +72,6 @@ def test_retry_after_a_failed_step_ends_as_an_uninterrupted_run(
     assert Counter(side_effects()) - uninterrupted == uninterrupted + Counter([step])
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM_4)
 def test_a_step_calling_exit_fails_the_run_naming_it(side_effects):
     run = run_create(flow_name="conf_exit", inputs={})
     run.refresh_from_db()

@@ -18,8 +18,8 @@ from django_q.conf import Conf
 
 from reviewconsole.engine.models import FlowRun, RunStatus
 from reviewconsole.engine.services import run_create
-from tests.conformance.cases import ITEM_4, KILLS, Review
-from tests.conformance.harness import decide_pending, marks_for
+from tests.conformance.cases import KILLS, Review
+from tests.conformance.harness import decide_pending
 from tests.workers import QCluster, wait_for, worker_env
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
@@ -62,9 +62,7 @@ def _run_until(run: FlowRun, done: Callable[[], bool], reviews: Iterator[Review]
     return run
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(case, id=case.id, marks=marks_for(case.handoff_waits_on)) for case in KILLS]
-)
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id) for case in KILLS])
 def test_a_worker_killed_inside_a_step_loses_nothing(case, start_cluster, tmp_path, django_user_model):
     reviewer = django_user_model.objects.create_user("conformance-reviewer", password="pw")
     step, marker, reviews = case.killed_in, tmp_path / "blocked", iter(case.reviews)
@@ -90,7 +88,6 @@ def test_a_worker_killed_inside_a_step_loses_nothing(case, start_cluster, tmp_pa
     assert not set(rerun) & (set(before_kill) - {step})
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM_4)
 def test_exit_in_a_step_fails_the_run_and_the_worker_lives_on(start_cluster, tmp_path):
     cluster = start_cluster()
     run = run_create(flow_name="conf_exit", inputs={})

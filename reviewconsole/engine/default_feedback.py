@@ -5,14 +5,13 @@ hook for a deployment's default, and without one reads `input()`, which a worker
 sets that hook, once per process, to a provider that sends the step of a run it executes to the registered
 pause handler (the review queue), with the output type the flow declares (`structure.feedback_output_type`).
 Any other flow in the process, such as one a step kicks off itself, gets what it got before: the provider
-set earlier, or CrewAI's console.
+set earlier, or, as CrewAI does without one, the flow's own `_request_human_feedback` (its console prompt).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from crewai.flow.async_feedback.providers import ConsoleProvider
 from crewai.flow.async_feedback.types import HumanFeedbackProvider, PendingFeedbackContext
 from crewai.flow.flow_config import flow_config
 
@@ -32,7 +31,15 @@ class EngineFeedbackProvider:
         execution = current_execution.get()
         # The flow instance, not just the run id: a flow that a step kicks off runs under the same execution.
         if execution is None or execution.flow is not flow:
-            return (self.fallback or ConsoleProvider()).request_feedback(context, flow)
+            if self.fallback is not None:
+                return self.fallback.request_feedback(context, flow)
+            return flow._request_human_feedback(
+                message=context.message,
+                output=context.method_output,
+                metadata=context.metadata,
+                emit=context.emit,
+                method_name=context.method_name,
+            )
         output_type = feedback_output_type(get_flow(execution.flow_name), context.method_name, context.metadata)
         return pause_handler().feedback_provider(output_type=output_type).request_feedback(context, flow)
 

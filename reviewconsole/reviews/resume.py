@@ -18,7 +18,7 @@ from reviewconsole.engine.models import FlowRun, PendingFeedback
 from reviewconsole.engine.persistence import DjangoFlowPersistence
 from reviewconsole.llm.decision_model import OutcomeLLM
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
-from reviewconsole.reviews.schemas import output_schema
+from reviewconsole.reviews.schemas import output_schema, step_output_model
 
 
 def decision_facts(item: ReviewItem) -> dict[str, Any]:
@@ -33,11 +33,19 @@ def decision_facts(item: ReviewItem) -> dict[str, Any]:
     }
 
 
-def reviewed_output(item: ReviewItem) -> Any:
-    """The output the reviewer let through: their edit if they made one, as the step's model where one is known."""
+def reviewed_output(item: ReviewItem, flow_class: type, method: str) -> Any:
+    """The output the reviewer let through: their edit if they made one, as the paused step's model.
+
+    The step's own return annotation says which model it is; a step without one gets the model its provider
+    declared for the output type (`@human_review`, `ReviewConsoleProvider(schema=...)`). A plain step that
+    returns something else (a str, say) gets it back as it was, even when another step of the flow pauses
+    a model under the same output type.
+    """
     edited = item.decision.edited_output
     output = edited if edited is not None else item.output
-    model = output_schema(item.output_type)
+    model = step_output_model(flow_class, method)
+    if model is None and flow_class.flow_definition().methods[method].human_feedback.provider is not None:
+        model = output_schema(item.output_type)
     return model.model_validate(output) if model is not None else output
 
 
@@ -63,7 +71,7 @@ def resume_paused_flow(
     pending = flow.pending_feedback
     # The flow gets its own model back, as if the step had not paused; CrewAI puts the context's output and
     # metadata into the HumanFeedbackResult it builds.
-    pending.method_output = reviewed_output(item)
+    pending.method_output = reviewed_output(item, flow_class, pause.method)
     pending.metadata = {**(pending.metadata or {}), **decision_facts(item)}
     if item.uses_emit:
         pending.llm = OutcomeLLM(outcome=decision.outcome)

@@ -3,7 +3,6 @@ without `llm=`, tools, `exit()` in a step, and `@human_feedback` with and withou
 
 from __future__ import annotations
 
-import json
 import sys
 
 from crewai import Crew, CrewOutput, Process, Task
@@ -251,10 +250,10 @@ class ConsoleFeedbackFlow(Flow[FeedbackState], _FeedbackSteps):
 
     @listen(ask_note)
     def publish(self, result: HumanFeedbackResult) -> dict:
-        # Without `emit`, the console's provider hands over the decision as JSON (README, pattern (a)).
+        # Without `emit`, the feedback is the reviewer's comment, as a person typing it gives it.
         hazard("publish")
         self.record(result, "note", result.output)
-        return {"note": json.loads(result.feedback)["comment"], "decided": self.state.decided}
+        return {"note": result.feedback, "decided": self.state.decided}
 
     @listen("rejected")
     def discard(self, result: HumanFeedbackResult) -> dict:

@@ -24,11 +24,6 @@ def without_id(state: Any) -> Any:
     return {key: value for key, value in state.items() if key != "id"} if isinstance(state, dict) else state
 
 
-def marks_for(waits_on: str | None) -> list[Any]:
-    """A strict xfail while the fix `waits_on` names is not merged."""
-    return [pytest.mark.xfail(strict=True, reason=waits_on)] if waits_on else []
-
-
 def run_plain(case: Case, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     """Run the case under plain CrewAI: `kickoff()` on CrewAI's SQLite persistence, no engine.
 
@@ -41,7 +36,7 @@ def run_plain(case: Case, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> tup
     """
     flow_class = get_flow(case.flow).flow_class
     persistence = SQLiteFlowPersistence(str(tmp_path / "plain-crewai.db"))
-    answers = iter(review.plain_answer for review in case.reviews)
+    answers = iter(review.comment for review in case.reviews)
     with monkeypatch.context() as patched:
         patched.setattr("builtins.input", lambda prompt="": next(answers))
         patched.setattr(llm_utils, "_llm_via_environment_or_fallback", build_llm)
