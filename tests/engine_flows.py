@@ -346,5 +346,27 @@ class PlainEmitFeedbackFlow(Flow[PlainFeedbackState]):
         return {"discarded": received(result)}
 
 
+@register_flow(name="docs_feedback", title="Feedback as in CrewAI's docs (test)", inputs=ReviewInputs)
+@persist()
+class DocsFeedbackFlow(Flow[PlainFeedbackState]):
+    """No `output_types`, no provider: the step pauses with the flow's name as its output type."""
+
+    @start()
+    @human_feedback(message="Check the draft", emit=["approved", "rejected"])
+    def draft(self) -> Draft:
+        side_effect("draft")
+        return Draft(title=self.state.title, amount=self.state.amount, confidence=0.4)
+
+    @listen("approved")
+    def publish(self, result: HumanFeedbackResult) -> dict:
+        side_effect("publish")
+        return {"published": received(result)}
+
+    @listen("rejected")
+    def discard(self, result: HumanFeedbackResult) -> dict:
+        side_effect("discard")
+        return {"discarded": received(result)}
+
+
 # Flows passing typed values (models, crew results, dates...) and async steps, for the replay tests.
 import tests.typed_flows  # noqa: E402, F401

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from reviewconsole.engine.default_feedback import install_default_feedback_provider
 from reviewconsole.engine.models import FlowRun, RunStatus
-from reviewconsole.engine.registry import FlowSpec
+from reviewconsole.engine.registry import FlowSpec, get_flow
 from reviewconsole.engine.services import run_retry
 from reviewconsole.engine.structure import FlowStructureError, check_flow_structure
 from reviewconsole.reviews.models import ReviewItem
@@ -165,6 +165,16 @@ def test_a_plain_step_needs_a_declared_output_type():
         check_flow_structure(spec_for(_plain_flow(), ()))
     with pytest.raises(FlowStructureError, match=r"'write' names output type 'memo' .* does not declare"):
         check_flow_structure(spec_for(_plain_flow({"output_type": "memo"}), ("invoice",)))
+
+
+def test_a_flow_declaring_no_output_type_pauses_with_its_own_name(reviewer, side_effects):
+    """As CrewAI's docs write it: no `output_types=`, no provider; scopes still see the type it declares."""
+    assert get_flow("docs_feedback").output_types == ("docs_feedback",)
+    item = paused_item("docs_feedback")
+    assert (item.output_type, item.uses_emit, item.output) == ("docs_feedback", True, ORIGINAL)
+    decide(item_id=item.id, user=reviewer, outcome="rejected", comment="wrong vendor", reason_code="other")
+    assert result_of(item)["discarded"]["feedback"] == "wrong vendor"
+    assert side_effects() == ["draft", "discard"]
 
 
 def test_a_flow_the_engine_does_not_run_keeps_crewais_console(monkeypatch):

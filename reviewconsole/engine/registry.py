@@ -68,6 +68,9 @@ class FlowUnavailableError(UnknownFlowError):
 
 
 # Every registration, as the decorator made it; `_flows` holds those that loaded and passed the check.
+# `@human_feedback(metadata={"output_type": ...})` names the output type a step without a provider pauses with.
+FEEDBACK_OUTPUT_TYPE_KEY = "output_type"
+
 _specs: dict[str, FlowSpec] = {}
 _flows: dict[str, FlowSpec] = {}
 _failures: list[LoadFailure] = []
@@ -89,6 +92,8 @@ def register_flow(
     `review_reasons` declares each reason the flow gives when it forces a review (`gate(..., reason=code)` or
     a review provider's `reason`) with the label people read, e.g. {"unreadable": "Unreadable after re-reading"}.
     A reason the flow does not declare (and that is not built in) is refused when the flow tries to use it.
+    `output_types` may be left out when the flow pauses only through `@human_feedback` without a provider: see
+    `_plain_feedback_output_types`.
     """
     reasons = dict(review_reasons or {})
     for code, label in reasons.items():
@@ -109,13 +114,28 @@ def register_flow(
             title=title,
             flow_class=flow_class,
             input_model=inputs,
-            output_types=tuple(output_types),
+            output_types=tuple(output_types) or _plain_feedback_output_types(name, flow_class),
             description=description or (flow_class.__doc__ or "").strip(),
             review_reasons=reasons,
         )
         return flow_class
 
     return decorator
+
+
+def _plain_feedback_output_types(flow_name: str, flow_class: type) -> tuple[str, ...]:
+    """The output types of a flow that declares none: those its provider-less `@human_feedback` steps pause with.
+
+    A step naming one in its metadata (`{"output_type": ...}`) pauses with that; any other takes the flow's
+    name. So a flow written as CrewAI's docs write it runs without `output_types=`, and reviewer scopes still
+    cover every type it can send to review.
+    """
+    types: dict[str, None] = {}
+    for method in flow_class.flow_definition().methods.values():
+        feedback = method.human_feedback
+        if feedback is not None and feedback.provider is None:
+            types[(feedback.metadata or {}).get(FEEDBACK_OUTPUT_TYPE_KEY, flow_name)] = None
+    return tuple(types)
 
 
 def load_flows() -> dict[str, FlowSpec]:

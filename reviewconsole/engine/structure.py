@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from crewai.flow.visualization import build_flow_structure
 from pydantic import BaseModel
 
+from reviewconsole.engine.registry import FEEDBACK_OUTPUT_TYPE_KEY
+
 if TYPE_CHECKING:
     from crewai.flow.visualization.types import FlowStructure
 
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
 
 # A router branch with this label always pauses for a person.
 HUMAN_REVIEW_LABEL = "human_review"
-# `@human_feedback(metadata={"output_type": ...})` names the output type a step without a provider pauses with.
-FEEDBACK_OUTPUT_TYPE_KEY = "output_type"
 
 
 class FlowStructureError(ValueError):
