@@ -8,6 +8,7 @@ CrewAI is not used: nested flows and resumes overwrite it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -76,3 +77,22 @@ def execution_for(flow_uuid: str) -> Execution | None:
     if execution is not None and execution.run_id == str(flow_uuid):
         return execution
     return None
+
+
+def in_event_loop() -> bool:
+    """Whether this thread is running an asyncio event loop (where Django refuses synchronous queries)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def is_async_step(bound: Any) -> bool:
+    """Whether CrewAI awaits this step on its event loop rather than running it in a thread.
+
+    The same test as CrewAI's `_execute_method`. On Python 3.11 CrewAI's
+    decorator wrappers mark an `async def` step for asyncio only (there is no
+    `inspect.markcoroutinefunction` before 3.12), so `inspect` says "sync".
+    """
+    return asyncio.iscoroutinefunction(bound)

@@ -8,7 +8,6 @@ them again (see replay.py).
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import os
@@ -26,7 +25,7 @@ from django.utils import timezone
 from pydantic import BaseModel, Field
 
 from reviewconsole.engine import typed_values
-from reviewconsole.engine.context import CheckpointNumbers, Execution, execution_for
+from reviewconsole.engine.context import CheckpointNumbers, Execution, execution_for, in_event_loop
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.events import checkpoint_close, collector
 from reviewconsole.engine.models import Checkpoint, FlowRun, PendingFeedback
@@ -54,14 +53,6 @@ _db_thread: ThreadPoolExecutor | None = None
 _db_thread_pid: int | None = None
 
 
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 def _database_thread() -> ThreadPoolExecutor:
     """One long-lived thread per process for the persistence's ORM calls.
 
@@ -86,7 +77,7 @@ def _on_database_thread(func: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(func)
     def call(*args: Any, **kwargs: Any) -> T:
-        if threading.current_thread() is threading.main_thread() and not _in_event_loop():
+        if threading.current_thread() is threading.main_thread() and not in_event_loop():
             return func(*args, **kwargs)
         if threading.current_thread().name.startswith(_DB_THREAD_PREFIX):
             return func(*args, **kwargs)

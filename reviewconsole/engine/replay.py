@@ -11,7 +11,6 @@ need not run to rebuild it; values kept outside `self.state` are not restored.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 from datetime import datetime
@@ -21,7 +20,7 @@ from crewai.flow.human_feedback import HumanFeedbackResult
 from django.db import connections
 
 from reviewconsole.engine import step_guard, typed_values
-from reviewconsole.engine.context import CheckpointNumbers, Execution, current_step
+from reviewconsole.engine.context import CheckpointNumbers, Execution, current_step, is_async_step
 from reviewconsole.engine.events import record_replayed
 from reviewconsole.engine.models import Checkpoint
 
@@ -85,16 +84,6 @@ def _replay(flow: Any, method: str, checkpoint: Checkpoint) -> Any:
     return output
 
 
-def _is_async(bound: Any) -> bool:
-    """Whether CrewAI awaits this method on its event loop rather than running it in a thread.
-
-    The same test as CrewAI's `_execute_method`. On Python 3.11 CrewAI's
-    decorator wrappers mark an `async def` step for asyncio only (there is no
-    `inspect.markcoroutinefunction` before 3.12), so `inspect` says "sync".
-    """
-    return asyncio.iscoroutinefunction(bound)
-
-
 def _guard_labels(flow_name: str, method: str, declared: list[str], bound: Any) -> Any:
     """Wrap a router so an undeclared label fails the run instead of silently ending it."""
 
@@ -107,7 +96,7 @@ def _guard_labels(flow_name: str, method: str, declared: list[str], bound: Any) 
             )
         return label
 
-    if _is_async(bound):
+    if is_async_step(bound):
 
         @functools.wraps(bound)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
@@ -146,7 +135,7 @@ def install(flow: Any, execution: Execution) -> None:
     execution.flow = flow
     step_guard.install(flow, execution)
     for method, bound in list(flow._methods.items()):
-        if not _is_async(bound):
+        if not is_async_step(bound):
             flow._methods[method] = _closing_connections(bound)
     for method, declared in _router_labels(type(flow)).items():
         definition = flow._definition.methods[method]

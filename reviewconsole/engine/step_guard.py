@@ -29,7 +29,7 @@ from typing import Any
 from django.db import connections
 from django_q.exceptions import TimeoutException
 
-from reviewconsole.engine.context import Execution
+from reviewconsole.engine.context import Execution, in_event_loop, is_async_step
 from reviewconsole.engine.events import record_step_start
 
 
@@ -41,21 +41,13 @@ class StepAbortedError(Exception):
         self.step = step
 
 
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 def stops_the_process(error: BaseException) -> bool:
     """Whether `error` may be this process being stopped, rather than something a flow raised of its own accord."""
     if isinstance(error, TimeoutException):
         return True
     if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
         # How the event loop stops a coroutine; in a sync step's thread, only the step can have raised it.
-        return _in_event_loop()
+        return in_event_loop()
     if isinstance(error, KeyboardInterrupt):
         # A signal is handled in the main thread only, and only a Python handler raises it (Ctrl-C's default
         # one); django-q2 workers ignore SIGINT, so in them a step raised it.
@@ -86,8 +78,7 @@ def _record_start_closing(execution: Execution, step: str) -> None:
 
 
 def _guarded(step: str, bound: Any, execution: Execution) -> Any:
-    # CrewAI's own test, which sees its wrappers of `async def` steps as coroutine functions (inspect's does not).
-    if asyncio.iscoroutinefunction(bound):
+    if is_async_step(bound):
 
         @functools.wraps(bound)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
