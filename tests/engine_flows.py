@@ -347,9 +347,9 @@ class PlainEmitFeedbackFlow(Flow[PlainFeedbackState]):
 
 
 @register_flow(name="docs_feedback", title="Feedback as in CrewAI's docs (test)", inputs=ReviewInputs)
-@persist()
 class DocsFeedbackFlow(Flow[PlainFeedbackState]):
-    """No `output_types`, no provider: the step pauses with the flow's name as its output type."""
+    """No `output_types`, no provider, no `@persist()`: the step pauses with the flow's name as its output type,
+    and the run is checkpointed all the same."""
 
     @start()
     @human_feedback(message="Check the draft", emit=["approved", "rejected"])
@@ -360,6 +360,7 @@ class DocsFeedbackFlow(Flow[PlainFeedbackState]):
     @listen("approved")
     def publish(self, result: HumanFeedbackResult) -> dict:
         side_effect("publish")
+        maybe_fail("publish")
         return {"published": received(result)}
 
     @listen("rejected")

@@ -177,6 +177,20 @@ def test_a_flow_declaring_no_output_type_pauses_with_its_own_name(reviewer, side
     assert side_effects() == ["draft", "discard"]
 
 
+def test_a_flow_without_persist_is_checkpointed_and_retries_from_its_checkpoints(reviewer, side_effects, monkeypatch):
+    """CrewAI's docs seldom write `@persist()`; a registered flow is made durable without it."""
+    monkeypatch.setenv("FAIL_STEP", "publish")
+    item = paused_item("docs_feedback")
+    decide(item_id=item.id, user=reviewer, outcome="approved", comment="fine")
+    assert FlowRun.objects.get(id=item.run_id).status == RunStatus.FAILED
+    monkeypatch.delenv("FAIL_STEP")
+    run_retry(run_id=item.run_id, actor=None)
+    assert result_of(item)["published"]["feedback"] == "fine"
+    # The reviewed step is replayed, not asked again: one item, one draft.
+    assert side_effects() == ["draft", "publish", "publish"]
+    assert ReviewItem.objects.filter(run_id=item.run_id).count() == 1
+
+
 def test_a_flow_the_engine_does_not_run_keeps_crewais_console(monkeypatch):
     """The default is the engine's for its own runs only: another flow in the process still asks its console."""
     monkeypatch.setattr(flow_config, "hitl_provider", None)

@@ -106,6 +106,7 @@ def register_flow(
             raise ValueError(f"Flow '{name}': review reason '{code}' needs a label")
 
     def decorator(flow_class: type) -> type:
+        flow_class = _durable(flow_class)
         existing = _specs.get(name)
         if existing is not None and existing.flow_class.__qualname__ != flow_class.__qualname__:
             raise ValueError(f"Flow name '{name}' is registered twice ({existing.flow_class.__qualname__})")
@@ -121,6 +122,20 @@ def register_flow(
         return flow_class
 
     return decorator
+
+
+def _durable(flow_class: type) -> type:
+    """The class with CrewAI's `@persist()` applied, unless the author applied it: every step is checkpointed.
+
+    CrewAI's docs seldom write `@persist()`, and without it no step would be checkpointed, so a crash or a
+    Retry would run every step again. It must be applied before the flow's definition is first built
+    (`flow_definition()` caches it), so before anything else here reads the class.
+    """
+    if getattr(flow_class, "__flow_persistence_config__", None) is not None:
+        return flow_class
+    from crewai.flow.persistence import persist
+
+    return persist()(flow_class)
 
 
 def _plain_feedback_output_types(flow_name: str, flow_class: type) -> tuple[str, ...]:
