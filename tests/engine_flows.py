@@ -108,6 +108,48 @@ class BadRouterFlow(Flow[BadRouterState]):
         return "fine"
 
 
+class DocsRouterInputs(BaseModel):
+    amount: float = 0.0
+
+
+class DocsRouterState(BaseModel):
+    id: str = ""
+    amount: float = 0.0
+
+
+@register_flow(name="docs_router", title="Routers as in CrewAI's docs (test)", inputs=DocsRouterInputs)
+class DocsRouterFlow(Flow[DocsRouterState]):
+    """Routers without `emit=` or a Literal, one of them async, as CrewAI's docs write them."""
+
+    @start()
+    async def begin(self) -> float:
+        return self.state.amount
+
+    @router(begin)
+    async def size(self) -> str:
+        if self.state.amount < 0:
+            return "nowhere"  # nothing listens to it: the run fails rather than ending silently
+        return "large" if self.state.amount > 100 else "small"
+
+    @listen("large")
+    def escalate(self) -> str:
+        side_effect("escalate")
+        return "escalated"
+
+    @router(begin)
+    def parity(self) -> str:
+        return "even" if int(self.state.amount) % 2 == 0 else "odd"
+
+    @listen("small")
+    async def file(self) -> str:
+        side_effect("file")
+        return "filed"
+
+    @listen(or_("even", "odd"))
+    def note(self) -> None:
+        side_effect("note")
+
+
 class Draft(BaseModel):
     title: str
     amount: float

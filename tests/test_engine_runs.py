@@ -46,6 +46,24 @@ def test_undeclared_router_label_fails_the_run():
     assert "Traceback" in run.traceback
 
 
+@pytest.mark.parametrize(
+    ("amount", "effects"), [(250, ["escalate", "note"]), (3, ["file", "note"])], ids=["large", "small"]
+)
+def test_routers_without_declared_labels_route_as_crewai_routes_them(amount, effects, side_effects):
+    run = run_create(flow_name="docs_router", inputs={"amount": amount})
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert sorted(side_effects()) == effects
+
+
+def test_a_router_without_declared_labels_returning_a_label_nobody_listens_to_fails_the_run(side_effects):
+    run = run_create(flow_name="docs_router", inputs={"amount": -1})
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "Flow 'docs_router': router 'size' returned label 'nowhere' that no method listens to" in run.error
+    assert "listened: even, large, odd, small" in run.error
+
+
 def test_scheduled_task_starts_a_validated_run():
     run_id = start_scheduled_run("counter", '{"label": "nightly", "loops": 1}')
     run = FlowRun.objects.get(id=run_id)

@@ -12,7 +12,7 @@ import re
 import threading
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -92,8 +92,8 @@ def register_flow(
     `review_reasons` declares each reason the flow gives when it forces a review (`gate(..., reason=code)` or
     a review provider's `reason`) with the label people read, e.g. {"unreadable": "Unreadable after re-reading"}.
     A reason the flow does not declare (and that is not built in) is refused when the flow tries to use it.
-    `output_types` may be left out when the flow pauses only through `@human_feedback` without a provider: see
-    `_plain_feedback_output_types`.
+    `output_types` may be left out when the flow pauses only through `@human_feedback` without a provider: the
+    flow then loads with those `_plain_feedback_output_types` gives.
     """
     reasons = dict(review_reasons or {})
     for code, label in reasons.items():
@@ -115,7 +115,7 @@ def register_flow(
             title=title,
             flow_class=flow_class,
             input_model=inputs,
-            output_types=tuple(output_types) or _plain_feedback_output_types(name, flow_class),
+            output_types=tuple(output_types),
             description=description or (flow_class.__doc__ or "").strip(),
             review_reasons=reasons,
         )
@@ -179,10 +179,13 @@ def load_flows() -> dict[str, FlowSpec]:
         failures = [failure for module in settings.FLOW_MODULES if (failure := _import(module))]
         lost = {spec.name for failure in failures for spec in failure.flows}
         flows = {name: spec for name, spec in _specs.items() if name not in lost}
-        for spec in list(flows.values()):
-            if failure := _check(spec):
-                failures.append(failure)
-                del flows[spec.name]
+        for name, spec in list(flows.items()):
+            checked = _check(spec)
+            if isinstance(checked, LoadFailure):
+                failures.append(checked)
+                del flows[name]
+            else:
+                flows[name] = checked
         for failure in failures:
             logger.error("flow module %s could not be loaded: %s\n%s", failure.module, failure.error, failure.traceback)
         _flows.clear()
@@ -209,14 +212,17 @@ def _import(module: str) -> LoadFailure | None:
     return None
 
 
-def _check(spec: FlowSpec) -> LoadFailure | None:
+def _check(spec: FlowSpec) -> FlowSpec | LoadFailure:
+    """The flow as it loads (its output types completed), or why it cannot."""
     from reviewconsole.engine.structure import check_flow_structure
 
     try:
+        if not spec.output_types:
+            spec = replace(spec, output_types=_plain_feedback_output_types(spec.name, spec.flow_class))
         check_flow_structure(spec)
     except Exception as error:
         return _failure(spec.flow_class.__module__, error, [spec])
-    return None
+    return spec
 
 
 def load_failures() -> list[LoadFailure]:

@@ -84,16 +84,22 @@ def _replay(flow: Any, method: str, checkpoint: Checkpoint) -> Any:
     return output
 
 
-def _guard_labels(flow_name: str, method: str, declared: list[str], bound: Any) -> Any:
-    """Wrap a router so an undeclared label fails the run instead of silently ending it."""
+def _guard_labels(flow_name: str, method: str, allowed: list[str], declared: bool, bound: Any) -> Any:
+    """Wrap a router so a label it may not return fails the run instead of silently ending it.
+
+    `allowed` is what the router declares or, for a router that declares nothing, every label the flow
+    listens to (see structure.router_returnable_labels).
+    """
 
     def check(label: Any) -> Any:
         value = getattr(label, "value", label)
-        if value is not None and str(value) not in declared:
-            raise UndeclaredRouterLabelError(
-                f"Flow '{flow_name}': router '{method}' returned undeclared label '{value}' "
-                f"(declared: {', '.join(declared)})"
+        if value is not None and str(value) not in allowed:
+            problem = (
+                f"returned undeclared label '{value}' (declared: {', '.join(allowed)})"
+                if declared
+                else f"returned label '{value}' that no method listens to (listened: {', '.join(allowed) or 'none'})"
             )
+            raise UndeclaredRouterLabelError(f"Flow '{flow_name}': router '{method}' {problem}")
         return label
 
     if is_async_step(bound):
@@ -137,11 +143,11 @@ def install(flow: Any, execution: Execution) -> None:
     for method, bound in list(flow._methods.items()):
         if not is_async_step(bound):
             flow._methods[method] = _closing_connections(bound)
-    for method, declared in _router_labels(type(flow)).items():
+    for method, (allowed, declared) in _router_labels(type(flow)).items():
         definition = flow._definition.methods[method]
-        if declared and definition.human_feedback is None:
+        if definition.human_feedback is None:
             flow._methods[method] = _guard_labels(
-                execution.flow_name or flow._definition.name, method, declared, flow._methods[method]
+                execution.flow_name or flow._definition.name, method, allowed, declared, flow._methods[method]
             )
 
     original = flow._execute_method
@@ -168,11 +174,9 @@ def install(flow: Any, execution: Execution) -> None:
 
 
 @functools.cache
-def _router_labels(flow_class: type) -> dict[str, list[str]]:
+def _router_labels(flow_class: type) -> dict[str, tuple[list[str], bool]]:
     # A class's routing never changes, and building its structure walks every
     # method: once per class and process instead of once per run.
-    from crewai.flow.visualization import build_flow_structure
+    from reviewconsole.engine.structure import router_returnable_labels
 
-    from reviewconsole.engine.structure import router_labels
-
-    return router_labels(build_flow_structure(flow_class))
+    return router_returnable_labels(flow_class)

@@ -92,6 +92,31 @@ def router_labels(structure: FlowStructure) -> dict[str, list[str]]:
     return {name: list(structure["nodes"][name].get("router_events", [])) for name in structure["router_methods"]}
 
 
+def listened_labels(flow_class: type) -> set[str]:
+    """Every label the flow's listen and start conditions name that is not one of its methods."""
+    definition = flow_class.flow_definition()
+    listened: set[str] = set()
+    for method in definition.methods.values():
+        listened |= _trigger_strings(method.listen)
+        if not isinstance(method.start, bool):
+            listened |= _trigger_strings(method.start)
+    return listened - set(definition.methods)
+
+
+def router_returnable_labels(flow_class: type) -> dict[str, tuple[list[str], bool]]:
+    """Per router: the labels it may return, and whether it declared them.
+
+    A router declares its labels with `emit=` or a Literal return annotation. CrewAI's docs often write one
+    without (`@router(step)` returning "success" or "failed"); such a router may return any label the flow
+    listens to.
+    """
+    listened = sorted(listened_labels(flow_class))
+    return {
+        router: (labels, True) if labels else (listened, False)
+        for router, labels in router_labels(build_flow_structure(flow_class)).items()
+    }
+
+
 def check_flow_structure(spec: FlowSpec) -> FlowStructure:
     """Raise FlowStructureError unless every route of the flow leads somewhere."""
     flow_class = spec.flow_class
@@ -102,17 +127,12 @@ def check_flow_structure(spec: FlowSpec) -> FlowStructure:
     if definition.persist is None or not definition.persist.enabled:
         problems.append("the class needs @persist() so its steps are checkpointed")
 
-    methods = set(definition.methods)
-    listened: set[str] = set()
-    for method in definition.methods.values():
-        listened |= _trigger_strings(method.listen)
-        if not isinstance(method.start, bool):
-            listened |= _trigger_strings(method.start)
-
+    listened = listened_labels(flow_class)
     emitted: set[str] = set()
+    # A router that declares no labels may return any listened label (it is checked when it runs).
+    undeclared_router = False
     for router, labels in router_labels(structure).items():
-        if not labels:
-            problems.append(f"router '{router}' declares no labels; give it emit=[...] or a Literal return annotation")
+        undeclared_router = undeclared_router or not labels
         for label in labels:
             emitted.add(label)
             if label not in listened:
@@ -132,8 +152,9 @@ def check_flow_structure(spec: FlowSpec) -> FlowStructure:
             except _AmbiguousOutputTypeError as error:
                 problems.append(str(error))
 
-    for name in sorted(listened - methods - emitted):
-        problems.append(f"label '{name}' is listened to but no router emits it")
+    if not undeclared_router:
+        for name in sorted(listened - emitted):
+            problems.append(f"label '{name}' is listened to but no router emits it")
 
     state_type = getattr(flow_class, "_initial_state_t", None)
     if isinstance(state_type, type) and issubclass(state_type, BaseModel):
