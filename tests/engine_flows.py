@@ -150,6 +150,31 @@ class DocsRouterFlow(Flow[DocsRouterState]):
         side_effect("note")
 
 
+class UnstorableInputs(BaseModel):
+    kind: str = "nan"
+
+
+class UnstorableState(BaseModel):
+    id: str = ""
+    kind: str = ""
+    total: float = 0.0
+
+
+@register_flow(name="unstorable", title="Values JSON cannot hold (test)", inputs=UnstorableInputs)
+@persist()
+class UnstorableFlow(Flow[UnstorableState]):
+    """A step that returns, or leaves in its state, a value JSON (or PostgreSQL) cannot hold."""
+
+    @start()
+    def measure(self) -> dict:
+        if self.state.kind == "state_inf":
+            self.state.total = float("inf")
+            return {}
+        if self.state.kind == "nul":
+            return {"lines": ["ok", "bad\x00byte"]}
+        return {"score": float("nan")}
+
+
 class Draft(BaseModel):
     title: str
     amount: float

@@ -64,6 +64,28 @@ def test_a_router_without_declared_labels_returning_a_label_nobody_listens_to_fa
     assert "listened: even, large, odd, small" in run.error
 
 
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        (
+            "nan",
+            "the value step 'measure' returned cannot be stored: Numbers must be finite: NaN, Infinity and "
+            "out-of-range values like 1e309 are not allowed (at score)",
+        ),
+        ("state_inf", "the flow state after step 'measure' cannot be stored: Numbers must be finite"),
+        (
+            "nul",
+            "the value step 'measure' returned cannot be stored: NUL characters (\\u0000) are not allowed (at lines.1)",
+        ),
+    ],
+)
+def test_a_value_json_cannot_hold_fails_the_run_naming_the_step_and_the_place(kind, message):
+    run = run_create(flow_name="unstorable", inputs={"kind": kind})
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert message in run.error
+
+
 def test_scheduled_task_starts_a_validated_run():
     run_id = start_scheduled_run("counter", '{"label": "nightly", "loops": 1}')
     run = FlowRun.objects.get(id=run_id)

@@ -30,6 +30,7 @@ from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.events import checkpoint_close, collector
 from reviewconsole.engine.models import Checkpoint, FlowRun, PendingFeedback
 from reviewconsole.engine.pause_handler import pause_handler
+from reviewconsole.inputs import UnsafeInputError, check_value
 
 T = TypeVar("T")
 
@@ -46,6 +47,23 @@ def _state_json(state_data: dict[str, Any] | BaseModel) -> dict[str, Any]:
     if isinstance(state_data, dict):
         return to_json(state_data)
     raise ValueError(f"state_data must be a pydantic model or a dict, got {type(state_data).__name__}")
+
+
+class UnstorableValueError(ValueError):
+    """A step value or flow state that JSON, and so the database, cannot hold."""
+
+
+def _storable(data: Any, what: str) -> Any:
+    """`data` (JSON-ready), or UnstorableValueError naming `what` and where the NaN, Infinity or NUL is.
+
+    JSON has no NaN or Infinity, and PostgreSQL refuses NUL characters: without this the INSERT would fail with
+    a constraint error that names neither the step nor the value.
+    """
+    try:
+        check_value(data)
+    except UnsafeInputError as error:
+        raise UnstorableValueError(f"{what} cannot be stored: {error}") from None
+    return data
 
 
 _DB_THREAD_PREFIX = "flow-db"
@@ -163,9 +181,10 @@ class DjangoFlowPersistence(FlowPersistence):
         without its step row closed (nor the other way round).
         """
         flow_uuid = str(flow_uuid)
-        state = _state_json(state_data)
+        state = _storable(_state_json(state_data), f"the flow state after step '{method_name}'")
         execution = execution_for(flow_uuid)
         record = _completion_record(execution, method_name)
+        _storable(record.get("output"), f"the value step '{method_name}' returned")
         run_id = _run_id(flow_uuid)
         # The worker holding a run's lease is its only writer, so it numbers
         # checkpoints from memory; a flow run outside the engine, or a
@@ -235,8 +254,8 @@ class DjangoFlowPersistence(FlowPersistence):
         waiting_review).
         """
         flow_uuid = str(flow_uuid)
-        state = _state_json(state_data)
-        encoded = to_json(context.to_dict())
+        state = _storable(_state_json(state_data), f"the flow state at the pause in step '{context.method_name}'")
+        encoded = _storable(to_json(context.to_dict()), f"the output step '{context.method_name}' sends to review")
         with transaction.atomic():
             # A provider may save the pause itself before CrewAI saves it again:
             # the second save replaces the first, as in CrewAI's own backend.
