@@ -8,12 +8,13 @@ from crewai.flow.flow import Flow, listen, start
 from crewai.flow.flow_config import flow_config
 from crewai.flow.human_feedback import HumanFeedbackResult, human_feedback
 from crewai.flow.persistence import persist
+from django.urls import reverse
 from pydantic import BaseModel
 
 from reviewconsole.engine.default_feedback import install_default_feedback_provider
 from reviewconsole.engine.models import FlowRun, RunStatus
 from reviewconsole.engine.registry import FlowSpec, get_flow
-from reviewconsole.engine.services import run_retry
+from reviewconsole.engine.services import run_create, run_retry
 from reviewconsole.engine.structure import FlowStructureError, check_flow_structure
 from reviewconsole.reviews.models import ReviewItem
 from reviewconsole.reviews.schemas import output_schema
@@ -211,3 +212,18 @@ def test_a_flow_the_engine_does_not_run_keeps_crewais_console(monkeypatch):
 
     with patch("builtins.input", return_value="typed at the console"):
         assert Outside().kickoff() == "typed at the console"
+
+
+def test_an_output_that_is_not_an_object_is_not_offered_for_editing(admin_client, admin_user):
+    """A plain step returning a str pauses a str: there are no fields to edit, and an edit must be an object."""
+    run = run_create(flow_name="conf_feedback_default", inputs={"topic": "solar"})
+    draft = ReviewItem.objects.get(run=run)
+    assert 'data-key="e"' in admin_client.get(reverse("reviews:item", args=[draft.id])).content.decode()
+    decide(item_id=draft.id, user=admin_user, outcome="approved", comment="ok")
+    note = ReviewItem.objects.filter(run=run).exclude(id=draft.id).get()
+    assert note.output == "approved: On solar"
+    for query in ("", "?edit=1"):
+        page = admin_client.get(reverse("reviews:item", args=[note.id]) + query)
+        assert page.status_code == 200
+        assert 'data-key="e"' not in page.content.decode()
+        assert 'id="edit-form"' not in page.content.decode()

@@ -285,7 +285,7 @@ def _edit_tree(
 
 def _edit_fragment(request: HtmxHttpRequest, item: ReviewItem, scope_type: str) -> HttpResponse:
     """The edit form alone, fetched when the reviewer first presses Edit; a reload if the item was decided meanwhile."""
-    if item.status != ReviewStatus.PENDING:
+    if item.status != ReviewStatus.PENDING or not isinstance(item.output, dict):
         return HttpResponseClientRefresh()
     context = {
         "item": item,
@@ -315,7 +315,9 @@ def _item_context(
     decision = getattr(item, "decision", None)
     previous, following = _neighbours(request, item, scope_type)
     approve = _approve_outcome(item.outcomes)
-    editing = pending and mode == "edit"
+    # An output that is not a JSON object (a step returning a str, say) has no fields to edit: edits must be objects.
+    can_edit = isinstance(item.output, dict)
+    editing = pending and mode == "edit" and can_edit
     context.update(
         {
             "decision": decision,
@@ -333,6 +335,7 @@ def _item_context(
             "reject_open": pending and reject_open,
             "approve_outcome": approve,
             "can_reject": REJECT_OUTCOME in item.outcomes,
+            "can_edit": can_edit,
             "further_outcomes": [o for o in item.outcomes if o not in (approve, REJECT_OUTCOME)],
             "output_json": schema_form.display_value(schema_form.Spec("json", ""), item.output),
             "run_inputs": _run_inputs(item.run.inputs),
