@@ -630,7 +630,26 @@ def test_pending_counts_follow_every_way_out_of_pending(reviewer, other):
     assert PendingCount.objects.get(output_type="typed_draft").pending == 0
 
 
-def test_pending_counts_stay_exact_under_concurrent_pauses_and_decisions(reviewer):
+@pytest.fixture
+def pool_for_nine_flows(monkeypatch):
+    """On PostgreSQL, a pool with room for nine flows running inline at once in this one process.
+
+    A worker runs one flow at a time, with a few connections (its own, the persistence's thread, a step's
+    thread); nine at once here would hold the default pool of 10 and wait out its 30 s timeout.
+    """
+    pool = connection.settings_dict["OPTIONS"].get("pool") if connection.vendor == "postgresql" else None
+    if not pool:
+        yield
+        return
+    connection.close()
+    connection.close_pool()
+    monkeypatch.setitem(pool, "max_size", 40)
+    yield
+    connection.close()
+    connection.close_pool()  # the next test's pool is built with the settings' size again
+
+
+def test_pending_counts_stay_exact_under_concurrent_pauses_and_decisions(reviewer, pool_for_nine_flows):
     to_decide = [paused_item() for _ in range(6)]
     barrier = threading.Barrier(len(to_decide) + 3)
     errors: list[BaseException] = []
