@@ -172,8 +172,9 @@ class BookWriterFlow(Flow[BookState]):
     @listen(generate_outline)
     async def write_chapters(self, outline: BookOutline) -> list[Chapter]:
         hazard("write_chapters")
-        writer = agent("Author")
-        jobs = [crew(writer, f"Write the chapter '{plan.title}'").kickoff_async() for plan in outline.chapters]
+        # One agent per chapter, as CrewAI's example builds a fresh crew per chapter: an agent's executor refuses
+        # to run twice at once, so a shared writer fails whenever two chapters overlap.
+        jobs = [crew(agent("Author"), f"Write the chapter '{plan.title}'").kickoff_async() for plan in outline.chapters]
         results = await asyncio.gather(*jobs)
         chapters = [Chapter(title=plan.title, content=r.raw) for plan, r in zip(outline.chapters, results, strict=True)]
         self.state.chapters = chapters
