@@ -1,0 +1,402 @@
+"""SIMULATION ONLY: synthetic outputs whose true accuracy is known, run in memory through the statistical core.
+
+Nothing here runs in production and nothing touches a database. Each simulated output has a confidence drawn
+from a known distribution and is right with probability accuracy(confidence), so the true accuracy of what a
+threshold would auto-process, E[accuracy(c) | c ≥ t], is known exactly. `simulate_reviews --seeds N` and the
+soundness tests run the scenarios below over many seeds and compare the core's answers with that truth.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from reviewconsole.autonomy.evidence import Observation, RegressionMonitor, recommend, strata_of
+
+# acc(c) = 1 / (1 + exp(-8 (c - 0.432))): 14% at c=0.2, 63% at 0.5, 95% at 0.80, 99% at 1.0.
+DEFAULT_CURVE = "logistic:8:0.432"
+# Beta(5, 2): mean 0.71, most outputs fairly confident, as language models tend to be.
+DEFAULT_DISTRIBUTION = "beta:5:2"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """True accuracy by confidence: `logistic:K:MID`, `linear:A:B` (a + b·c), or `plateau:LEVEL:FROM` (rises
+    linearly from 0.5 at c=0 to LEVEL at c=FROM, then stays at LEVEL); clipped to [0, 1]."""
+
+    kind: str
+    a: float
+    b: float
+
+    @classmethod
+    def parse(cls, text: str) -> Curve:
+        parts = text.split(":")
+        if len(parts) != 3 or parts[0] not in ("logistic", "linear", "plateau"):
+            raise ValueError(f"curve must be logistic:K:MID, linear:A:B or plateau:LEVEL:FROM, not {text!r}")
+        try:
+            a, b = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise ValueError(f"curve parameters must be numbers, not {text!r}") from None
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise ValueError(f"curve parameters must be finite, not {text!r}")
+        return cls(parts[0], a, b)
+
+    def accuracy(self, confidence: float, delta: float = 0.0) -> float:
+        """The chance an output of this confidence is right, lowered by `delta` under drift."""
+        if self.kind == "logistic":
+            value = 1 / (1 + math.exp(-self.a * (confidence - self.b)))
+        elif self.kind == "linear":
+            value = self.a + self.b * confidence
+        else:
+            value = self.a if confidence >= self.b else 0.5 + (self.a - 0.5) * confidence / self.b
+        return min(1.0, max(0.0, value - delta))
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.a:g}:{self.b:g}"
+
+
+@dataclass(frozen=True)
+class ConfidenceDistribution:
+    """Where confidences fall: `beta:A:B`, or `uniform` (= beta:1:1)."""
+
+    alpha: float
+    beta: float
+
+    @classmethod
+    def parse(cls, text: str) -> ConfidenceDistribution:
+        if text == "uniform":
+            return cls(1.0, 1.0)
+        parts = text.split(":")
+        if len(parts) != 3 or parts[0] != "beta":
+            raise ValueError(f"confidence distribution must be beta:A:B or uniform, not {text!r}")
+        try:
+            alpha, beta = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise ValueError(f"beta parameters must be numbers, not {text!r}") from None
+        if not (alpha > 0 and beta > 0 and math.isfinite(alpha) and math.isfinite(beta)):
+            raise ValueError(f"beta parameters must be positive, not {text!r}")
+        return cls(alpha, beta)
+
+    def sample(self, rng: random.Random) -> float:
+        return rng.betavariate(self.alpha, self.beta)
+
+    def density(self, c: float) -> float:
+        """Unnormalised density; only ratios of its integrals are used."""
+        if c <= 0 or c >= 1:
+            return 0.0
+        return math.exp((self.alpha - 1) * math.log(c) + (self.beta - 1) * math.log(1 - c))
+
+    def __str__(self) -> str:
+        return f"beta:{self.alpha:g}:{self.beta:g}"
+
+
+def true_accuracy_between(
+    curve: Curve,
+    distribution: ConfidenceDistribution,
+    low: float,
+    high: float = 1.0,
+    *,
+    delta: float = 0.0,
+    steps: int = 4000,
+) -> float | None:
+    """E[accuracy(c) | low ≤ c < high]: the average over the band, by the density, not its midpoint."""
+    low, high = max(0.0, low), min(1.0, high)
+    if low >= high:
+        return curve.accuracy(min(low, 1.0), delta) if low >= 1 else None
+    width = (high - low) / steps
+    mass = total = 0.0
+    for i in range(steps):
+        c = low + (i + 0.5) * width
+        density = distribution.density(c)
+        mass += density
+        total += density * curve.accuracy(c, delta)
+    return total / mass if mass > 0 else None
+
+
+def true_accuracy_above(
+    curve: Curve, distribution: ConfidenceDistribution, threshold: float, *, delta: float = 0.0
+) -> float | None:
+    """E[accuracy(c) | c ≥ threshold]; None when no confidence reaches the threshold."""
+    return true_accuracy_between(curve, distribution, threshold, 1.0, delta=delta)
+
+
+def true_share_above(distribution: ConfidenceDistribution, threshold: float, steps: int = 4000) -> float:
+    """P(c ≥ threshold): the share of outputs a threshold lets through (before audits)."""
+    width = 1 / steps
+    points = [(i + 0.5) * width for i in range(steps)]
+    total = sum(distribution.density(c) for c in points)
+    return sum(distribution.density(c) for c in points if c >= threshold) / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class SimulatedOutput:
+    index: int
+    confidence: float
+    correct: bool
+    drifted: bool
+    forced: bool = False
+
+
+def generate(
+    *,
+    seed: int,
+    n: int,
+    curve: Curve,
+    distribution: ConfidenceDistribution,
+    drift_after: int | None = None,
+    drift_delta: float = 0.0,
+    forced_share: float = 0.0,
+    forced_lift: float = 0.0,
+    start: int = 0,
+) -> list[SimulatedOutput]:
+    """`n` outputs with their true correctness. From output `drift_after` on, accuracy is lower by
+    `drift_delta`. A share `forced_share` is forced to review by a rule, and is `forced_lift` more accurate.
+    `start` numbers the outputs when a simulation is generated in parts; each part needs its own seed."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not security
+    outputs = []
+    for offset in range(n):
+        index = start + offset
+        # Rounded like a model's reported confidence; keeps printed tables readable.
+        confidence = round(distribution.sample(rng), 4)
+        drifted = drift_after is not None and index >= drift_after
+        forced = rng.random() < forced_share
+        accuracy = curve.accuracy(confidence, drift_delta if drifted else 0.0)
+        if forced:
+            accuracy = min(1.0, accuracy + forced_lift)
+        outputs.append(SimulatedOutput(index, confidence, rng.random() < accuracy, drifted, forced))
+    return outputs
+
+
+def route_in_memory(
+    confidence: float, *, threshold: float | None, audit_rate: float, rng: random.Random
+) -> tuple[bool, float]:
+    """(reviewed, review_probability) by the same rule and random draws as the gate, without a database."""
+    if threshold is None or confidence < threshold:
+        return True, 1.0
+    return rng.random() < audit_rate, audit_rate
+
+
+def observe(
+    outputs: Iterable[SimulatedOutput], *, threshold: float | None, audit_rate: float, rng: random.Random
+) -> list[Observation]:
+    """The verdicts a fixed policy gets: forced outputs always reviewed, the rest routed by the gate's rule."""
+    verdicts = []
+    for output in outputs:
+        if output.forced:
+            verdicts.append(Observation(output.confidence, output.correct, 1.0, forced=True))
+            continue
+        reviewed, probability = route_in_memory(output.confidence, threshold=threshold, audit_rate=audit_rate, rng=rng)
+        if reviewed:
+            verdicts.append(Observation(output.confidence, output.correct, probability))
+    return verdicts
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One simulated situation: how outputs behave, and which question the core is asked.
+
+    kind "recommend": `n` outputs, all reviewed (forced ones included, which the core must leave out); is the
+    recommended threshold truly at least `target` accurate? kind "after_autonomy": `n` reviewed outputs, the
+    recommendation applied, then `n_after` more under that threshold with `audit_rate` audits; is a truly safe
+    threshold kept by the recommendation over all the evidence? kind "guard": audits of outputs above a
+    threshold, `audits` of them, whose accuracy is exactly `target` until audit `drift_after`, then `drop`
+    lower; when does the guard fire?
+    """
+
+    name: str
+    description: str
+    kind: str = "recommend"
+    curve: str = DEFAULT_CURVE
+    distribution: str = DEFAULT_DISTRIBUTION
+    n: int = 2000
+    target: float = 0.95
+    min_samples: int = 50
+    forced_share: float = 0.0
+    forced_lift: float = 0.0
+    n_after: int = 0
+    audit_rate: float = 0.05
+    audits: int = 2000
+    drift_after: int | None = None
+    drop: float = 0.0
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("default", "the default curve, 2,000 outputs reviewed"),
+    Scenario("small", "the default curve, only 400 outputs reviewed", n=400),
+    Scenario(
+        "plateau",
+        "accuracy plateaus at 94.5%, just under the 95% target: no threshold is safe",
+        curve="plateau:0.945:0.7",
+        n=5000,
+    ),
+    Scenario(
+        "forced",
+        "15% of outputs forced to review by a rule, 5 points more accurate than the rest",
+        n=3000,
+        forced_share=0.15,
+        forced_lift=0.05,
+    ),
+    Scenario(
+        "calibrated",
+        "a calibrated model (accuracy = confidence), confidences Beta(8, 1), 5,000 outputs",
+        curve="linear:0:1",
+        distribution="beta:8:1",
+        n=5000,
+    ),
+    Scenario(
+        "after_autonomy",
+        "3,000 reviewed, the recommendation applied, then 5,000 more with 5% audits above it",
+        kind="after_autonomy",
+        n=3000,
+        n_after=5000,
+    ),
+    Scenario("guard_at_target", "the guard over 2,000 audits at exactly the target", kind="guard"),
+    Scenario(
+        "guard_drop",
+        "the guard, audits at target, then 10 points lower from audit 500",
+        kind="guard",
+        drift_after=500,
+        drop=0.10,
+    ),
+)
+
+
+@dataclass
+class SeedResult:
+    recommended: float | None = None
+    truth: float | None = None  # true accuracy at or above the recommendation
+    auto_share: float = 0.0  # share of outputs the recommendation would auto-process (before audits)
+    kept: bool | None = None  # after_autonomy: a truly safe threshold kept
+    fired_at: int | None = None  # guard: audits until it fired
+    drift_after: int | None = None
+
+
+@dataclass
+class ScenarioSummary:
+    scenario: Scenario
+    seeds: int
+    results: list[SeedResult] = field(default_factory=list)
+
+    @property
+    def recommended(self) -> int:
+        return sum(1 for r in self.results if r.recommended is not None)
+
+    @property
+    def unsafe(self) -> int:
+        target = self.scenario.target
+        return sum(1 for r in self.results if r.recommended is not None and (r.truth or 0.0) < target)
+
+    @property
+    def safe_share(self) -> float | None:
+        """Share of recommendations truly at least target accurate (None when nothing was recommended)."""
+        return 1 - self.unsafe / self.recommended if self.recommended else None
+
+    @property
+    def unsafe_share(self) -> float:
+        """Unsafe recommendations per seed: what the guarantee bounds by 5%."""
+        return self.unsafe / self.seeds if self.seeds else 0.0
+
+    @property
+    def mean_auto_share(self) -> float:
+        return statistics.fmean(r.auto_share for r in self.results) if self.results else 0.0
+
+    @property
+    def kept_share(self) -> float | None:
+        judged = [r.kept for r in self.results if r.kept is not None]
+        return sum(judged) / len(judged) if judged else None
+
+    @property
+    def false_alarm_share(self) -> float | None:
+        if self.scenario.kind != "guard":
+            return None
+        limit = self.scenario.drift_after if self.scenario.drift_after is not None else self.scenario.audits
+        return sum(1 for r in self.results if r.fired_at is not None and r.fired_at <= limit) / self.seeds
+
+    @property
+    def median_delay(self) -> float | None:
+        """Median audits of drifted outputs until the guard fired (runs that never fired count as the rest)."""
+        if self.scenario.kind != "guard" or self.scenario.drift_after is None:
+            return None
+        start, end = self.scenario.drift_after, self.scenario.audits
+        delays = [
+            (r.fired_at - start) if r.fired_at is not None else math.inf
+            for r in self.results
+            if r.fired_at is None or r.fired_at > start
+        ]
+        return statistics.median(delays) if delays else None if end else None
+
+
+def _recommend(scenario: Scenario, observations: list[Observation]) -> float | None:
+    return recommend(strata_of(observations), target=scenario.target, min_samples=scenario.min_samples).threshold
+
+
+def _recommend_seed(scenario: Scenario, seed: int) -> SeedResult:
+    curve, distribution = Curve.parse(scenario.curve), ConfidenceDistribution.parse(scenario.distribution)
+    outputs = generate(
+        seed=seed,
+        n=scenario.n,
+        curve=curve,
+        distribution=distribution,
+        forced_share=scenario.forced_share,
+        forced_lift=scenario.forced_lift,
+    )
+    observations = observe(outputs, threshold=None, audit_rate=1.0, rng=random.Random(seed))  # noqa: S311
+    threshold = _recommend(scenario, observations)
+    result = SeedResult(recommended=threshold)
+    if threshold is not None:
+        result.truth = true_accuracy_above(curve, distribution, threshold)
+        result.auto_share = true_share_above(distribution, threshold)
+    if scenario.kind == "after_autonomy" and threshold is not None:
+        later = generate(seed=seed + 1_000_003, n=scenario.n_after, curve=curve, distribution=distribution)
+        rng = random.Random(f"gate:{seed}")  # noqa: S311 - a reproducible simulation, not security
+        observations += observe(later, threshold=threshold, audit_rate=scenario.audit_rate, rng=rng)
+        again = _recommend(scenario, observations)
+        if (result.truth or 0.0) >= scenario.target:
+            result.kept = again is not None and again <= threshold + 1e-9
+        result.recommended = again
+        result.truth = true_accuracy_above(curve, distribution, again) if again is not None else None
+        result.auto_share = true_share_above(distribution, again) if again is not None else 0.0
+    return result
+
+
+def _guard_seed(scenario: Scenario, seed: int) -> SeedResult:
+    rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not security
+    monitor = RegressionMonitor(target=scenario.target, min_samples=scenario.min_samples)
+    for audit in range(1, scenario.audits + 1):
+        drifted = scenario.drift_after is not None and audit > scenario.drift_after
+        accuracy = scenario.target - (scenario.drop if drifted else 0.0)
+        if monitor.update(Observation(0.99, rng.random() < accuracy, 0.05)):
+            return SeedResult(fired_at=audit, drift_after=scenario.drift_after)
+    return SeedResult(drift_after=scenario.drift_after)
+
+
+RUNNERS: dict[str, Callable[[Scenario, int], SeedResult]] = {
+    "recommend": _recommend_seed,
+    "after_autonomy": _recommend_seed,
+    "guard": _guard_seed,
+}
+
+
+def run_scenario(scenario: Scenario, seeds: int, *, first_seed: int = 1) -> ScenarioSummary:
+    """The scenario over `seeds` seeds, in memory."""
+    summary = ScenarioSummary(scenario, seeds)
+    runner = RUNNERS[scenario.kind]
+    summary.results = [runner(scenario, seed) for seed in range(first_seed, first_seed + seeds)]
+    return summary
+
+
+def scenario_named(name: str) -> Scenario:
+    for scenario in SCENARIOS:
+        if scenario.name == name:
+            return scenario
+    raise ValueError(f"no scenario named {name!r}; known: {', '.join(s.name for s in SCENARIOS)}")
+
+
+def with_options(scenario: Scenario, **changes: object) -> Scenario:
+    return replace(scenario, **{k: v for k, v in changes.items() if v is not None})
