@@ -18,7 +18,7 @@ outputs it stands for, so a few audits above a threshold are not outnumbered by 
 
 Intervals and tests. A stratified estimate has the variance of a binomial proportion on Kish's effective
 size n_eff = N² / Σ N_s²/m_s (N_s outputs, m_s verdicts per stratum). Bounds and p-values are exact binomial
-ones (Clopper-Pearson) on n_eff verdicts of which accuracy × n_eff were right: the Korn-Graubard interval for
+ones (Clopper-Pearson) on n_eff verdicts of which accuracy x n_eff were right: the Korn-Graubard interval for
 survey proportions. When every verdict has the same weight, as under full review, this is the exact binomial
 test itself.
 
@@ -160,8 +160,8 @@ def _bounds(accuracy: np.ndarray, n_eff: np.ndarray, alpha: float) -> tuple[np.n
 
 
 def p_values(accuracy: np.ndarray, n_eff: np.ndarray, target: float) -> np.ndarray:
-    """P(at least accuracy × n_eff right of n_eff | accuracy exactly `target`): the exact binomial test of
-    "less than `target` accurate" (its upper tail, I_target(x, n − x + 1), extended to a real n and x)."""
+    """P(at least accuracy x n_eff right of n_eff | accuracy exactly `target`): the exact binomial test of
+    "less than `target` accurate" (its upper tail, I_target(x, n - x + 1), extended to a real n and x)."""
     if target <= 0:
         return np.zeros_like(accuracy)
     if target >= 1:
@@ -248,7 +248,7 @@ class Recommendation:
 
 
 def start_size(target: float) -> float:
-    """Effective verdicts at which the test sequence starts: START_FACTOR × those an unbroken run of correct
+    """Effective verdicts at which the test sequence starts: START_FACTOR x those an unbroken run of correct
     verdicts needs to pass at 95% (59 at a 95% target, 299 at 99%)."""
     if target <= 0:
         return 1.0
@@ -475,14 +475,14 @@ def _false_alarm(target: float, score: int, limit: int, horizon: int) -> float:
 
 @lru_cache(maxsize=256)
 def cusum_design(target: float, *, alpha: float = GUARD_ALPHA, horizon: int = GUARD_HORIZON) -> CusumDesign:
-    """The CUSUM for `target`: scores from the log-likelihood ratio of `target` against `target − GUARD_DROP`,
+    """The CUSUM for `target`: scores from the log-likelihood ratio of `target` against `target - GUARD_DROP`,
     and the lowest limit whose false-alarm chance within `horizon` verdicts is at most `alpha`."""
     shifted = max(target - GUARD_DROP, target / 2)
     if target >= 1:
         return CusumDesign(target, shifted, error_score=1, limit=1, horizon=horizon, false_alarm=0.0)
     if target <= 0:
         return CusumDesign(target, shifted, error_score=1, limit=horizon + 1, horizon=horizon, false_alarm=0.0)
-    # A wrong verdict is log((1 − shifted)/(1 − target)) of evidence, a right one log(target/shifted) against.
+    # A wrong verdict is log((1 - shifted)/(1 - target)) of evidence, a right one log(target/shifted) against.
     score = max(1, round(math.log((1 - shifted) / (1 - target)) / math.log(target / shifted)))
     low, high = 1, score
     while _false_alarm(target, score, high, horizon) > alpha:

@@ -323,13 +323,13 @@ class ScenarioSummary:
         """Median audits of drifted outputs until the guard fired (runs that never fired count as the rest)."""
         if self.scenario.kind != "guard" or self.scenario.drift_after is None:
             return None
-        start, end = self.scenario.drift_after, self.scenario.audits
+        start = self.scenario.drift_after
         delays = [
             (r.fired_at - start) if r.fired_at is not None else math.inf
             for r in self.results
             if r.fired_at is None or r.fired_at > start
         ]
-        return statistics.median(delays) if delays else None if end else None
+        return statistics.median(delays) if delays else None
 
 
 def _recommend(scenario: Scenario, observations: list[Observation]) -> float | None:
