@@ -388,7 +388,7 @@ def recommendation_chart(
 
     `evidence` is the recommendation's candidate list. The recommended threshold is the lowest the
     fixed-sequence test passes, from the strictest down; it is marked, as is the current one.
-"""
+    """
     height = 300
     points = [c for c in evidence if c.get("accuracy") is not None]
     # The axis fits the candidates with enough samples; the few-sample ones at the very top have
