@@ -724,7 +724,7 @@ def test_window_choice_changes_the_figures_and_says_which_window(mona):
     content = mona.get(type_url(), {"window": "recent"}).content.decode()
     assert f"<strong data-window-label>{recent['window'].label}</strong>" in content
     assert recent["window"].label.startswith("the last ")
-    assert f"from verdicts over {recent['window'].label}" in content
+    assert f"From verdicts over {recent['window'].label}." in content
     since_change = mona.get(type_url(), {"window": "since_change"})
     assert "since the last policy change" in since_change.context["window"].label
     # The estimate for auto-processed outputs reads the recent window when all time is shown.
