@@ -19,15 +19,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from reviewconsole.autonomy.models import AutonomyPolicy, GateBucketRollup, GateDecision, Verdict
-from reviewconsole.autonomy.rollup import (
-    BUCKET_EPSILON,
-    UNFORCED,
-    Measure,
-    bucket_expression,
-    coverage,
-    sums,
-    totals,
-)
+from reviewconsole.autonomy.rollup import BUCKET_EPSILON, UNFORCED, Measure, bucket_expression, coverage, sums, totals
 from reviewconsole.autonomy.services import policy_ensure
 from reviewconsole.autonomy.statistics import Rate, weighted_wilson, wilson
 
