@@ -525,20 +525,21 @@ TABLE_COLUMNS = (
 
 def summary_table(summaries: list[ScenarioSummary]) -> list[str]:
     """The Monte Carlo's results, one row per scenario, then what each column and scenario means."""
-    rows = [
-        (
-            s.scenario.name,
-            str(s.seeds),
-            str(s.recommended),
-            _share(s.safe_share),
-            _share(s.unsafe_share),
-            _share(s.mean_auto_share),
-            _share(s.kept_share),
-            _share(s.false_alarm_share),
-            _delay(s.median_delay),
+    rows = []
+    for s in summaries:
+        # A guard scenario asks nothing of the recommendation: its columns stay empty rather than read 0.
+        recommends = s.scenario.kind != "guard"
+        recommendation = (str(s.recommended), _share(s.safe_share), _share(s.unsafe_share), _share(s.mean_auto_share))
+        rows.append(
+            (
+                s.scenario.name,
+                str(s.seeds),
+                *(recommendation if recommends else ("—",) * 4),
+                _share(s.kept_share),
+                _share(s.false_alarm_share),
+                _delay(s.median_delay),
+            )
         )
-        for s in summaries
-    ]
     header = tuple(name for name, _ in TABLE_COLUMNS)
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
