@@ -66,7 +66,7 @@ def test_forced_reviews_do_not_lift_the_recommendation():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 68.5% of truly safe thresholds kept after autonomy (200 seeds), under the 80% promised",
+    reason="measured 73.8% of truly safe thresholds kept after autonomy (200 seeds), under the 80% promised",
 )
 def test_after_autonomy_a_truly_safe_threshold_is_kept():
     result = summary("after_autonomy")
