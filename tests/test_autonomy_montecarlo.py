@@ -66,13 +66,34 @@ def test_forced_reviews_do_not_lift_the_recommendation():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 73.8% of truly safe thresholds kept after autonomy (200 seeds), under the 80% promised",
+    reason=(
+        "measured 73.8% (200 seeds): the threshold just applied is the lowest that passed, at the edge of its "
+        "evidence, and in about a quarter of seeds the evidence since moves the recommendation higher (by 0.01-0.03 "
+        "in four of five of those); autonomy is withdrawn in 0.5% (see the two tests below)"
+    ),
 )
 def test_after_autonomy_a_truly_safe_threshold_is_kept():
     result = summary("after_autonomy")
     judged = sum(1 for r in result.results if r.kept is not None)
     assert judged >= 0.5 * SEEDS, "the check would be vacuous without safe thresholds to keep"
     assert result.kept_share >= 0.80
+
+
+def test_after_autonomy_a_truly_safe_threshold_is_not_withdrawn():
+    """Audits above a lowered threshold do not drown the evidence behind it: autonomy stays recommended."""
+    result = summary("after_autonomy")
+    judged = sum(1 for r in result.results if r.withdrawn is not None)
+    assert judged >= 0.5 * SEEDS, "the check would be vacuous without safe thresholds to keep"
+    assert result.withdrawn_share <= 0.20
+    assert result.unsafe_share <= 0.05
+
+
+def test_after_autonomy_a_threshold_safe_with_a_margin_is_kept():
+    result = summary("after_autonomy_safe")
+    judged = sum(1 for r in result.results if r.kept is not None)
+    assert judged == SEEDS, "0.85 is truly safe on the default curve: every seed judges it"
+    assert result.kept_share >= 0.80
+    assert result.unsafe_share <= 0.05
 
 
 def test_the_guard_rarely_fires_at_exactly_the_target():

@@ -297,9 +297,11 @@ class Scenario:
     """One simulated situation: how outputs behave, and which question the core is asked.
 
     kind "recommend": `n` outputs, all reviewed (forced ones included, which the core must leave out); is the
-    recommended threshold truly at least `target` accurate? kind "after_autonomy": `n` reviewed outputs, the
-    recommendation applied, then `n_after` more under that threshold with `audit_rate` audits; is a truly safe
-    threshold kept by the recommendation over all the evidence? kind "guard": audits of outputs above a
+    recommended threshold truly at least `target` accurate? kind "after_autonomy": `n` reviewed outputs, then
+    a threshold applied (`applied`, or else the recommendation), then `n_after` more outputs under it with
+    `audit_rate` audits; when the applied threshold is truly safe, does the recommendation over all the
+    evidence keep it (recommend it or lower), or withdraw autonomy (recommend nothing)? kind "guard": audits of
+    outputs above a
     threshold, `audits` of them, whose accuracy is exactly `target` until audit `drift_after`, then `drop`
     lower; when does the guard fire?
     """
@@ -319,6 +321,7 @@ class Scenario:
     audits: int = 2000
     drift_after: int | None = None
     drop: float = 0.0
+    applied: float | None = None
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -351,6 +354,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         n=3000,
         n_after=5000,
     ),
+    Scenario(
+        "after_autonomy_safe",
+        "3,000 reviewed, a manager applies 0.85 (truly 97.5% accurate above), then 5,000 more with 5% audits",
+        kind="after_autonomy",
+        n=3000,
+        n_after=5000,
+        applied=0.85,
+    ),
     Scenario("guard_at_target", "the guard over 2,000 audits at exactly the target", kind="guard"),
     Scenario(
         "guard_drop",
@@ -367,7 +378,8 @@ class SeedResult:
     recommended: float | None = None
     truth: float | None = None  # true accuracy at or above the recommendation
     auto_share: float = 0.0  # share of outputs the recommendation would auto-process (before audits)
-    kept: bool | None = None  # after_autonomy: a truly safe threshold kept
+    kept: bool | None = None  # after_autonomy: a truly safe applied threshold recommended again, or a lower one
+    withdrawn: bool | None = None  # after_autonomy: a truly safe applied threshold, and nothing recommended now
     fired_at: int | None = None  # guard: audits until it fired
     drift_after: int | None = None
 
@@ -404,6 +416,11 @@ class ScenarioSummary:
     @property
     def kept_share(self) -> float | None:
         judged = [r.kept for r in self.results if r.kept is not None]
+        return sum(judged) / len(judged) if judged else None
+
+    @property
+    def withdrawn_share(self) -> float | None:
+        judged = [r.withdrawn for r in self.results if r.withdrawn is not None]
         return sum(judged) / len(judged) if judged else None
 
     @property
@@ -451,12 +468,14 @@ def _recommend_seed(scenario: Scenario, seed: int) -> SeedResult:
     if threshold is not None:
         result.truth = true_accuracy_above(curve, distribution, threshold)
         result.auto_share = true_share_above(distribution, threshold)
-    if scenario.kind == "after_autonomy" and threshold is not None:
+    applied = scenario.applied if scenario.applied is not None else threshold
+    if scenario.kind == "after_autonomy" and applied is not None:
         later = draw(seed=(seed, LATER), n=scenario.n_after, curve=curve, distribution=distribution)
-        verdicts += route(later, threshold=threshold, audit_rate=scenario.audit_rate, seed=(seed, GATE))
+        verdicts += route(later, threshold=applied, audit_rate=scenario.audit_rate, seed=(seed, GATE))
         again = _recommend(scenario, verdicts)
-        if (result.truth or 0.0) >= scenario.target:
-            result.kept = again is not None and again <= threshold + 1e-9
+        if (true_accuracy_above(curve, distribution, applied) or 0.0) >= scenario.target:
+            result.kept = again is not None and again <= applied + 1e-9
+            result.withdrawn = again is None
         result.recommended = again
         result.truth = true_accuracy_above(curve, distribution, again) if again is not None else None
         result.auto_share = true_share_above(distribution, again) if again is not None else 0.0
@@ -517,7 +536,8 @@ TABLE_COLUMNS = (
     ("safe", "recommendations truly at least target accurate"),
     ("unsafe/seed", "unsafe recommendations per seed: the guarantee bounds it by 5%"),
     ("auto", "mean share of outputs the recommendation auto-processes (0 when none)"),
-    ("kept", "after autonomy: truly safe thresholds the evidence since keeps"),
+    ("kept", "after autonomy: truly safe applied thresholds recommended again, or a lower one"),
+    ("withdrawn", "after autonomy: truly safe applied thresholds for which nothing is recommended any more"),
     ("false alarms", "guard runs that fired while accuracy was at target (2,000 audits, or until the drop)"),
     ("median delay", "guard: median audits after the drop until it fires"),
 )
@@ -536,6 +556,7 @@ def summary_table(summaries: list[ScenarioSummary]) -> list[str]:
                 str(s.seeds),
                 *(recommendation if recommends else ("—",) * 4),
                 _share(s.kept_share),
+                _share(s.withdrawn_share),
                 _share(s.false_alarm_share),
                 _delay(s.median_delay),
             )
