@@ -188,10 +188,10 @@ def _load_sql(tables: dict[str, str], reviewer_ids: list[int]) -> list[tuple[str
         ),
         (
             "gate",
-            f"""INSERT INTO {tables["gate"]} (id, output_type, confidence, threshold, route, reason, audit,
+            f"""INSERT INTO {tables["gate"]} (id, output_type, confidence, threshold, route, reason, forced, audit,
                 review_probability, run_id, step_key, review_item_id, verdict, error_fields, reject_reason, verdict_at,
                 created_at)
-            SELECT i, output_type, confidence, threshold, route, reason, audit, probability,
+            SELECT i, output_type, confidence, threshold, route, reason, reason = 'high_value', audit, probability,
                 CASE WHEN {reviewed} THEN run_id END, '', CASE WHEN {reviewed} THEN item_id END,
                 CASE WHEN decided_at IS NULL THEN '' WHEN correct THEN 'correct' ELSE 'incorrect' END,
                 CASE WHEN decided_at IS NOT NULL AND NOT correct AND edited THEN error_fields ELSE '[]' END::jsonb,

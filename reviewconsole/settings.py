@@ -22,6 +22,18 @@ def _env_bool(name: str, default: bool = False) -> bool:
     return os.environ.get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
 
 
+def _env_positive_int(name: str, default: int) -> int:
+    """A whole number above zero from the environment; anything else stops start-up naming the variable."""
+    raw = os.environ.get(name, "").strip() or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be a whole number above zero, not {raw!r}")
+    return value
+
+
 DEBUG = _env_bool("DEBUG")
 # Sessions, CSRF tokens and password-reset links are signed with it: a key anyone can read in the source
 # would let them forge a login. Only debugging on one's own machine may do without one.
@@ -233,6 +245,8 @@ RUN_LEASE_SECONDS = int(os.environ.get("RUN_LEASE_SECONDS", "60"))
 RUN_MAX_ATTEMPTS = int(os.environ.get("RUN_MAX_ATTEMPTS", "3"))
 
 DEMO_LLM_DELAY_MS = int(os.environ.get("DEMO_LLM_DELAY_MS", "0"))
+# The rolling evidence window of the autonomy statistics ("the last N days").
+AUTONOMY_WINDOW_DAYS = _env_positive_int("AUTONOMY_WINDOW_DAYS", 30)
 
 LOGGING = {
     "version": 1,

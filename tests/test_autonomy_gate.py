@@ -6,9 +6,10 @@ import pytest
 from crewai.flow.flow_context import current_flow_method_name
 
 from reviewconsole.autonomy.models import AutonomyPolicy, GateDecision, PolicyChange, Route
-from reviewconsole.autonomy.services import PolicyError, gate, policy_ensure, policy_update
+from reviewconsole.autonomy.services import PolicyError, gate, gate_decision_attach, policy_ensure, policy_update
 from reviewconsole.engine.context import Execution, current_execution
-from reviewconsole.engine.models import FlowRun
+from reviewconsole.engine.models import FlowRun, PendingFeedback
+from reviewconsole.reviews.models import ReviewItem
 
 pytestmark = pytest.mark.django_db
 
@@ -62,11 +63,52 @@ def test_force_review_records_the_flows_reason():
     set_policy(threshold=0.1, audit_rate=0.0)
     assert gate(TYPE, 0.99, force_review=True, reason="high_value") == Route.HUMAN_REVIEW
     assert gate(TYPE, 0.99, force_review=True) == Route.HUMAN_REVIEW
-    # A forced review cannot pass for the gate's own routing: the statistics tell them apart by reason.
+    # A forced review cannot pass for the gate's own routing: reviewers read the reason.
     with pytest.raises(ValueError, match="'low_confidence' is a reason the gate gives itself"):
         gate(TYPE, 0.2, force_review=True, reason="low_confidence")
     reasons = list(GateDecision.objects.order_by("id").values_list("reason", "review_probability", "audit"))
     assert reasons == [("high_value", 1.0, False), ("flow_requested", 1.0, False)]
+
+
+def test_only_a_rule_forces_a_review_the_gates_own_routing_does_not():
+    """The gate's routing is a sample of what autonomy would decide; a rule's forced review is not."""
+    gate(TYPE, 0.99)  # no threshold yet: full review
+    set_policy(threshold=0.5, audit_rate=1.0)
+    gate(TYPE, 0.2)
+    gate(TYPE, 0.9)
+    gate(TYPE, 0.9, force_review=True, reason="high_value")
+    gate(TYPE, None, force_review=True)
+    set_policy(always_review=True)
+    gate(TYPE, 0.9)
+    assert list(GateDecision.objects.order_by("id").values_list("reason", "forced")) == [
+        ("always_review", False),
+        ("low_confidence", False),
+        ("audit_sample", False),
+        ("high_value", True),
+        ("flow_requested", True),
+        ("always_review", False),
+    ]
+
+
+def paused_item(run: FlowRun) -> ReviewItem:
+    pending = PendingFeedback.objects.create(flow_uuid=str(run.id), method="review", context={}, state={})
+    return ReviewItem.objects.create(
+        run=run, pending=pending, method="review", output_type=TYPE, confidence=0.7, outcomes=["approved"]
+    )
+
+
+def test_a_review_the_flow_asked_for_without_the_gate_is_forced():
+    set_policy(threshold=0.5, audit_rate=0.0)
+    asked = FlowRun.objects.create(flow_name="gate_test")
+    routed = GateDecision.objects.create(
+        output_type=TYPE, confidence=0.3, route=Route.HUMAN_REVIEW, reason="low_confidence", run=asked
+    )
+    assert gate_decision_attach(item=paused_item(asked)) == routed
+    routed.refresh_from_db()
+    assert not routed.forced
+    unasked = paused_item(FlowRun.objects.create(flow_name="gate_test"))
+    recorded = gate_decision_attach(item=unasked)
+    assert (recorded.reason, recorded.forced, recorded.review_item) == ("flow_requested", True, unasked)
 
 
 def test_audit_samples_follow_the_seeded_rng_and_record_their_probability():

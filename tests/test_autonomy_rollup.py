@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -23,7 +24,16 @@ from reviewconsole.autonomy.models import (
     StaleRollupDay,
     Verdict,
 )
-from reviewconsole.autonomy.rollup import coverage, day_start
+from reviewconsole.autonomy.rollup import (
+    FORCED,
+    ROLLUP_KEYS,
+    ROLLUP_SUMS,
+    UNFORCED,
+    Measure,
+    coverage,
+    day_start,
+    totals,
+)
 from reviewconsole.autonomy.services import (
     ROLLUP_SETTLE,
     policy_ensure,
@@ -57,12 +67,13 @@ def make_decisions(seed: int = 1, per_day: int = 40) -> list[GateDecision]:
             confidence = rng.choice(CONFIDENCES)
             kind = rng.random()
             route, reason, audit, probability = Route.HUMAN_REVIEW, "low_confidence", False, 1.0
+            forced = False
             if kind < 0.3:
                 route, reason, probability = Route.AUTO_APPROVED, "", 0.1
             elif kind < 0.45:
                 reason, audit, probability = "audit_sample", True, 0.1
             elif kind < 0.55:
-                reason = "high_value"  # forced by a business rule
+                reason, forced = "high_value", True  # forced by a business rule
             elif kind < 0.6:
                 probability = 0.0  # no usable sampling probability: never weighted
             reviewed = route == Route.HUMAN_REVIEW and rng.random() < 0.85
@@ -74,6 +85,7 @@ def make_decisions(seed: int = 1, per_day: int = 40) -> list[GateDecision]:
                     threshold=0.8,
                     route=route,
                     reason=reason,
+                    forced=forced,
                     audit=audit,
                     review_probability=probability,
                     verdict=(Verdict.CORRECT if correct else Verdict.INCORRECT) if reviewed else "",
@@ -249,6 +261,105 @@ def test_a_late_verdict_shows_at_once_and_survives_the_next_refresh():
     assert not StaleRollupDay.objects.exists()
     assert_same(snapshot(), after)
     assert_same(snapshot(), direct())
+
+
+def direct_sums(model: Any, since: Any = None) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Each sum `model` keeps, per (type, forced, verdict), computed in Python from the gate decisions alone."""
+    decisions = GateDecision.objects.filter(output_type__in=TYPES)
+    result: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for d in decisions if since is None else decisions.filter(created_at__gte=since):
+        total = result.setdefault((d.output_type, d.forced, d.verdict), dict.fromkeys(ROLLUP_SUMS[model], 0))
+        total["n"] += 1
+        if d.review_probability > 0:
+            weight = 1 / d.review_probability
+            total["n_weighted"] += 1
+            total["weight"] += weight
+            total["weight_square"] += weight * weight
+            if "confidence_sum" in total and d.confidence is not None:
+                total["confidence_sum"] += d.confidence
+    return result
+
+
+def split_sums(model: Any, since: Any = None) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The same sums through the rollup reads: rolled-up days from `model`, the rest live."""
+    cover = coverage(since, list(TYPES))
+    measures = {column: Measure(column) for column in ROLLUP_SUMS[model]}
+    live = GateDecision.objects.filter(cover.live, output_type__in=TYPES)
+    rolled = None if cover.rolled is None else model.objects.filter(cover.rolled, output_type__in=TYPES)
+    return totals(live, rolled, measures, ["output_type", "forced", "verdict"])
+
+
+def conditioned_sums(model: Any, since: Any = None) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Measures conditioned on `forced` (what-if's eligible outputs, forced reviews' own figures), per type."""
+    cover = coverage(since, list(TYPES))
+    measures = {
+        "n_forced": Measure("n", FORCED),
+        "n_unforced": Measure("n", UNFORCED),
+        "unforced_correct_weight": Measure("weight", UNFORCED & Q(verdict=Verdict.CORRECT)),
+        "forced_weight_square": Measure("weight_square", FORCED),
+    }
+    live = GateDecision.objects.filter(cover.live, output_type__in=TYPES)
+    rolled = None if cover.rolled is None else model.objects.filter(cover.rolled, output_type__in=TYPES)
+    return totals(live, rolled, measures, ["output_type"])
+
+
+def test_sums_split_by_forced_equal_the_direct_sums_on_rolled_stale_and_live_days():
+    created = make_decisions(seed=3)
+    rollup_refresh()
+    today = timezone.localdate(timezone=timezone.get_default_timezone())
+    three_days_ago = today - timedelta(days=3)
+
+    def sent_to_review(forced: bool) -> GateDecision:
+        return next(
+            d
+            for d in created
+            if d.route == Route.HUMAN_REVIEW
+            and d.forced == forced
+            and d.review_probability > 0
+            and timezone.localtime(d.created_at).date() == three_days_ago
+        )
+
+    # Late verdicts (first or changed) on a forced and an unforced decision make a rolled-up day stale.
+    verdict_on(sent_to_review(True), outcome="rejected", reason="other")
+    verdict_on(sent_to_review(False), outcome="approved")
+    assert StaleRollupDay.objects.filter(day=three_days_ago).exists()
+    cover = coverage()
+    # Both populations are present where the rollup is read, on the stale day and today (read live).
+    on_stale_day = GateDecision.objects.filter(created_at__gte=day_start(three_days_ago)).filter(
+        created_at__lt=day_start(three_days_ago + timedelta(days=1))
+    )
+    for decisions in (
+        GateDecision.objects.filter(cover.rolled_decisions),
+        on_stale_day,
+        GateDecision.objects.filter(created_at__gte=day_start(today)),
+    ):
+        assert set(decisions.values_list("forced", flat=True)) == {True, False}
+    for model in ROLLUP_KEYS:
+        assert set(model.objects.filter(n__gt=0).values_list("forced", flat=True)) == {True, False}
+
+    def check() -> None:
+        for model in ROLLUP_KEYS:
+            for since in (None, SINCE):
+                expected = direct_sums(model, since)
+                assert_same(split_sums(model, since), expected, f"{model.__name__} since {since}")
+                by_type: dict[tuple[Any, ...], dict[str, Any]] = {}
+                for (output_type, forced, verdict), total in expected.items():
+                    row = by_type.setdefault(
+                        (output_type,),
+                        {"n_forced": 0, "n_unforced": 0, "unforced_correct_weight": 0, "forced_weight_square": 0},
+                    )
+                    row["n_forced" if forced else "n_unforced"] += total["n"]
+                    if not forced and verdict == Verdict.CORRECT:
+                        row["unforced_correct_weight"] += total["weight"]
+                    if forced:
+                        row["forced_weight_square"] += total["weight_square"]
+                assert_same(conditioned_sums(model, since), by_type, f"{model.__name__} conditioned since {since}")
+
+    check()
+    # Once the refresh recomputed the stale day, the same sums come from the rollup.
+    assert rollup_refresh()["stale_days"] >= 1
+    assert not StaleRollupDay.objects.exists()
+    check()
 
 
 def test_a_verdict_on_a_decision_of_today_marks_nothing():

@@ -36,6 +36,7 @@ def decisions(
     probability: float = 1.0,
     audit: bool = False,
     reason: str = "low_confidence",
+    forced: bool = False,
     reject_reason: str = "",
     verdict: bool = True,
     output_type: str = TYPE,
@@ -53,6 +54,7 @@ def decisions(
                 threshold=threshold,
                 route=route,
                 reason=reason if route == Route.HUMAN_REVIEW else "",
+                forced=forced,
                 audit=audit,
                 review_probability=probability,
                 verdict=(Verdict.CORRECT if index < correct else Verdict.INCORRECT) if has_verdict else "",
@@ -377,7 +379,7 @@ def test_what_if_shares_and_expected_errors():
     policy_update(output_type=TYPE, changes={"audit_rate": 0.1}, by=None, reason="t")
     decisions(50, 0.9, correct=45)  # reviewed, 90% right
     decisions(30, 0.5, correct=15)
-    decisions(20, 0.95, reason="high_value")  # a business rule: reviewed whatever the threshold
+    decisions(20, 0.95, reason="high_value", forced=True)  # a business rule: reviewed whatever the threshold
     result = recommendation.what_if(TYPE, 0.8)
     assert (result["decisions"], result["eligible"], result["above"]) == (100, 80, 50)
     assert result["expected_auto"] == pytest.approx(45)  # 10% of the 50 would still be audited

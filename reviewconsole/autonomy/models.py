@@ -98,6 +98,12 @@ class GateDecision(models.Model):
     its confidence and the policy at the time: 1 below the threshold, the audit
     rate above it. Weighting reviewed outcomes by its inverse keeps accuracy
     estimates for above-threshold outputs unbiased.
+
+    `forced` is True when a rule forced the review (a flow's `force_review`, or a
+    flow sending the output to review without asking the gate): such outputs are
+    never auto-processed, so their verdicts say nothing about what a threshold
+    would let through. The gate's own routing (below threshold, audit sample,
+    full review) is not forced.
     """
 
     output_type = models.CharField(max_length=100)
@@ -106,6 +112,7 @@ class GateDecision(models.Model):
     threshold = models.FloatField(null=True, blank=True)
     route = models.CharField(max_length=20, choices=Route.choices)
     reason = models.CharField(max_length=20, blank=True)
+    forced = models.BooleanField(default=False)
     audit = models.BooleanField(default=False)
     review_probability = models.FloatField(default=1.0)
     run = models.ForeignKey("engine.FlowRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -164,6 +171,7 @@ class FieldError(models.Model):
 # yet, days a late verdict made stale) live from GateDecision. The columns are the sums the statistics need:
 # `n` counts decisions; the weighted columns cover only decisions with a review probability above zero, as the
 # inverse-probability weights (1 / review_probability) do in `recommendation.weight_expression`.
+# Both group by `forced`, so every sum splits into the forced reviews and the outputs a threshold could decide.
 
 
 class GateRollup(models.Model):
@@ -172,6 +180,7 @@ class GateRollup(models.Model):
     output_type = models.CharField(max_length=100)
     day = models.DateField()
     route = models.CharField(max_length=20, choices=Route.choices)
+    forced = models.BooleanField()
     audit = models.BooleanField()
     verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
     reject_reason = models.CharField(max_length=100, blank=True)
@@ -190,16 +199,15 @@ class GateRollup(models.Model):
 class GateBucketRollup(models.Model):
     """Gate decisions of one type and day per whole percent of confidence (calibration, recommendation, what-if).
 
-    `bucket` is the SQL expression of `recommendation.bucket_expression`, unclamped; null without a confidence.
-    `n_eligible` counts the decisions no business rule forced to review (what a threshold could auto-process).
+    `bucket` is the SQL expression of `rollup.bucket_expression`, unclamped; null without a confidence.
     """
 
     output_type = models.CharField(max_length=100)
     day = models.DateField()
     bucket = models.IntegerField(null=True)
+    forced = models.BooleanField()
     verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
     n = models.IntegerField()
-    n_eligible = models.IntegerField()
     n_weighted = models.IntegerField()
     weight = models.FloatField()
     weight_square = models.FloatField()

@@ -19,7 +19,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from reviewconsole.autonomy.models import AutonomyPolicy, GateBucketRollup, GateDecision, Verdict
-from reviewconsole.autonomy.rollup import BUCKET_EPSILON, Measure, bucket_expression, coverage, sums, totals
+from reviewconsole.autonomy.rollup import BUCKET_EPSILON, UNFORCED, Measure, bucket_expression, coverage, sums, totals
 from reviewconsole.autonomy.services import policy_ensure
 from reviewconsole.autonomy.statistics import Rate, weighted_wilson, wilson
 
@@ -291,13 +291,13 @@ def _what_if_measures(above: Q, *, everything: bool) -> dict[str, Measure]:
     """What-if's sums, `above` the threshold; `everything`: also the decisions and eligible ones (all rows)."""
     verdict_above = above & Q(verdict__in=VERDICTS)
     measures = {
-        "above": Measure("n_eligible", above),
+        "above": Measure("n", above & UNFORCED),
         "verdicts": Measure("n_weighted", verdict_above),
         "w": Measure("weight", verdict_above),
         "wc": Measure("weight", verdict_above & CORRECT),
         "w2": Measure("weight_square", verdict_above),
     }
-    return {"decisions": Measure("n"), "eligible": Measure("n_eligible"), **measures} if everything else measures
+    return {"decisions": Measure("n"), "eligible": Measure("n", UNFORCED), **measures} if everything else measures
 
 
 def what_if(output_type: str, threshold: float, *, since: datetime | None = None) -> dict[str, Any]:

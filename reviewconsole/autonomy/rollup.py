@@ -29,19 +29,22 @@ from reviewconsole.autonomy.models import GateBucketRollup, GateRollup, RollupSt
 # Confidences such as 0.29 are 28.999… after *100 in binary floating point;
 # the nudge puts them in the bucket their decimal value names.
 BUCKET_EPSILON = 1e-9
-# The gate's own routing reasons; any other reason is a business rule that forced the review.
+# The reasons the gate gives its own routing; a flow may not force a review under one of them (reviewers
+# would read the flow's rule as the policy's doing).
 GATE_REASONS = ["", "low_confidence", "audit_sample", "always_review"]
-FORCED = ~Q(reason__in=GATE_REASONS)
+# Reviews a rule forced (`GateDecision.forced`): never auto-processed, so never evidence about autonomy.
+FORCED = Q(forced=True)
+UNFORCED = Q(forced=False)
 WEIGHTED = Q(review_probability__gt=0)
 
 # What each rollup groups by (besides type and day), and the sums it keeps (see `live_aggregate`).
 ROLLUP_KEYS: dict[type[GateRollup | GateBucketRollup], tuple[str, ...]] = {
-    GateRollup: ("route", "audit", "verdict", "reject_reason"),
-    GateBucketRollup: ("bucket", "verdict"),
+    GateRollup: ("route", "forced", "audit", "verdict", "reject_reason"),
+    GateBucketRollup: ("bucket", "forced", "verdict"),
 }
 ROLLUP_SUMS: dict[type[GateRollup | GateBucketRollup], tuple[str, ...]] = {
     GateRollup: ("n", "n_weighted", "weight", "weight_square"),
-    GateBucketRollup: ("n", "n_eligible", "n_weighted", "weight", "weight_square", "confidence_sum"),
+    GateBucketRollup: ("n", "n_weighted", "weight", "weight_square", "confidence_sum"),
 }
 
 
@@ -65,8 +68,6 @@ def live_aggregate(column: str, condition: Q | None = None) -> Any:
     """The aggregate over gate decisions that rollup `column` holds, restricted to `condition`."""
     if column == "n":
         return Count("id", filter=condition)
-    if column == "n_eligible":
-        return Count("id", filter=_both(~FORCED, condition))
     if column == "n_weighted":
         return Count("id", filter=_both(WEIGHTED, condition))
     if column == "confidence_sum":
@@ -83,7 +84,7 @@ def live_aggregate(column: str, condition: Q | None = None) -> Any:
 class Measure:
     """One sum over gate decisions: rollup `column` over the decisions matching `condition`.
 
-    `condition` may only use fields the gate decisions and the rollup read share (route, audit, verdict,
+    `condition` may only use fields the gate decisions and the rollup read share (route, forced, audit, verdict,
     reject_reason; bucket, as an annotation on the live side).
     """
 

@@ -146,12 +146,12 @@ def gate(
     """Route one output: "auto_approved" or "human_review", recorded as a GateDecision.
 
     Business rules (high value and the like) stay in the flow, which passes
-    `force_review` with its `reason`. Above the threshold, a random share
-    (`audit_rate`) is still reviewed as audit samples.
+    `force_review` with its `reason`; the decision is recorded as `forced`.
+    Above the threshold, a random share (`audit_rate`) is still reviewed as
+    audit samples.
     """
     if force_review and reason in GATE_REASONS:
-        # The statistics tell the gate's own routing from a flow's rules by the reason: a forced review
-        # under a gate reason would be counted as the policy's doing (and predicted away by what-if).
+        # Reviewers read the reason: a forced review under a gate reason would pass for the policy's doing.
         raise ValueError(f"'{reason}' is a reason the gate gives itself; name the flow's rule for a forced review")
     if force_review and reason:
         reason_check(reason)
@@ -182,6 +182,7 @@ def gate(
             threshold=threshold,
             route=route,
             reason=why,
+            forced=force_review,
             audit=audit,
             review_probability=probability,
             run_id=run_id,
@@ -197,7 +198,8 @@ def gate_decision_attach(*, item: Any) -> GateDecision:
     """Link a new review item to the gate decision that sent it, or record one.
 
     A flow may send an output to review without asking the gate; its
-    decision is still a measurement of the AI, so it gets a gate record too.
+    decision is still a measurement of the AI, so it gets a gate record too,
+    marked `forced`: the flow's own request, not the gate's routing, sent it.
     """
     decision = (
         GateDecision.objects.filter(run_id=item.run_id, route=Route.HUMAN_REVIEW, review_item__isnull=True)
@@ -212,6 +214,7 @@ def gate_decision_attach(*, item: Any) -> GateDecision:
             threshold=policy.threshold,
             route=Route.HUMAN_REVIEW,
             reason=item.reason,
+            forced=True,
             run_id=item.run_id,
         )
     decision.review_item = item
