@@ -16,7 +16,8 @@ rate: below it outputs go to review (weight 1), above it 5% are audit samples (r
 the rest are auto-approved; 15% of outputs are forced to review by a business rule (10% high_value, 5%
 flow_requested), and their verdicts are 5 points more often correct; 3% have no confidence.
 Every output sent to review has a FlowRun, a PendingFeedback and a ReviewItem; a reviewer (one of 20) decides
-it minutes to 20 days later (exponential, mean 8 hours), so recent ones are still pending; a verdict is correct
+it minutes to 20 days later (exponential, mean 8 hours), so recent ones are still pending; Decision and FieldError
+rows are stored in the order they were made, as the console writes them; a verdict is correct
 with a probability rising with confidence; wrong ones are edited (with FieldError rows) or rejected with a
 reason. Then VACUUM ANALYZE; the autonomy rollups are built (`rollup_refresh`, timed: a full build, or with
 --keep the days since the last run); then up to 300 late verdicts are recorded through `verdict_record` on
@@ -210,7 +211,8 @@ def _load_sql(tables: dict[str, str], reviewer_ids: list[int]) -> list[tuple[str
                 CASE WHEN NOT correct AND edited THEN '{{}}'::jsonb END, '[]', '',
                 CASE WHEN correct OR edited THEN '' ELSE reject_reason END, ({reviewers})[1 + i % {len(reviewer_ids)}],
                 decided_at
-            FROM plan WHERE {reviewed} AND decided_at IS NOT NULL""",
+            FROM plan WHERE {reviewed} AND decided_at IS NOT NULL
+            ORDER BY decided_at""",
         ),
         (
             "gate",
@@ -230,7 +232,8 @@ def _load_sql(tables: dict[str, str], reviewer_ids: list[int]) -> list[tuple[str
             f"""INSERT INTO {tables["field_errors"]} (gate_decision_id, output_type, field, created_at)
             SELECT i, output_type, field, decided_at
             FROM plan CROSS JOIN LATERAL jsonb_array_elements_text(error_fields::jsonb) AS field
-            WHERE decided_at IS NOT NULL AND NOT correct AND edited""",
+            WHERE decided_at IS NOT NULL AND NOT correct AND edited
+            ORDER BY decided_at""",
         ),
     ]
 
@@ -419,7 +422,10 @@ def discovered_calls(
         for name, function in inspect.getmembers(module, inspect.isfunction):
             if name.startswith("_") or function.__module__ != module.__name__ or name in listed:
                 continue
-            parameters = inspect.signature(function).parameters.values()
+            signature = inspect.signature(function)
+            if "QuerySet" in str(signature.return_annotation):
+                continue  # builds a query for a selector to run: measured inside that selector
+            parameters = signature.parameters.values()
             required = [
                 p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
             ]
