@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('autonomy', '0004_rollup_schedule'),
+        ('autonomy', '0005_gate_decision_forced'),
         ('engine', '0005_checkpoint_value_types'),
     ]
 
