@@ -90,7 +90,7 @@ BENCHMARKS = (
             Metric("resume_backlog_p95_ms_redis"),
         ),
     ),
-    Benchmark("stats", postgres=True, redis=False, metrics=(Metric("stats_p95_max_ms", 200.0),)),
+    Benchmark("stats", postgres=True, redis=False, metrics=(Metric("stats_p95_max_ms", 100.0),)),
 )
 
 

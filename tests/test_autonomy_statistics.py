@@ -1,8 +1,10 @@
 """Autonomy statistics: intervals, selectors, recommendation and what-if, query counts, and the acceptance run."""
 
+import statistics
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from scipy.stats import beta
 
@@ -282,6 +284,38 @@ def test_queue_health_depth_age_and_time_to_decision(django_user_model):
     assert everything["oldest_age_seconds"] == pytest.approx(3 * 86400, abs=60)
     empty = selectors.queue_health("no_such_type")
     assert (empty["pending"], empty["oldest_age_seconds"], empty["median_decision_seconds"]) == (0, None, None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "minutes",
+    [[7], [7, 3], [5, 5, 9, 1], [9, 1, 5, 5, 5], [4, 8, 8, 15, 16, 23, 42], [*range(1, 12), 1000, 2, 2]],
+    ids=["one", "two", "even-ties", "odd-ties", "odd", "even-outlier"],
+)
+def test_queue_health_median_is_the_middle_of_the_exact_durations(django_user_model, minutes):
+    """PostgreSQL picks the two middle durations in one ordered-set aggregate, SQLite by an ordered OFFSET read:
+    both must give the median of the exact durations, to the microsecond, for odd and even counts and ties."""
+    rita = django_user_model.objects.create_user("rita")
+    # Distinct microseconds: the two middles of an even count differ, so picking a wrong neighbour shows.
+    durations = [timedelta(minutes=m, microseconds=index) for index, m in enumerate(minutes)]
+    for duration in durations:
+        decided(review_item(age=timedelta(days=2)), rita, duration)
+    health = selectors.queue_health(TYPE)
+    assert health["decided"] == len(durations)
+    assert health["median_decision_seconds"] == statistics.median(d.total_seconds() for d in durations)
+    assert health["avg_decision_seconds"] == pytest.approx(statistics.mean(d.total_seconds() for d in durations))
+
+
+@pytest.mark.django_db
+def test_queue_health_reads_time_to_decision_in_one_query(django_user_model, django_assert_num_queries):
+    """Count, average and median in one pass over the decided items on PostgreSQL (plus the queue's depth); SQLite,
+    without ordered-set aggregates, reads the middle rows in a query of their own."""
+    rita = django_user_model.objects.create_user("rita")
+    for minutes in (10, 20, 30, 60):
+        decided(review_item(age=timedelta(hours=2)), rita, timedelta(minutes=minutes))
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3):
+        health = selectors.queue_health(TYPE)
+    assert health["median_decision_seconds"] == 25 * 60
 
 
 @pytest.mark.django_db

@@ -50,10 +50,10 @@ ALPHA = 1 - CONFIDENCE
 # stratum their decimal value names (the same rule as the SQL that buckets gate decisions).
 BUCKET_EPSILON = 1e-9
 PERCENTS = range(101)  # candidate thresholds 0.00, 0.01, … 1.00
-# The test sequence starts where the evidence holds this many times the verdicts an unbroken run of correct
-# ones needs to pass (59 at a 95% target): at that size a few errors still pass, so one unlucky verdict
-# among the top outputs does not end the search. Tuned with `simulate_reviews --seeds`; see `start_size`.
-START_FACTOR = 4
+# Where the test sequence starts (see `start_size`). Tuned with `simulate_reviews --seeds`.
+START_LEAST = 2
+START_MOST = 8
+START_SHARE = 4
 # The guard: false alarms at most GUARD_ALPHA within GUARD_HORIZON audits at exactly the target accuracy,
 # tuned to detect a drop of GUARD_DROP (a smaller drop is found too, more slowly).
 GUARD_ALPHA = 0.025
@@ -247,37 +247,60 @@ class Recommendation:
     guarantee: str
 
 
-def start_size(target: float) -> float:
-    """Effective verdicts at which the test sequence starts: START_FACTOR x those an unbroken run of correct
-    verdicts needs to pass at 95% (59 at a 95% target, 299 at 99%)."""
+def start_size(target: float, available: float) -> float:
+    """Effective verdicts at which the test sequence starts, out of `available` in all.
+
+    A share of the evidence (1/START_SHARE), but at least START_LEAST and at most START_MOST times the
+    verdicts an unbroken run of correct ones needs to pass at 95% (59 at a 95% target): large enough that a
+    few errors among the top outputs still pass, small enough to start among them.
+    """
     if target <= 0:
         return 1.0
     if target >= 1:
         return math.inf
-    return START_FACTOR * math.log(ALPHA) / math.log(target)
+    perfect = math.log(ALPHA) / math.log(target)
+    return min(START_MOST * perfect, max(START_LEAST * perfect, available / START_SHARE), available)
 
 
-def _candidates(
-    strata: Mapping[int, Stratum], *, target: float, min_samples: int, lowest: float | None
-) -> tuple[list[Candidate], int | None]:
-    """Every candidate from 1.00 down (to `lowest`), tested in sequence; and the index of the start."""
+@dataclass(frozen=True)
+class _Sequence:
+    """The candidates' running totals from 1.00 down, where the test starts, and how many pass."""
+
+    percents: list[int]
+    columns: tuple[np.ndarray, ...]
+    p: np.ndarray
+    eligible: np.ndarray
+    start: int | None
+    passing: int
+
+
+def _sequence(strata: Mapping[int, Stratum], *, target: float, min_samples: int, lowest: float | None) -> _Sequence:
     floor = 0 if lowest is None else math.ceil(lowest * 100 - 1e-6)
     percents = [p for p in reversed(PERCENTS) if p >= floor and p in strata]
     percents = [p for p in percents if strata[p].reviewed > 0 and strata[p].outputs > 0]
-    if not percents:
-        return [], None
-    outputs, reviewed, correct, accuracy, n_eff = _columns(strata[p] for p in percents)
-    low, high = _bounds(accuracy, n_eff, ALPHA / 2)
-    lower, _ = _bounds(accuracy, n_eff, ALPHA)
+    columns = _columns(strata[p] for p in percents)
+    _, reviewed, _, accuracy, n_eff = columns
     p = p_values(accuracy, n_eff, target)
     eligible = reviewed >= min_samples
-    needed_size = min(start_size(target), float(n_eff[eligible].max()) if eligible.any() else math.inf)
+    needed_size = start_size(target, float(n_eff[eligible].max()) if eligible.any() else math.inf)
     ready = np.flatnonzero(eligible & (n_eff >= needed_size * (1 - 1e-9)))
     start = int(ready[0]) if len(ready) else None
     passing = 0
     if start is not None:
         failures = np.flatnonzero(p[start:] > ALPHA)
         passing = int(failures[0]) if len(failures) else len(percents) - start
+    return _Sequence(percents, columns, p, eligible, start, passing)
+
+
+def _candidates(
+    strata: Mapping[int, Stratum], *, target: float, min_samples: int, lowest: float | None
+) -> tuple[list[Candidate], int | None]:
+    """Every candidate from 1.00 down (to `lowest`), tested in sequence; and the index of the start."""
+    sequence = _sequence(strata, target=target, min_samples=min_samples, lowest=lowest)
+    outputs, reviewed, correct, accuracy, n_eff = sequence.columns
+    low, high = _bounds(accuracy, n_eff, ALPHA / 2)
+    lower, _ = _bounds(accuracy, n_eff, ALPHA)
+    start, passing = sequence.start, sequence.passing
     candidates = [
         Candidate(
             threshold=percent / 100,
@@ -289,12 +312,12 @@ def _candidates(
             ci_low=float(low[i]),
             ci_high=float(high[i]),
             lower_bound=float(lower[i]),
-            p_value=float(p[i]),
-            eligible=bool(eligible[i]),
+            p_value=float(sequence.p[i]),
+            eligible=bool(sequence.eligible[i]),
             tested=start is not None and start <= i <= start + passing,
             passes=start is not None and start <= i < start + passing,
         )
-        for i, percent in enumerate(percents)
+        for i, percent in enumerate(sequence.percents)
     ]
     return candidates, start
 
@@ -318,8 +341,7 @@ def _passes_with(strata: Mapping[int, Stratum], extra: int, percent: int, target
         stratum.add(more[percent])
     stratum.add(Stratum(outputs=extra, reviewed=extra, correct=extra, confidence_sum=extra * percent / 100))
     more[percent] = stratum
-    candidates, start = _candidates(more, target=target, min_samples=min_samples, lowest=None)
-    return start is not None and candidates[start].passes
+    return _sequence(more, target=target, min_samples=min_samples, lowest=None).passing > 0
 
 
 def needed_evidence(
@@ -375,10 +397,11 @@ def recommend(
             f"{common['start']:.2f} down against the {_pct(target)} target."
         )
         return Recommendation(threshold=chosen.threshold, chosen=chosen, needed=None, reason=reason, **common)
+    # Where more verdicts would help most: where the test starts (or, before it can, the lowest candidate with
+    # enough verdicts), and the candidate closest to passing; with no evidence at all, the top.
     at = [c.threshold for c in candidates if c.tested][:1] or [c.threshold for c in candidates if c.eligible][-1:]
-    if candidates:
-        at.append(min(candidates, key=lambda c: c.p_value).threshold)
-    needed = needed_evidence(strata, target=target, min_samples=min_samples, at=at) if at else None
+    at += [min(candidates, key=lambda c: c.p_value).threshold] if candidates else [1.0]
+    needed = needed_evidence(strata, target=target, min_samples=min_samples, at=at)
     reason = _no_pass_reason(candidates, start, needed, target=target, min_samples=min_samples)
     return Recommendation(threshold=None, chosen=None, needed=needed, reason=reason, **common)
 
@@ -386,6 +409,8 @@ def recommend(
 def _no_pass_reason(
     candidates: list[Candidate], start: int | None, needed: Needed | None, *, target: float, min_samples: int
 ) -> str:
+    if target >= 1:
+        return "A 100% target can never be shown from a sample of verdicts; keep reviewing everything."
     if start is None:
         reviewed = candidates[-1].reviewed if candidates else 0
         first = f"Not enough evidence yet: {reviewed} verdicts on outputs no rule forced"

@@ -142,6 +142,14 @@ class GateDecision(models.Model):
             models.Index(fields=["output_type", "verdict", "confidence"], name="gate_type_verdict_conf_idx"),
             # What-if: a type's decisions, verdict or not, in the one confidence bucket the rollup cannot split.
             models.Index(fields=["output_type", "confidence"], name="gate_type_conf_idx"),
+            # Field error and reject reason rates since a moment: a type's verdicts by when they were given, which
+            # no rollup is keyed by (`selectors._verdict_counts`), read from the index alone.
+            models.Index(
+                fields=["output_type", "verdict_at"],
+                include=["reject_reason"],
+                condition=models.Q(verdict__in=["correct", "incorrect"]),
+                name="gate_type_verdict_at_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -157,7 +165,15 @@ class FieldError(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["output_type", "field"], name="field_error_type_field_idx")]
+        indexes = [
+            models.Index(fields=["output_type", "field"], name="field_error_type_field_idx"),
+            # Field error rates since a moment: a type's recent corrections, read from the index alone.
+            models.Index(
+                fields=["output_type", "created_at"],
+                include=["field", "gate_decision"],
+                name="field_error_type_created_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.output_type}.{self.field}"

@@ -13,8 +13,11 @@ import random
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
-from reviewconsole.autonomy.evidence import Observation, RegressionMonitor, recommend, strata_of
+import numpy as np
+
+from reviewconsole.autonomy.evidence import BUCKET_EPSILON, Observation, RegressionMonitor, Stratum, recommend
 
 # acc(c) = 1 / (1 + exp(-8 (c - 0.432))): 14% at c=0.2, 63% at 0.5, 95% at 0.80, 99% at 1.0.
 DEFAULT_CURVE = "logistic:8:0.432"
@@ -46,13 +49,18 @@ class Curve:
 
     def accuracy(self, confidence: float, delta: float = 0.0) -> float:
         """The chance an output of this confidence is right, lowered by `delta` under drift."""
-        if self.kind == "logistic":
-            value = 1 / (1 + math.exp(-self.a * (confidence - self.b)))
-        elif self.kind == "linear":
-            value = self.a + self.b * confidence
-        else:
-            value = self.a if confidence >= self.b else 0.5 + (self.a - 0.5) * confidence / self.b
-        return min(1.0, max(0.0, value - delta))
+        return float(self.accuracies(np.asarray(confidence, dtype=float), delta))
+
+    def accuracies(self, confidences: np.ndarray, delta: float | np.ndarray = 0.0) -> np.ndarray:
+        """`accuracy` of every confidence in an array at once (`delta` a number or one per confidence)."""
+        with np.errstate(all="ignore"):
+            if self.kind == "logistic":
+                value = 1 / (1 + np.exp(-self.a * (confidences - self.b)))
+            elif self.kind == "linear":
+                value = self.a + self.b * confidences
+            else:
+                value = np.where(confidences >= self.b, self.a, 0.5 + (self.a - 0.5) * confidences / self.b)
+        return np.clip(value - delta, 0.0, 1.0)
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.a:g}:{self.b:g}"
@@ -80,19 +88,20 @@ class ConfidenceDistribution:
             raise ValueError(f"beta parameters must be positive, not {text!r}")
         return cls(alpha, beta)
 
-    def sample(self, rng: random.Random) -> float:
-        return rng.betavariate(self.alpha, self.beta)
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.beta(self.alpha, self.beta, n)
 
-    def density(self, c: float) -> float:
-        """Unnormalised density; only ratios of its integrals are used."""
-        if c <= 0 or c >= 1:
-            return 0.0
-        return math.exp((self.alpha - 1) * math.log(c) + (self.beta - 1) * math.log(1 - c))
+    def densities(self, c: np.ndarray) -> np.ndarray:
+        """Unnormalised density at each of `c`; only ratios of its integrals are used."""
+        inside = (c > 0) & (c < 1)
+        safe = np.where(inside, c, 0.5)
+        return np.where(inside, np.exp((self.alpha - 1) * np.log(safe) + (self.beta - 1) * np.log(1 - safe)), 0.0)
 
     def __str__(self) -> str:
         return f"beta:{self.alpha:g}:{self.beta:g}"
 
 
+@lru_cache(maxsize=4096)  # a Monte Carlo asks about the same few thresholds thousands of times
 def true_accuracy_between(
     curve: Curve,
     distribution: ConfidenceDistribution,
@@ -106,14 +115,10 @@ def true_accuracy_between(
     low, high = max(0.0, low), min(1.0, high)
     if low >= high:
         return curve.accuracy(min(low, 1.0), delta) if low >= 1 else None
-    width = (high - low) / steps
-    mass = total = 0.0
-    for i in range(steps):
-        c = low + (i + 0.5) * width
-        density = distribution.density(c)
-        mass += density
-        total += density * curve.accuracy(c, delta)
-    return total / mass if mass > 0 else None
+    c = low + (np.arange(steps) + 0.5) * ((high - low) / steps)
+    density = distribution.densities(c)
+    mass = float(density.sum())
+    return float((density * curve.accuracies(c, delta)).sum()) / mass if mass > 0 else None
 
 
 def true_accuracy_above(
@@ -123,12 +128,13 @@ def true_accuracy_above(
     return true_accuracy_between(curve, distribution, threshold, 1.0, delta=delta)
 
 
+@lru_cache(maxsize=4096)
 def true_share_above(distribution: ConfidenceDistribution, threshold: float, steps: int = 4000) -> float:
     """P(c ≥ threshold): the share of outputs a threshold lets through (before audits)."""
-    width = 1 / steps
-    points = [(i + 0.5) * width for i in range(steps)]
-    total = sum(distribution.density(c) for c in points)
-    return sum(distribution.density(c) for c in points if c >= threshold) / total if total else 0.0
+    points = (np.arange(steps) + 0.5) / steps
+    density = distribution.densities(points)
+    total = float(density.sum())
+    return float(density[points >= threshold].sum()) / total if total else 0.0
 
 
 @dataclass(frozen=True)
@@ -140,9 +146,52 @@ class SimulatedOutput:
     forced: bool = False
 
 
+Seed = int | tuple[int, ...]
+
+
+def generator(seed: Seed) -> np.random.Generator:
+    """numpy's generator for a seed; a tuple names an independent stream (the seed, then what it draws)."""
+    parts = seed if isinstance(seed, tuple) else (seed,)
+    return np.random.default_rng([part % 2**64 for part in parts])  # any int, negative ones too
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Simulated outputs as arrays, one entry per output: what `generate` returns, in the form a Monte Carlo
+    of thousands of seeds can afford."""
+
+    confidence: np.ndarray
+    correct: np.ndarray
+    drifted: np.ndarray
+    forced: np.ndarray
+
+
+def draw(
+    *,
+    seed: Seed,
+    n: int,
+    curve: Curve,
+    distribution: ConfidenceDistribution,
+    drift_after: int | None = None,
+    drift_delta: float = 0.0,
+    forced_share: float = 0.0,
+    forced_lift: float = 0.0,
+    start: int = 0,
+) -> Batch:
+    """`n` outputs with their true correctness (see `generate`), as arrays."""
+    rng = generator(seed)
+    # Rounded like a model's reported confidence; keeps printed tables readable.
+    confidence = np.round(distribution.sample(rng, n), 4)
+    drifted = np.zeros(n, dtype=bool) if drift_after is None else start + np.arange(n) >= drift_after
+    forced = rng.random(n) < forced_share
+    accuracy = curve.accuracies(confidence, np.where(drifted, drift_delta, 0.0))
+    accuracy = np.where(forced, np.minimum(1.0, accuracy + forced_lift), accuracy)
+    return Batch(confidence, rng.random(n) < accuracy, drifted, forced)
+
+
 def generate(
     *,
-    seed: int,
+    seed: Seed,
     n: int,
     curve: Curve,
     distribution: ConfidenceDistribution,
@@ -155,19 +204,65 @@ def generate(
     """`n` outputs with their true correctness. From output `drift_after` on, accuracy is lower by
     `drift_delta`. A share `forced_share` is forced to review by a rule, and is `forced_lift` more accurate.
     `start` numbers the outputs when a simulation is generated in parts; each part needs its own seed."""
-    rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not security
-    outputs = []
-    for offset in range(n):
-        index = start + offset
-        # Rounded like a model's reported confidence; keeps printed tables readable.
-        confidence = round(distribution.sample(rng), 4)
-        drifted = drift_after is not None and index >= drift_after
-        forced = rng.random() < forced_share
-        accuracy = curve.accuracy(confidence, drift_delta if drifted else 0.0)
-        if forced:
-            accuracy = min(1.0, accuracy + forced_lift)
-        outputs.append(SimulatedOutput(index, confidence, rng.random() < accuracy, drifted, forced))
-    return outputs
+    batch = draw(
+        seed=seed,
+        n=n,
+        curve=curve,
+        distribution=distribution,
+        drift_after=drift_after,
+        drift_delta=drift_delta,
+        forced_share=forced_share,
+        forced_lift=forced_lift,
+        start=start,
+    )
+    columns = (batch.confidence.tolist(), batch.correct.tolist(), batch.drifted.tolist(), batch.forced.tolist())
+    return [SimulatedOutput(start + offset, *row) for offset, row in enumerate(zip(*columns, strict=True))]
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """The verdicts on outputs no rule forced, as arrays: what `observe` returns minus the forced ones."""
+
+    confidence: np.ndarray
+    correct: np.ndarray
+    review_probability: np.ndarray
+
+    def __add__(self, other: Verdicts) -> Verdicts:
+        pairs = zip(self.columns, other.columns, strict=True)
+        return Verdicts(*(np.concatenate([mine, theirs]) for mine, theirs in pairs))
+
+    @property
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.confidence, self.correct, self.review_probability
+
+
+def route(batch: Batch, *, threshold: float | None, audit_rate: float, seed: Seed) -> Verdicts:
+    """The verdicts a fixed policy gets on outputs no rule forced (forced ones are always reviewed, and the
+    core leaves them out): by the gate's rule, below the threshold always, at or above it `audit_rate` of the
+    time; in the arrays' form."""
+    above = np.zeros(len(batch.confidence), dtype=bool) if threshold is None else batch.confidence >= threshold
+    audited = generator(seed).random(len(above)) < audit_rate
+    kept = ~batch.forced & (~above | audited)
+    probability = np.where(above, audit_rate, 1.0)
+    return Verdicts(batch.confidence[kept], batch.correct[kept], probability[kept])
+
+
+def strata_of_arrays(verdicts: Verdicts) -> dict[int, Stratum]:
+    """`evidence.strata_of` for verdicts held in arrays: the same strata, to the last bit and in the same
+    order (summed in the verdicts' order, keyed in the order each stratum first appears)."""
+    confidence, correct, probability = verdicts.columns
+    if not len(confidence):
+        return {}
+    percent = np.clip((confidence * 100 + BUCKET_EPSILON).astype(np.int64), 0, 100)
+    outputs = np.bincount(percent, weights=1 / probability, minlength=101)
+    reviewed = np.bincount(percent, minlength=101)
+    right = np.bincount(percent, weights=correct.astype(float), minlength=101)
+    confidence_sum = np.bincount(percent, weights=confidence, minlength=101)
+    present, first = np.unique(percent, return_index=True)
+    return {
+        int(p): Stratum(float(outputs[p]), int(reviewed[p]), int(right[p]), float(confidence_sum[p]))
+        for p in present[np.argsort(first)]
+    }
 
 
 def route_in_memory(
@@ -202,9 +297,11 @@ class Scenario:
     """One simulated situation: how outputs behave, and which question the core is asked.
 
     kind "recommend": `n` outputs, all reviewed (forced ones included, which the core must leave out); is the
-    recommended threshold truly at least `target` accurate? kind "after_autonomy": `n` reviewed outputs, the
-    recommendation applied, then `n_after` more under that threshold with `audit_rate` audits; is a truly safe
-    threshold kept by the recommendation over all the evidence? kind "guard": audits of outputs above a
+    recommended threshold truly at least `target` accurate? kind "after_autonomy": `n` reviewed outputs, then
+    a threshold applied (`applied`, or else the recommendation), then `n_after` more outputs under it with
+    `audit_rate` audits; when the applied threshold is truly safe, does the recommendation over all the
+    evidence keep it (recommend it or lower), or withdraw autonomy (recommend nothing)? kind "guard": audits of
+    outputs above a
     threshold, `audits` of them, whose accuracy is exactly `target` until audit `drift_after`, then `drop`
     lower; when does the guard fire?
     """
@@ -224,6 +321,7 @@ class Scenario:
     audits: int = 2000
     drift_after: int | None = None
     drop: float = 0.0
+    applied: float | None = None
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -256,6 +354,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         n=3000,
         n_after=5000,
     ),
+    Scenario(
+        "after_autonomy_safe",
+        "3,000 reviewed, a manager applies 0.85 (truly 97.5% accurate above), then 5,000 more with 5% audits",
+        kind="after_autonomy",
+        n=3000,
+        n_after=5000,
+        applied=0.85,
+    ),
     Scenario("guard_at_target", "the guard over 2,000 audits at exactly the target", kind="guard"),
     Scenario(
         "guard_drop",
@@ -272,7 +378,8 @@ class SeedResult:
     recommended: float | None = None
     truth: float | None = None  # true accuracy at or above the recommendation
     auto_share: float = 0.0  # share of outputs the recommendation would auto-process (before audits)
-    kept: bool | None = None  # after_autonomy: a truly safe threshold kept
+    kept: bool | None = None  # after_autonomy: a truly safe applied threshold recommended again, or a lower one
+    withdrawn: bool | None = None  # after_autonomy: a truly safe applied threshold, and nothing recommended now
     fired_at: int | None = None  # guard: audits until it fired
     drift_after: int | None = None
 
@@ -312,6 +419,11 @@ class ScenarioSummary:
         return sum(judged) / len(judged) if judged else None
 
     @property
+    def withdrawn_share(self) -> float | None:
+        judged = [r.withdrawn for r in self.results if r.withdrawn is not None]
+        return sum(judged) / len(judged) if judged else None
+
+    @property
     def false_alarm_share(self) -> float | None:
         if self.scenario.kind != "guard":
             return None
@@ -332,13 +444,17 @@ class ScenarioSummary:
         return statistics.median(delays) if delays else None
 
 
-def _recommend(scenario: Scenario, observations: list[Observation]) -> float | None:
-    return recommend(strata_of(observations), target=scenario.target, min_samples=scenario.min_samples).threshold
+def _recommend(scenario: Scenario, verdicts: Verdicts) -> float | None:
+    return recommend(strata_of_arrays(verdicts), target=scenario.target, min_samples=scenario.min_samples).threshold
+
+
+# Independent random streams of one seed.
+LATER, GATE = 1, 2
 
 
 def _recommend_seed(scenario: Scenario, seed: int) -> SeedResult:
     curve, distribution = Curve.parse(scenario.curve), ConfidenceDistribution.parse(scenario.distribution)
-    outputs = generate(
+    batch = draw(
         seed=seed,
         n=scenario.n,
         curve=curve,
@@ -346,19 +462,20 @@ def _recommend_seed(scenario: Scenario, seed: int) -> SeedResult:
         forced_share=scenario.forced_share,
         forced_lift=scenario.forced_lift,
     )
-    observations = observe(outputs, threshold=None, audit_rate=1.0, rng=random.Random(seed))  # noqa: S311
-    threshold = _recommend(scenario, observations)
+    verdicts = route(batch, threshold=None, audit_rate=1.0, seed=seed)
+    threshold = _recommend(scenario, verdicts)
     result = SeedResult(recommended=threshold)
     if threshold is not None:
         result.truth = true_accuracy_above(curve, distribution, threshold)
         result.auto_share = true_share_above(distribution, threshold)
-    if scenario.kind == "after_autonomy" and threshold is not None:
-        later = generate(seed=seed + 1_000_003, n=scenario.n_after, curve=curve, distribution=distribution)
-        rng = random.Random(f"gate:{seed}")  # noqa: S311 - a reproducible simulation, not security
-        observations += observe(later, threshold=threshold, audit_rate=scenario.audit_rate, rng=rng)
-        again = _recommend(scenario, observations)
-        if (result.truth or 0.0) >= scenario.target:
-            result.kept = again is not None and again <= threshold + 1e-9
+    applied = scenario.applied if scenario.applied is not None else threshold
+    if scenario.kind == "after_autonomy" and applied is not None:
+        later = draw(seed=(seed, LATER), n=scenario.n_after, curve=curve, distribution=distribution)
+        verdicts += route(later, threshold=applied, audit_rate=scenario.audit_rate, seed=(seed, GATE))
+        again = _recommend(scenario, verdicts)
+        if (true_accuracy_above(curve, distribution, applied) or 0.0) >= scenario.target:
+            result.kept = again is not None and again <= applied + 1e-9
+            result.withdrawn = again is None
         result.recommended = again
         result.truth = true_accuracy_above(curve, distribution, again) if again is not None else None
         result.auto_share = true_share_above(distribution, again) if again is not None else 0.0
@@ -366,12 +483,14 @@ def _recommend_seed(scenario: Scenario, seed: int) -> SeedResult:
 
 
 def _guard_seed(scenario: Scenario, seed: int) -> SeedResult:
-    rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not security
     monitor = RegressionMonitor(target=scenario.target, min_samples=scenario.min_samples)
-    for audit in range(1, scenario.audits + 1):
-        drifted = scenario.drift_after is not None and audit > scenario.drift_after
-        accuracy = scenario.target - (scenario.drop if drifted else 0.0)
-        if monitor.update(Observation(0.99, rng.random() < accuracy, 0.05)):
+    accuracy = np.full(scenario.audits, scenario.target)
+    if scenario.drift_after is not None:
+        accuracy[scenario.drift_after :] -= scenario.drop
+    # The monitor only reads its observations: two suffice for thousands of audits.
+    right, wrong = Observation(0.99, True, 0.05), Observation(0.99, False, 0.05)
+    for audit, correct in enumerate((generator(seed).random(scenario.audits) < accuracy).tolist(), start=1):
+        if monitor.update(right if correct else wrong):
             return SeedResult(fired_at=audit, drift_after=scenario.drift_after)
     return SeedResult(drift_after=scenario.drift_after)
 
@@ -400,3 +519,59 @@ def scenario_named(name: str) -> Scenario:
 
 def with_options(scenario: Scenario, **changes: object) -> Scenario:
     return replace(scenario, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def _delay(value: float | None) -> str:
+    return "—" if value is None else "never" if math.isinf(value) else f"{value:g}"
+
+
+TABLE_COLUMNS = (
+    ("scenario", "the situation simulated (below)"),
+    ("seeds", "seeds run"),
+    ("recommended", "seeds with a recommended threshold"),
+    ("safe", "recommendations truly at least target accurate"),
+    ("unsafe/seed", "unsafe recommendations per seed: the guarantee bounds it by 5%"),
+    ("auto", "mean share of outputs the recommendation auto-processes (0 when none)"),
+    ("kept", "after autonomy: truly safe applied thresholds recommended again, or a lower one"),
+    ("withdrawn", "after autonomy: truly safe applied thresholds for which nothing is recommended any more"),
+    ("false alarms", "guard runs that fired while accuracy was at target (2,000 audits, or until the drop)"),
+    ("median delay", "guard: median audits after the drop until it fires"),
+)
+
+
+def summary_table(summaries: list[ScenarioSummary]) -> list[str]:
+    """The Monte Carlo's results, one row per scenario, then what each column and scenario means."""
+    rows = []
+    for s in summaries:
+        # A guard scenario asks nothing of the recommendation: its columns stay empty rather than read 0.
+        recommends = s.scenario.kind != "guard"
+        recommendation = (str(s.recommended), _share(s.safe_share), _share(s.unsafe_share), _share(s.mean_auto_share))
+        rows.append(
+            (
+                s.scenario.name,
+                str(s.seeds),
+                *(recommendation if recommends else ("—",) * 4),
+                _share(s.kept_share),
+                _share(s.withdrawn_share),
+                _share(s.false_alarm_share),
+                _delay(s.median_delay),
+            )
+        )
+    header = tuple(name for name, _ in TABLE_COLUMNS)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    width = max(len(name) for name, _ in TABLE_COLUMNS)
+    lines += ["", *(f"{name:>{width}}: {meaning}" for name, meaning in TABLE_COLUMNS), ""]
+    width = max(len(s.scenario.name) for s in summaries)
+    lines += [f"{s.scenario.name:>{width}}: {s.scenario.description}" for s in summaries]
+    return lines

@@ -27,7 +27,9 @@ from datetime import date, datetime, timedelta
 from statistics import median
 from typing import Any
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, Min, Q, QuerySet
+from django.contrib.postgres.fields import ArrayField
+from django.db import connection
+from django.db.models import Aggregate, Avg, Count, DurationField, ExpressionWrapper, F, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -350,13 +352,28 @@ def queue_depth(output_type: str | None = None) -> dict[str, Any]:
     }
 
 
+class _MiddleDurations(Aggregate):
+    """PostgreSQL: the two middle values of a duration, lower and upper, in one ordered-set aggregate.
+
+    `percentile_disc(f)` returns the value at 1-based position ceil(f·n) in order. At f = 0.5 that is the lower
+    middle: (n + 1) // 2. At f = 0.5 + 1e-12 it is n // 2 + 1, the upper middle, for an even n and the same
+    middle for an odd one, as long as 1e-12·n stays within (0, 0.5] — any n below 5·10¹¹ — and above the
+    rounding of the product (n · 2⁻⁵³, far smaller). The median is the mean of the two: the same values
+    the ordered OFFSET read gives, without sending every duration through a second scan and sort.
+    """
+
+    function = "PERCENTILE_DISC"
+    template = "%(function)s(ARRAY[0.5, 0.500000000001]::float8[]) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = ArrayField(DurationField())
+
+
 def queue_health(output_type: str | None = None, since: datetime | None = None) -> dict[str, Any]:
-    """The review queue of a type (or all types): depth, age, and time to decision. Three queries.
+    """The review queue of a type (or all types): depth, age, and time to decision. Two queries (three on SQLite).
 
     Returns `queue_depth` plus {decided, avg_decision_seconds,
     median_decision_seconds, since}. Time to decision covers items a person
     decided (not expired or cancelled) since `since`, by default the last
-    30 days.
+    30 days. Both read the decided-items indexes alone (no table rows).
     """
     from reviewconsole.reviews.models import ReviewStatus
 
@@ -365,6 +382,12 @@ def queue_health(output_type: str | None = None, since: datetime | None = None) 
     # Datetime subtraction is native on PostgreSQL and emulated by Django on
     # SQLite; both give a DurationField the ORM turns back into a timedelta.
     duration = ExpressionWrapper(F("decided_at") - F("created_at"), output_field=DurationField())
+    if connection.vendor == "postgresql":
+        times = decided.aggregate(n=Count("id"), avg=Avg(duration), middles=_MiddleDurations(duration))
+        middles = times["middles"] or []
+        return _queue_health(
+            output_type, since, times, median(_seconds(v) or 0.0 for v in middles) if middles else None
+        )
     times = decided.aggregate(n=Count("id"), avg=Avg(duration))
     middle = None
     if times["n"]:
@@ -377,6 +400,10 @@ def queue_health(output_type: str | None = None, since: datetime | None = None) 
             .values_list("duration", flat=True)[lower : lower + 2 - times["n"] % 2]
         )
         middle = median(_seconds(v) or 0.0 for v in values)
+    return _queue_health(output_type, since, times, middle)
+
+
+def _queue_health(output_type: str | None, since: datetime, times: Mapping[str, Any], middle: float | None) -> dict:
     return {
         **queue_depth(output_type),
         "decided": times["n"],

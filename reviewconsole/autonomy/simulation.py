@@ -14,7 +14,6 @@ ones. Everything is deterministic given the seed.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,14 +23,21 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from reviewconsole.autonomy import montecarlo
 from reviewconsole.autonomy.models import FieldError, GateDecision, PolicyChange, Route, Verdict
+
+# The curves, distributions and true accuracies are the Monte Carlo's: one definition of the truth.
+from reviewconsole.autonomy.montecarlo import (  # noqa: F401 - re-exported for the command and tests
+    DEFAULT_CURVE,
+    DEFAULT_DISTRIBUTION,
+    ConfidenceDistribution,
+    Curve,
+    true_accuracy_above,
+    true_accuracy_between,
+)
 from reviewconsole.autonomy.services import gate, rollup_mark_stale
 
 SIM_PREFIX = "sim_"
-# acc(c) = 1 / (1 + exp(-8 (c - 0.432))): 14% at c=0.2, 63% at 0.5, 95% at 0.80, 99% at 1.0.
-DEFAULT_CURVE = "logistic:8:0.432"
-# Beta(5, 2): mean 0.71, most outputs fairly confident, as language models tend to be.
-DEFAULT_DISTRIBUTION = "beta:5:2"
 # What a simulated reviewer corrects when an output is wrong, and how often.
 ERROR_FIELDS = ("total_amount", "vendor", "invoice_date", "line_items")
 ERROR_FIELD_WEIGHTS = (0.4, 0.25, 0.2, 0.15)
@@ -45,84 +51,9 @@ def sim_type(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class Curve:
-    """True accuracy as a function of confidence: `logistic:K:MID` or `linear:A:B` (a + b·c, clipped)."""
+class SimulatedOutput(montecarlo.SimulatedOutput):
+    """A simulated output, and what its reviewer corrects or why they reject it when it is wrong."""
 
-    kind: str
-    a: float
-    b: float
-
-    @classmethod
-    def parse(cls, text: str) -> Curve:
-        parts = text.split(":")
-        if len(parts) != 3 or parts[0] not in ("logistic", "linear"):
-            raise ValueError(f"curve must be logistic:K:MID or linear:A:B, not {text!r}")
-        return cls(parts[0], float(parts[1]), float(parts[2]))
-
-    def accuracy(self, confidence: float, delta: float = 0.0) -> float:
-        """The chance an output of this confidence is correct, lowered by `delta` under drift."""
-        if self.kind == "logistic":
-            value = 1 / (1 + math.exp(-self.a * (confidence - self.b)))
-        else:
-            value = self.a + self.b * confidence
-        return min(1.0, max(0.0, value - delta))
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.a:g}:{self.b:g}"
-
-
-@dataclass(frozen=True)
-class ConfidenceDistribution:
-    """Where confidences fall: `beta:A:B`, or `uniform` (= beta:1:1)."""
-
-    alpha: float
-    beta: float
-
-    @classmethod
-    def parse(cls, text: str) -> ConfidenceDistribution:
-        if text == "uniform":
-            return cls(1.0, 1.0)
-        parts = text.split(":")
-        if len(parts) != 3 or parts[0] != "beta":
-            raise ValueError(f"confidence distribution must be beta:A:B or uniform, not {text!r}")
-        return cls(float(parts[1]), float(parts[2]))
-
-    def sample(self, rng: random.Random) -> float:
-        return rng.betavariate(self.alpha, self.beta)
-
-    def density(self, c: float) -> float:
-        """Unnormalised density; only ratios of its integrals are used."""
-        if c <= 0 or c >= 1:
-            return 0.0
-        return math.exp((self.alpha - 1) * math.log(c) + (self.beta - 1) * math.log(1 - c))
-
-    def __str__(self) -> str:
-        return f"beta:{self.alpha:g}:{self.beta:g}"
-
-
-def true_accuracy_above(
-    curve: Curve, distribution: ConfidenceDistribution, threshold: float, *, delta: float = 0.0, steps: int = 4000
-) -> float | None:
-    """E[accuracy(c) | c ≥ threshold], by the midpoint rule; None when no confidence reaches the threshold."""
-    low = max(0.0, threshold)
-    if low >= 1:
-        return curve.accuracy(1.0, delta)
-    width = (1 - low) / steps
-    mass = total = 0.0
-    for i in range(steps):
-        c = low + (i + 0.5) * width
-        density = distribution.density(c)
-        mass += density
-        total += density * curve.accuracy(c, delta)
-    return total / mass if mass > 0 else None
-
-
-@dataclass(frozen=True)
-class SimulatedOutput:
-    index: int
-    confidence: float
-    correct: bool
-    drifted: bool
     error_fields: tuple[str, ...] = ()
     reject_reason: str = ""
 
@@ -137,52 +68,46 @@ def generate(
     drift_delta: float = 0.0,
     start: int = 0,
 ) -> list[SimulatedOutput]:
-    """`n` outputs with their true correctness; from output `drift_after` on, accuracy is lower by `drift_delta`.
+    """`n` outputs with their true correctness (`montecarlo.generate`), and for each wrong one the fields
+    its reviewer edits or the reason they reject it; from output `drift_after` on, accuracy is lower by
+    `drift_delta`.
 
     `start` numbers the outputs (and offsets the drift point) when a
     simulation is generated in several parts; each part needs its own seed.
     """
-    rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not security
-    outputs = []
-    for offset in range(n):
-        index = start + offset
-        # Rounded like a model's reported confidence; keeps printed tables readable.
-        confidence = round(distribution.sample(rng), 4)
-        drifted = drift_after is not None and index >= drift_after
-        correct = rng.random() < curve.accuracy(confidence, drift_delta if drifted else 0.0)
+    outputs = montecarlo.generate(
+        seed=seed,
+        n=n,
+        curve=curve,
+        distribution=distribution,
+        drift_after=drift_after,
+        drift_delta=drift_delta,
+        start=start,
+    )
+    rng = random.Random(f"errors:{seed}")  # noqa: S311 - a reproducible simulation, not security
+    reviewed = []
+    for output in outputs:
         fields: tuple[str, ...] = ()
         reason = ""
-        if not correct:
+        if not output.correct:
             if rng.random() < REJECT_SHARE:
                 reason = rng.choice(REJECT_REASONS)
             else:
                 fields = tuple(sorted(set(rng.choices(ERROR_FIELDS, ERROR_FIELD_WEIGHTS, k=rng.randint(1, 2)))))
-        outputs.append(SimulatedOutput(index, confidence, correct, drifted, fields, reason))
-    return outputs
-
-
-def route_in_memory(
-    confidence: float, *, threshold: float | None, audit_rate: float, rng: random.Random
-) -> tuple[bool, float]:
-    """(reviewed, review_probability) by the same rule and random draws as `gate()`, without a database."""
-    if threshold is None or confidence < threshold:
-        return True, 1.0
-    return rng.random() < audit_rate, audit_rate
+        reviewed.append(SimulatedOutput(**vars(output), error_fields=fields, reject_reason=reason))
+    return reviewed
 
 
 def reviewed_in_memory(
     outputs: list[SimulatedOutput], *, threshold: float | None, audit_rate: float, gate_seed: int
 ) -> list[tuple[float, bool, float]]:
-    """The (confidence, correct, review_probability) of the outputs a fixed policy sends to review."""
+    """The (confidence, correct, review_probability) of the outputs a fixed policy sends to review, with the
+    same random draws as the real gate given `random.Random(gate_seed)`."""
     rng = random.Random(gate_seed)  # noqa: S311 - a reproducible simulation, not security
-    reviewed = []
-    for output in outputs:
-        is_reviewed, probability = route_in_memory(
-            output.confidence, threshold=threshold, audit_rate=audit_rate, rng=rng
-        )
-        if is_reviewed:
-            reviewed.append((output.confidence, output.correct, probability))
-    return reviewed
+    return [
+        (o.confidence, o.correct, o.review_probability)
+        for o in montecarlo.observe(outputs, threshold=threshold, audit_rate=audit_rate, rng=rng)
+    ]
 
 
 # --------------------------------------------------------------------------- through the database
@@ -290,7 +215,9 @@ def summary_rows(
     if rec["threshold"] is not None:
         truth = true_accuracy_above(curve, distribution, rec["threshold"])
     for band in bands:
-        mid = (band["low"] + band["high"]) / 2
-        band["true_accuracy"] = curve.accuracy(mid)
-        band["true_accuracy_drifted"] = curve.accuracy(mid, drift_delta) if drift_delta else None
+        # The band's average over the confidences that fall in it, not the accuracy at its midpoint.
+        low, high = band["low"], band["high"]
+        band["true_accuracy"] = true_accuracy_between(curve, distribution, low, high)
+        drifted = true_accuracy_between(curve, distribution, low, high, delta=drift_delta) if drift_delta else None
+        band["true_accuracy_drifted"] = drifted
     return {"recommendation": rec, "true_accuracy_at_recommendation": truth, "summary": summary, "bands": bands}

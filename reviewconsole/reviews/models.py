@@ -99,12 +99,20 @@ class ReviewItem(models.Model):
             ),
             # Expiry sweep: pending items past their deadline.
             models.Index(fields=["status", "expires_at"], name="review_status_expires_idx"),
-            # Time to decision on the autonomy pages: a type's recent decisions, read from the index alone.
+            # Time to decision and reviewer throughput on the autonomy pages: a type's recent decisions, read from
+            # the index alone (`id` for the join to their Decision rows).
             models.Index(
                 fields=["output_type", "decided_at"],
-                include=["created_at"],
+                include=["created_at", "id"],
                 condition=models.Q(status="decided"),
                 name="review_decided_type_idx",
+            ),
+            # The same over every type (`queue_health()` and `reviewer_throughput()` without a type).
+            models.Index(
+                fields=["decided_at"],
+                include=["created_at", "id"],
+                condition=models.Q(status="decided"),
+                name="review_decided_idx",
             ),
         ]
         permissions = [("review_item", "Can decide review items")]
@@ -143,7 +151,11 @@ class Decision(models.Model):
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["user", "at"], name="decision_user_at_idx")]
+        indexes = [
+            models.Index(fields=["user", "at"], name="decision_user_at_idx"),
+            # Reviewer throughput: the decisions of a recent period, not a scan of every decision ever made.
+            models.Index(fields=["at"], name="decision_at_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.outcome} on {self.item_id}"

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from reviewconsole.autonomy import simulation
+from reviewconsole.autonomy import montecarlo, simulation
 from reviewconsole.autonomy.models import AutonomyPolicy, PolicyMode
 from reviewconsole.autonomy.recommendation import recommend
 from reviewconsole.autonomy.services import PolicyError, gate_decisions_delete, policy_ensure, policy_update
@@ -31,7 +31,10 @@ class Command(BaseCommand):
         "reviewer decide the reviewed ones truthfully (correct ones approved, wrong ones edited or rejected). "
         "Everything goes to the output type sim_<TYPE> (the sim_ prefix is always added), whose earlier "
         "simulated data is deleted first unless --keep. No flows run and no review items are created. "
-        "Prints the recommendation and the statistics next to the true values. Deterministic given --seed."
+        "Prints the recommendation and the statistics next to the true values. Deterministic given --seed. "
+        "With --seeds N, writes nothing: runs N seeds of each built-in scenario in memory through the "
+        "statistics core and prints, per scenario, how often the recommendation was truly safe, the share "
+        "auto-processed, and the guard's false alarms and detection delay."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -56,8 +59,9 @@ class Command(BaseCommand):
             help="Starting threshold, or none (review all). Default: none.",
         )
         parser.add_argument("--audit-rate", type=float, default=0.05, help="Audit rate. Default: 0.05.")
-        parser.add_argument("--target", type=float, default=0.95, help="Target accuracy. Default: 0.95.")
-        parser.add_argument("--min-samples", type=int, default=50, help="Minimum samples. Default: 50.")
+        # None means "the default": with --seeds, each scenario's own.
+        parser.add_argument("--target", type=float, default=None, help="Target accuracy. Default: 0.95.")
+        parser.add_argument("--min-samples", type=int, default=None, help="Minimum samples. Default: 50.")
         parser.add_argument(
             "--mode", choices=[m.value for m in PolicyMode], default=PolicyMode.MANUAL, help="Policy mode."
         )
@@ -82,8 +86,29 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-guard", action="store_true", help="Do not run the regression guard and autopilot.")
         parser.add_argument("--keep", action="store_true", help="Keep earlier simulated data of the type.")
+        monte_carlo = parser.add_argument_group("Monte Carlo (in memory, writes nothing)")
+        monte_carlo.add_argument(
+            "--seeds",
+            type=int,
+            default=None,
+            help="Run this many seeds of each scenario in memory and print one table; --seed is the first seed, "
+            "--target and --min-samples replace every scenario's own (0.95, 50).",
+        )
+        monte_carlo.add_argument(
+            "--scenario",
+            action="append",
+            default=None,
+            metavar="NAME",
+            help="With --seeds: only this scenario (repeatable). Default: all of "
+            f"{', '.join(s.name for s in montecarlo.SCENARIOS)}.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["seeds"] is not None:
+            self._monte_carlo(options)
+            return
+        options["target"] = 0.95 if options["target"] is None else options["target"]
+        options["min_samples"] = 50 if options["min_samples"] is None else options["min_samples"]
         try:
             curve = simulation.Curve.parse(options["curve"])
             distribution = simulation.ConfidenceDistribution.parse(options["confidence_dist"])
@@ -211,3 +236,26 @@ class Command(BaseCommand):
                 f"             {band['low']:.1f}-{band['high']:.1f} {band['n']:>6}  {_pct(band['accuracy'])}  "
                 f"{_pct(band['ci_low'])} {_pct(band['ci_high'])}  {true}"
             )
+
+    def _monte_carlo(self, options: dict[str, Any]) -> None:
+        seeds, target, min_samples = options["seeds"], options["target"], options["min_samples"]
+        if seeds < 1:
+            raise CommandError(f"--seeds must be at least 1, not {seeds}")
+        if target is not None and not 0 < target < 1:
+            raise CommandError(f"--target must be between 0 and 1 (exclusive), not {target}")
+        if min_samples is not None and min_samples < 1:
+            raise CommandError(f"--min-samples must be at least 1, not {min_samples}")
+        try:
+            chosen = [montecarlo.scenario_named(name) for name in dict.fromkeys(options["scenario"] or [])]
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        scenarios = [
+            montecarlo.with_options(scenario, target=target, min_samples=min_samples)
+            for scenario in chosen or montecarlo.SCENARIOS
+        ]
+        out = self.stdout.write
+        out(f"SIMULATION in memory — {seeds} seeds per scenario from seed {options['seed']}; nothing is written")
+        for line in montecarlo.summary_table(
+            [montecarlo.run_scenario(scenario, seeds, first_seed=options["seed"]) for scenario in scenarios]
+        ):
+            out(line)
