@@ -388,7 +388,7 @@ def test_sql_recommendation_is_the_cores_on_the_same_rows():
                 route=Route.HUMAN_REVIEW,
                 review_probability=0.1 if audited else 1.0,
                 forced=index % 17 == 0,
-                verdict=Verdict.CORRECT if rng.random() < 0.6 + 0.4 * confidence else Verdict.INCORRECT,
+                verdict=Verdict.CORRECT if rng.random() < (0.995 if confidence >= 0.7 else 0.7) else Verdict.INCORRECT,
                 verdict_at=timezone.now(),
             )
         )
