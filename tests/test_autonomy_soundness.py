@@ -9,6 +9,7 @@ the drift test runs the real gate, guard and notifications through the database.
 """
 
 import random
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
@@ -477,3 +478,24 @@ def test_simulate_reviews_is_labelled_deterministic_and_stays_in_its_sim_type():
     (grant,) = PolicyChange.objects.filter(policy__output_type="sim_invoice", reason__contains="manager")
     assert f"granted after 1500: threshold {grant.changes['threshold'][1]}" in granting
     assert GateDecision.objects.filter(route=Route.AUTO_APPROVED).exists()
+
+
+@pytest.mark.django_db
+def test_simulated_history_dates_its_policy_changes_on_the_simulated_clock():
+    """The guard watches verdicts since the latest change: on a simulated past, the grant must be in it too."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    args = ["--type", "invoice", "--seed", "3", "--n", "1800", "--grant-after", "1500", "--days", "10"]
+    call_command("simulate_reviews", *args, stdout=StringIO())
+    policy = AutonomyPolicy.objects.get(output_type="sim_invoice")
+    (grant,) = PolicyChange.objects.filter(policy=policy, reason__contains="manager")
+    decisions = GateDecision.objects.filter(output_type="sim_invoice").order_by("created_at")
+    times = list(decisions.values_list("created_at", flat=True))
+    assert times[1499] < grant.at < times[1500] < timezone.now() - timedelta(hours=1)
+    latest = PolicyChange.objects.filter(policy=policy).order_by("-at").first()
+    state = guard_state(policy)
+    audited_since = decisions.filter(audit=True, verdict_at__gte=latest.at).count()
+    assert state["active"] and audited_since > 0
+    assert state["n"] == audited_since
