@@ -583,6 +583,28 @@ class RegressionMonitor:
     def fired(self) -> bool:
         return self.fired_at is not None
 
+    def update_all(self, correct: Iterable[bool]) -> bool:
+        """`update` for many verdicts at once, none of them forced: the same state, computed in arrays.
+
+        A CUSUM that never goes below 0 is its running sum minus the lowest that sum has been (if below 0),
+        so a whole window is a few array operations rather than a Python loop per verdict.
+        """
+        flags = np.fromiter(correct, dtype=bool)
+        if self.fired or not len(flags):
+            return self.fired
+        scores = np.where(flags, -1, self.design.error_score)
+        running = self.statistic + np.cumsum(scores)
+        statistic = running - np.minimum(np.minimum.accumulate(running), 0)
+        counts = self.n + np.arange(1, len(flags) + 1)
+        firing = np.flatnonzero((statistic >= self.design.limit) & (counts >= self.minimum))
+        last = int(firing[0]) if len(firing) else len(flags) - 1
+        self.n = int(counts[last])
+        self.wrong += int((~flags[: last + 1]).sum())
+        self.statistic = int(statistic[last])
+        if len(firing):
+            self.fired_at = self.n
+        return self.fired
+
     def update(self, observation: Observation) -> bool:
         if observation.forced or self.fired:
             return self.fired

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Max, QuerySet
 
 from reviewconsole.autonomy import evidence
-from reviewconsole.autonomy.models import AutonomyPolicy, GateDecision, PolicyChange, PolicyMode
+from reviewconsole.autonomy.models import AutonomyPolicy, GateDecision, PolicyChange, PolicyMode, Verdict
 from reviewconsole.autonomy.recommendation import (
     BUCKET_EPSILON,
     VERDICTS,
@@ -77,10 +77,8 @@ def guard_state(policy: AutonomyPolicy) -> dict[str, Any]:
     monitor = evidence.RegressionMonitor(target=policy.target_accuracy, min_samples=policy.min_samples)
     active = policy.threshold is not None and not policy.always_review
     if active:
-        rows = guard_window(policy, since).order_by("verdict_at", "id").values_list("confidence", "verdict")
-        for confidence, verdict in rows.iterator(chunk_size=2000):
-            if monitor.update(evidence.Observation(confidence, verdict == "correct", 1.0)):
-                break
+        verdicts = guard_window(policy, since).order_by("verdict_at", "id").values_list("verdict", flat=True)
+        monitor.update_all(verdict == Verdict.CORRECT for verdict in verdicts.iterator(chunk_size=5000))
     design = monitor.design
     return {
         "active": active,
