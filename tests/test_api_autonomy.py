@@ -5,6 +5,7 @@ The acceptance test runs real invoices through the invoice flow after a manager 
 
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -12,6 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from reviewconsole.autonomy.models import AutonomyPolicy, GateDecision, PolicyChange, Route, Verdict
 from reviewconsole.autonomy.selectors import type_summary
@@ -163,11 +165,13 @@ def test_get_returns_the_policy_its_statistics_recommendation_and_history(manage
         "output_type",
         *EDITABLE_POLICY_FIELDS,
         "updated_at",
+        "window",
         "stats",
         "recommendation",
         "history",
         "url",
     }
+    assert body["window"] == {"key": "all", "since": None, "label": "all time"}
     assert (body["output_type"], body["threshold"], body["mode"]) == ("invoice", 0.8, "manual")
     assert body["url"] == "http://testserver/autonomy/invoice/"
     stats = body["stats"]
@@ -177,7 +181,9 @@ def test_get_returns_the_policy_its_statistics_recommendation_and_history(manage
         assert key in stats
     rec = body["recommendation"]
     assert rec["threshold"] is None and rec["current_threshold"] == 0.8
-    assert rec["min_samples"] == 50 and "Not enough reviewed outputs" in rec["reason"]
+    assert rec["min_samples"] == 50 and "Not enough evidence yet: 2 verdicts" in rec["reason"]
+    assert "With 95% confidence" in rec["guarantee"] and "independent" in rec["guarantee"]
+    assert rec["needed"] is not None and rec["needed"]["correct"] > 0
     assert [c["threshold"] for c in rec["evidence"]] == [0.6, 0.5]
     [change] = body["history"]
     assert set(change) == {"at", "by", "changes", "reason", "automatic"}
@@ -342,3 +348,46 @@ def test_any_type_name_can_be_addressed(manager_client):
     assert response.status_code == 200
     assert response.json()["output_type"] == "finance/invoice <v2>"
     assert response.json()["url"] == "http://testserver/autonomy/finance/invoice%20%3Cv2%3E/"
+
+
+def test_get_reads_the_window_asked_for_and_refuses_an_unknown_one(manager_client, manager):
+    policy_ensure(output_type="invoice")
+    old = GateDecision.objects.create(
+        output_type="invoice", confidence=0.9, route=Route.HUMAN_REVIEW, verdict=Verdict.CORRECT
+    )
+    GateDecision.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=400))
+    GateDecision.objects.create(
+        output_type="invoice", confidence=0.9, route=Route.HUMAN_REVIEW, verdict=Verdict.INCORRECT
+    )
+    everything = manager_client.get(URL).json()
+    recent = manager_client.get(URL + "?window=recent").json()
+    assert everything["stats"]["reviewed"] == 2 and recent["stats"]["reviewed"] == 1
+    assert recent["window"]["key"] == "recent" and recent["window"]["label"].startswith("the last")
+    assert recent["recommendation"]["reviewed"] == 1 and everything["recommendation"]["reviewed"] == 2
+    refused = manager_client.get(URL + "?window=forever")
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "window"]
+
+
+def test_get_keeps_forced_reviews_apart(manager_client):
+    policy_ensure(output_type="invoice")
+    GateDecision.objects.bulk_create(
+        [
+            GateDecision(output_type="invoice", confidence=0.9, route=Route.HUMAN_REVIEW, verdict=Verdict.CORRECT),
+            *(
+                GateDecision(
+                    output_type="invoice",
+                    confidence=0.95,
+                    route=Route.HUMAN_REVIEW,
+                    forced=True,
+                    reason="high_value",
+                    verdict=Verdict.CORRECT if i else Verdict.INCORRECT,
+                )
+                for i in range(4)
+            ),
+        ]
+    )
+    body = manager_client.get(URL).json()
+    stats = body["stats"]
+    assert (stats["reviewed"], stats["forced"], stats["forced_reviewed"], stats["forced_correct"]) == (1, 4, 4, 3)
+    assert stats["forced_accuracy"] == 0.75 and 0 < stats["forced_ci_low"] < 0.75 < stats["forced_ci_high"] < 1
+    assert [c["threshold"] for c in body["recommendation"]["evidence"]] == [0.9]

@@ -78,7 +78,7 @@ def test_each_flow_documents_its_own_run_inputs(document):
         ("/api/v1/reviews/reasons", "get", {"200", "400", "401", "403", "429"}),
         ("/api/v1/reviews/{item_id}", "get", {"200", "400", "401", "403", "429", "404"}),
         ("/api/v1/reviews/{item_id}/decision", "post", {"200", "400", "401", "403", "429", "404", "409", "422"}),
-        ("/api/v1/autonomy/{output_type}", "get", {"200", "400", "401", "403", "429", "404"}),
+        ("/api/v1/autonomy/{output_type}", "get", {"200", "400", "401", "403", "429", "404", "422"}),
         ("/api/v1/autonomy/{output_type}", "patch", {"200", "400", "401", "403", "429", "404", "422"}),
     ],
 )

@@ -64,14 +64,6 @@ def test_forced_reviews_do_not_lift_the_recommendation():
     assert result.unsafe_share <= 0.05
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "measured 73.8% (200 seeds): the threshold just applied is the lowest that passed, at the edge of its "
-        "evidence, and in about a quarter of seeds the evidence since moves the recommendation higher (by 0.01-0.03 "
-        "in four of five of those); autonomy is withdrawn in 0.5% (see the two tests below)"
-    ),
-)
 def test_after_autonomy_a_truly_safe_threshold_is_kept():
     result = summary("after_autonomy")
     judged = sum(1 for r in result.results if r.kept is not None)

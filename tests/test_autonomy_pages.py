@@ -1,6 +1,7 @@
 """Autonomy pages: the overview, a type's dashboard and policy controls, the what-if preview, the admin and
 the SVG charts. Who may see and change what; changes recorded with their reason; hostile names escaped."""
 
+import html
 import re
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
@@ -683,3 +684,93 @@ def test_charts_escape_hostile_type_names():
         root = parse(svg)
         assert not root.findall(".//{http://www.w3.org/2000/svg}script")
         assert HOSTILE in texts(root)  # the text itself survives, as text
+
+
+# ---------------------------------------------------------------- words, windows, forced reviews
+
+
+def test_page_states_the_guarantee_and_the_evidence_still_needed(mona):
+    seed(n=60)  # 48 of 60 right: nothing passes at a 95% target
+    rec = recommend(TYPE)
+    assert rec["threshold"] is None and rec["needed"] is not None
+    content = mona.get(type_url()).content.decode()
+    assert "With 95% confidence, the outputs at or above a recommended threshold" in content
+    assert "outputs are independent, audits are drawn at random, and accuracy did not drift" in content
+    needed = rec["needed"]
+    sentence = f"{needed['correct']} more correct verdicts on outputs with confidence ≥ {needed['threshold']:.2f}"
+    assert html.escape(sentence) in content or sentence in content
+
+
+def test_window_choice_changes_the_figures_and_says_which_window(mona):
+    seed(n=60, threshold=0.8)  # created over the last four days
+    old = GateDecision.objects.bulk_create(
+        GateDecision(
+            output_type=TYPE,
+            confidence=0.99,
+            route=Route.HUMAN_REVIEW,
+            reason="low_confidence",
+            verdict=Verdict.CORRECT,
+            verdict_at=timezone.now(),
+        )
+        for _ in range(40)
+    )
+    GateDecision.objects.filter(id__in=[d.id for d in old]).update(created_at=timezone.now() - timedelta(days=400))
+    everything = mona.get(type_url()).context
+    recent = mona.get(type_url(), {"window": "recent"}).context
+    assert everything["window"].key == "all" and recent["window"].key == "recent"
+    assert everything["summary"]["reviewed"] == 100 and recent["summary"]["reviewed"] == 60
+    assert everything["rec"]["reviewed"] == 100 and recent["rec"]["reviewed"] == 60
+    assert sum(b["n"] for b in everything["bands"]) == 100 and sum(b["n"] for b in recent["bands"]) == 60
+    content = mona.get(type_url(), {"window": "recent"}).content.decode()
+    assert f"<strong data-window-label>{recent['window'].label}</strong>" in content
+    assert recent["window"].label.startswith("the last ")
+    assert f"From verdicts over {recent['window'].label}." in content
+    since_change = mona.get(type_url(), {"window": "since_change"})
+    assert "since the last policy change" in since_change.context["window"].label
+    # The estimate for auto-processed outputs reads the recent window when all time is shown.
+    assert everything["estimate_window"].key == "recent"
+    assert f"over {everything['estimate_window'].label}" in mona.get(type_url()).content.decode()
+
+
+@pytest.mark.parametrize("window", ["forever", "", "ALL", "<script>"])
+def test_an_unknown_window_reads_the_default(mona, window):
+    seed()
+    response = mona.get(type_url(), {"window": window})
+    assert response.status_code == 200
+    assert response.context["window"].key == "all"
+
+
+def test_what_if_fragment_reads_the_window_asked_for(mona):
+    seed(threshold=0.8)
+    GateDecision.objects.filter(output_type=TYPE).update(created_at=timezone.now() - timedelta(days=400))
+    headers = {**HTMX, "HX-Target": "what-if"}
+    recent = mona.get(type_url(), {"threshold": "0.5", "window": "recent"}, headers=headers)
+    everything = mona.get(type_url(), {"threshold": "0.5"}, headers=headers)
+    assert "Over the 0 outputs of this type over the last" in recent.content.decode()
+    assert "Over the 120 outputs of this type over all time" in everything.content.decode()
+    assert 'id="what-if-window"' in mona.get(type_url(), {"window": "recent"}).content.decode()
+
+
+def test_page_shows_forced_reviews_apart_and_the_guard_in_words(mona):
+    policy = seed(threshold=0.8)
+    GateDecision.objects.bulk_create(
+        GateDecision(
+            output_type=TYPE,
+            confidence=0.97,
+            route=Route.HUMAN_REVIEW,
+            reason="high_value",
+            forced=True,
+            verdict=Verdict.CORRECT if i < 3 else Verdict.INCORRECT,
+            verdict_at=timezone.now(),
+        )
+        for i in range(5)
+    )
+    response = mona.get(type_url())
+    summary = response.context["summary"]
+    assert (summary["forced"], summary["forced_reviewed"], summary["forced_correct"]) == (5, 5, 3)
+    assert summary["reviewed"] == 60  # the forced ones are not among them
+    content = response.content.decode()
+    assert "Forced reviews" in content and "3 of 5 right" in content
+    guard = response.context["guard"]
+    assert guard["active"] and guard["threshold"] == policy.threshold
+    assert f"the monitor stands at {guard['statistic']} of the {guard['limit']}" in content

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from reviewconsole.autonomy import recommendation, selectors
+from reviewconsole.autonomy.evidence import percent_of
 from reviewconsole.autonomy.models import (
     FieldError,
     GateBucketRollup,
@@ -134,8 +135,8 @@ def snapshot(since: Any = SINCE) -> dict[str, Any]:
         "recommend": recommendation.recommend(output_type),
         "recommend_since": recommendation.recommend(output_type, since=since),
         # The type page aggregates the buckets once for both.
-        "recommend_shared": recommendation.recommend(output_type, buckets=recommendation.type_buckets(output_type)),
-        "calibration_shared": selectors.calibration_bands(recommendation.type_buckets(output_type)),
+        "recommend_shared": recommendation.recommend(output_type, strata=recommendation.type_strata(output_type)),
+        "calibration_shared": selectors.calibration_bands(recommendation.type_strata(output_type)),
     }
     for threshold in THRESHOLDS:
         figures[f"what_if_{threshold}"] = recommendation.what_if(output_type, threshold)
@@ -444,7 +445,9 @@ def test_what_if_splits_the_threshold_bucket_exactly():
     for threshold in (0.85, 0.8505, 0.855, 0.8550001, 0.86):
         result = recommendation.what_if(TYPES[0], threshold)
         expected = sum(1 for c in confidences if c >= threshold - 1e-9)
-        assert (result["above"], result["n"]) == (expected, expected), threshold
+        # The counts are exact; the accuracy's evidence is the strata, whole percents from the threshold's own.
+        in_strata = sum(1 for c in confidences if percent_of(c) >= percent_of(threshold))
+        assert (result["above"], result["n"]) == (expected, in_strata), threshold
     assert math.isclose(recommendation.what_if(TYPES[0], 0.855)["auto_share"], 4 * 0.95 / 8)
 
 

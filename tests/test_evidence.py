@@ -253,6 +253,24 @@ def test_the_monitor_ignores_forced_verdicts_and_stays_fired(verdicts, target):
         assert plain.update(Observation(0.99, True, 0.05)) and plain.update(Observation(0.99, True, 0.05))
 
 
+@SETTINGS
+@given(
+    st.lists(st.booleans(), max_size=400),
+    st.integers(min_value=0, max_value=400),
+    st.sampled_from([0.8, 0.9, 0.95, 0.99]),
+    st.integers(min_value=1, max_value=60),
+)
+def test_the_monitor_fed_in_arrays_equals_the_monitor_fed_one_by_one(verdicts, cut, target, min_samples):
+    one_by_one = RegressionMonitor(target=target, min_samples=min_samples)
+    for correct in verdicts:
+        one_by_one.update(Observation(0.99, correct, 0.05))
+    in_arrays = RegressionMonitor(target=target, min_samples=min_samples)
+    in_arrays.update_all(verdicts[:cut])  # in two parts: the second starts from the first one's state
+    assert in_arrays.update_all(verdicts[cut:]) == one_by_one.fired
+    state = ("n", "wrong", "statistic", "fired_at")
+    assert [getattr(in_arrays, k) for k in state] == [getattr(one_by_one, k) for k in state]
+
+
 def test_the_monitor_fires_on_a_run_of_errors():
     monitor = RegressionMonitor(target=0.95, min_samples=50)
     assert any(monitor.update(Observation(0.99, False, 0.05)) for _ in range(100))

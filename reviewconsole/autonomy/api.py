@@ -7,7 +7,7 @@ range (a threshold outside [0, 1]) or a field that is not a policy field.
 """
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 from django.core.exceptions import PermissionDenied
@@ -18,9 +18,10 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from reviewconsole.autonomy import selectors
 from reviewconsole.autonomy.models import POLICY_INT_MAX, AutonomyPolicy, PolicyChange, PolicyMode
-from reviewconsole.autonomy.recommendation import recommend
+from reviewconsole.autonomy.recommendation import recommend, type_strata
 from reviewconsole.autonomy.services import EDITABLE_POLICY_FIELDS, PolicyError, policy_update
-from reviewconsole.autonomy.views import is_manager, policy_get_for_user
+from reviewconsole.autonomy.views import DEFAULT_WINDOW, ESTIMATE_WINDOW, is_manager, policy_get_for_user
+from reviewconsole.autonomy.windows import window_for
 from reviewconsole.openapi import error_responses, inline_refs
 
 router = Router(tags=["autonomy"])
@@ -30,15 +31,18 @@ HISTORY_LIMIT = 100
 Fraction = Annotated[float, pydantic.Field(ge=0, le=1)]
 Count = Annotated[int, pydantic.Field(ge=1, le=POLICY_INT_MAX)]
 Code = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+WindowKey = Literal["all", "since_change", "recent"]
 
 
 class StatsOut(Schema):
-    """Headline figures over every gate decision of the type; rates with their Wilson 95% interval."""
+    """Headline figures over the type's gate decisions in the window; rates with their exact 95% interval.
+
+    Accuracy figures leave out the reviews a rule forced; those have their own (`forced_*`)."""
 
     total: int = pydantic.Field(description="Outputs that passed the gate.")
     auto: int = pydantic.Field(description="Outputs auto-processed (not reviewed).")
     routed: int = pydantic.Field(description="Outputs sent to review.")
-    reviewed: int = pydantic.Field(description="Outputs with a reviewer's verdict.")
+    reviewed: int = pydantic.Field(description="Outputs no rule forced to review with a reviewer's verdict.")
     pending_verdict: int
     correct: int = pydantic.Field(description="Reviewed outputs approved unchanged.")
     accuracy: float | None = pydantic.Field(description="correct / reviewed.")
@@ -52,6 +56,9 @@ class StatsOut(Schema):
     auto_accuracy_ci_low: float | None
     auto_accuracy_ci_high: float | None
     auto_accuracy_n_eff: float
+    audits_since: datetime | None = pydantic.Field(
+        description="The audit samples behind auto_accuracy_estimate are of outputs created since then (null: all)."
+    )
     estimated_accuracy: float | None = pydantic.Field(
         description="Accuracy over all outputs, each verdict weighted by the inverse of its chance of review."
     )
@@ -62,18 +69,33 @@ class StatsOut(Schema):
     autonomy_ci_low: float | None
     autonomy_ci_high: float | None
     autonomy_n: int
+    forced: int = pydantic.Field(description="Outputs a rule forced to review (high value and the like).")
+    forced_reviewed: int
+    forced_correct: int
+    forced_accuracy: float | None = pydantic.Field(description="forced_correct / forced_reviewed.")
+    forced_ci_low: float | None
+    forced_ci_high: float | None
 
 
 class CandidateOut(Schema):
     threshold: float
-    n: int
+    n: int = pydantic.Field(description="Verdicts at or above, on outputs no rule forced.")
     correct: int
+    outputs: float = pydantic.Field(description="The outputs those verdicts stand for.")
     n_eff: float
     accuracy: float | None
     ci_low: float | None
     ci_high: float | None
+    lower_bound: float = pydantic.Field(description="One-sided exact 95% lower bound.")
+    p_value: float = pydantic.Field(description="Exact test of 'less accurate than the target'.")
     eligible: bool = pydantic.Field(description="At least min_samples reviewed outputs at or above.")
-    passes: bool = pydantic.Field(description="Eligible, and the interval's lower bound reaches the target.")
+    tested: bool = pydantic.Field(description="Reached by the fixed-sequence test, from the strictest down.")
+    passes: bool = pydantic.Field(description="Tested, and 'less accurate than the target' rejected at 5%.")
+
+
+class NeededOut(Schema):
+    correct: int = pydantic.Field(description="More correct verdicts needed …")
+    threshold: float = pydantic.Field(description="… on outputs with confidence at or above this.")
 
 
 class RecommendationOut(Schema):
@@ -82,13 +104,25 @@ class RecommendationOut(Schema):
     ci_low: float | None
     ci_high: float | None
     n: int
+    lower_bound: float | None
     n_eff: float
     target_accuracy: float
     min_samples: int
     reviewed: int
     current_threshold: float | None
+    start: float | None = pydantic.Field(description="The first threshold the test sequence tried.")
     reason: str
+    guarantee: str = pydantic.Field(description="What a recommended threshold promises, and its assumptions.")
+    needed: NeededOut | None = pydantic.Field(
+        description="When nothing passes: the fewest more correct verdicts that would let a threshold pass."
+    )
     evidence: list[CandidateOut] = pydantic.Field(description="Every candidate threshold, from 1.00 down.")
+
+
+class WindowOut(Schema):
+    key: WindowKey
+    since: datetime | None = pydantic.Field(description="Figures cover gate decisions created since then.")
+    label: str
 
 
 class ChangeOut(Schema):
@@ -118,6 +152,7 @@ class PolicyOut(Schema):
     expiry_minutes: int | None
     expiry_outcome: str
     updated_at: datetime
+    window: WindowOut = pydantic.Field(description="The evidence window of `stats` and `recommendation`.")
     stats: StatsOut
     recommendation: RecommendationOut
     history: list[ChangeOut] = pydantic.Field(description=f"Newest first, at most {HISTORY_LIMIT}.")
@@ -161,15 +196,19 @@ def _validation_error(error: pydantic.ValidationError) -> NinjaValidationError:
     return NinjaValidationError(details)
 
 
-def _policy_out(request: HttpRequest, policy: AutonomyPolicy) -> dict[str, Any]:
-    """The policy with its statistics, recommendation and history. Three queries after the policy's."""
-    stats = selectors.type_summary(policy.output_type)
+def _policy_out(request: HttpRequest, policy: AutonomyPolicy, window_key: str = DEFAULT_WINDOW) -> dict[str, Any]:
+    """The policy with its statistics and recommendation over the window, and its history."""
+    window = window_for(policy, window_key)
+    strata = type_strata(policy.output_type, window.since)
+    audits_since = window_for(policy, ESTIMATE_WINDOW).since if window.key == DEFAULT_WINDOW else window.since
+    stats = selectors.type_summary(policy.output_type, window.since, strata=strata, audits_since=audits_since)
     history = PolicyChange.objects.filter(policy=policy).select_related("by")[:HISTORY_LIMIT]
     url = request.build_absolute_uri(reverse("autonomy:type", args=[policy.output_type]))
     return {
         **{field: getattr(policy, field) for field in ("output_type", *EDITABLE_POLICY_FIELDS, "updated_at")},
+        "window": {"key": window.key, "since": window.since, "label": window.label},
         "stats": stats,
-        "recommendation": recommend(policy.output_type, policy=policy),
+        "recommendation": recommend(policy.output_type, policy=policy, strata=strata),
         "history": list(history),
         "url": url,
     }
@@ -177,18 +216,23 @@ def _policy_out(request: HttpRequest, policy: AutonomyPolicy) -> dict[str, Any]:
 
 @router.get(
     "/{path:output_type}",
-    response={200: PolicyOut, **error_responses(403, 404)},
+    response={200: PolicyOut, **error_responses(403, 404, 422)},
     openapi_extra={
         "responses": {
             403: {"description": "Neither a manager nor a reviewer of this type."},
             404: {"description": "No such output type."},
+            422: {"description": "An unknown `window`; `loc` names it."},
         }
     },
 )
-def autonomy_detail(request: HttpRequest, output_type: str) -> dict[str, Any]:
-    """A type's autonomy policy, its statistics, the recommended threshold with its evidence, and its history."""
+def autonomy_detail(request: HttpRequest, output_type: str, window: WindowKey = DEFAULT_WINDOW) -> dict[str, Any]:
+    """A type's autonomy policy, its statistics, the recommended threshold with its evidence, and its history.
+
+    `window`: the evidence the figures cover: `all` time, `since_change` (the last change to routing), or
+    `recent` (a rolling window). Under `all`, the estimate for auto-processed outputs reads the recent window.
+    """
     policy = policy_get_for_user(request.auth, output_type)
-    return _policy_out(request, policy)
+    return _policy_out(request, policy, window)
 
 
 @router.patch(

@@ -188,18 +188,20 @@ def calibration_chart(
     output_type: str = "",
     chart_id: str = "calibration",
 ) -> str:
-    """Accuracy per confidence band with Wilson whiskers, against the diagonal and the target.
+    """Weighted accuracy per confidence band with its exact 95% whiskers, against the diagonal and the target.
 
-    `bands` are `selectors.calibration` rows. A dot sits at the band's mean confidence, so a
-    well-calibrated type lies on the diagonal. Faint bars give each band's share of the reviewed
-    outputs (their own scale: the tallest bar is the busiest band).
+    `bands` are `selectors.calibration` rows: each verdict weighs by the outputs it stands for, so a band
+    the threshold splits (full review below, audits above) shows the accuracy of its outputs, not of its
+    verdicts. A dot sits at the band's mean confidence, so a well-calibrated type lies on the diagonal.
+    Faint bars give each band's share of the reviewed outputs (their own scale: the tallest bar is the
+    busiest band).
     """
     height = 340
     frame = Frame(height=height)
     reviewed = sum(band["n"] for band in bands)
     desc = (
-        f"Accuracy of reviewed outputs of {output_type or 'this type'} per confidence band of 0.1, "
-        f"with 95% intervals, against perfect calibration (the diagonal)"
+        f"Accuracy of the outputs of {output_type or 'this type'} per confidence band of 0.1, each verdict "
+        f"weighted by the outputs it stands for, with exact 95% intervals, against perfect calibration (the diagonal)"
         + (f" and the {pct(target)} target" if target is not None else "")
         + f"; {reviewed} reviewed outputs."
     )
@@ -241,9 +243,9 @@ def calibration_chart(
             band["mean_confidence"] if band["mean_confidence"] is not None else (band["low"] + band["high"]) / 2
         )
         label = (
-            f"Confidence {band['low']:.1f}\u2013{band['high']:.1f}: accuracy {pct(band['accuracy'])} "
+            f"Confidence {band['low']:.1f}\u2013{band['high']:.1f}: weighted accuracy {pct(band['accuracy'])} "
             f"({interval(band['ci_low'], band['ci_high'])}), {band['correct']} of {band['n']} right, "
-            f"mean confidence {band['mean_confidence']:.2f}"
+            f"standing for {band.get('outputs', band['n']):.0f} outputs; mean confidence {band['mean_confidence']:.2f}"
         )
         chart.append(f'<g class="chart__point" tabindex="0"><title>{esc(label)}</title>')
         x0, x1 = frame.x(band["low"]), frame.x(band["high"])
@@ -384,8 +386,8 @@ def recommendation_chart(
 ) -> str:
     """For each candidate threshold, the weighted accuracy of the outputs at or above it, with its interval.
 
-    `evidence` is the recommendation's candidate list. The recommended threshold is the lowest whose
-    lower bound reaches the target line with enough samples; it is marked, as is the current one.
+    `evidence` is the recommendation's candidate list. The recommended threshold is the lowest the
+    fixed-sequence test passes, from the strictest down; it is marked, as is the current one.
     """
     height = 300
     points = [c for c in evidence if c.get("accuracy") is not None]
@@ -429,7 +431,13 @@ def recommendation_chart(
     for candidate in ordered:
         x = frame.x(candidate["threshold"])
         verdict = (
-            "passes" if candidate["passes"] else "too few samples" if not candidate["eligible"] else "below target"
+            "passes"
+            if candidate["passes"]
+            else "fails: the test stops here"
+            if candidate.get("tested")
+            else "too few samples"
+            if not candidate["eligible"]
+            else "not tested"
         )
         label = (
             f"Threshold {candidate['threshold']:.2f}: {pct(candidate['accuracy'])} "

@@ -15,6 +15,8 @@ window, an audit sample and a full review of outputs of the same confidence meas
 the thousands of verdicts given before a threshold was lowered keep counting when only audits come after,
 instead of being drowned by audit weights of 1/p pooled across eras. Across strata, each one weighs by the
 outputs it stands for, so a few audits above a threshold are not outnumbered by many reviews below it.
+Above a threshold those counts are averaged over five-percent cells (`smoothed`): one audit more or less in
+a one-percent stratum would otherwise double its weight.
 
 Intervals and tests. A stratified estimate has the variance of a binomial proportion on Kish's effective
 size n_eff = N² / Σ N_s²/m_s (N_s outputs, m_s verdicts per stratum). Bounds and p-values are exact binomial
@@ -27,7 +29,7 @@ The recommendation (`recommend`) tests, for each candidate threshold from the st
 cannot reject: fixed-sequence testing, as in Learn then Test (Angelopoulos, Bates et al., 2021). Testing in a
 fixed order controls the chance of recommending any unsafe threshold at 5%, the search included, without a
 correction. The order may depend on confidences and review probabilities, never on verdicts, so it starts at
-the highest threshold whose evidence is large enough to pass at all (see `start_size`).
+the highest threshold whose evidence is large enough to pass with a few errors (see `_start`).
 
 The guard (`RegressionMonitor`) is a one-sided Bernoulli CUSUM whose limit is computed exactly, by dynamic
 programming over its integer states, so that it fires falsely at most `GUARD_ALPHA` of the time within
@@ -50,10 +52,12 @@ ALPHA = 1 - CONFIDENCE
 # stratum their decimal value names (the same rule as the SQL that buckets gate decisions).
 BUCKET_EPSILON = 1e-9
 PERCENTS = range(101)  # candidate thresholds 0.00, 0.01, … 1.00
-# Where the test sequence starts (see `start_size`). Tuned with `simulate_reviews --seeds`.
+# Where the test sequence starts (see `_start`). Tuned with `simulate_reviews --seeds`.
 START_LEAST = 2
 START_MOST = 8
 START_SHARE = 4
+# Percents per cell over which audit counts are averaged (see `smoothed`).
+SMOOTHING_WIDTH = 5
 # The guard: false alarms at most GUARD_ALPHA within GUARD_HORIZON audits at exactly the target accuracy,
 # tuned to detect a drop of GUARD_DROP (a smaller drop is found too, more slowly).
 GUARD_ALPHA = 0.025
@@ -192,10 +196,38 @@ def estimate(strata: Iterable[Stratum]) -> Estimate:
     )
 
 
+def smoothed(strata: Mapping[int, Stratum]) -> dict[int, Stratum]:
+    """The strata with the outputs each stands for averaged over cells of SMOOTHING_WIDTH percents.
+
+    Above a lowered threshold a one-percent stratum holds a handful of audits, each standing for 1/p outputs,
+    so whether one lands in it or not doubles or halves its count: noise that narrows the effective size and
+    lets one wrong audit weigh twenty-fold. Over five percents the audits' share is steady, and accuracy
+    hardly changes. Cells never straddle the lowest stratum with an audit (the threshold, where the share of
+    outputs reviewed jumps), and strata where everything was reviewed are left as they are.
+    """
+    live = {p: s for p, s in strata.items() if s.reviewed > 0 and s.outputs > 0}
+    audited = [p for p, s in live.items() if s.outputs > s.reviewed * (1 + 1e-9)]
+    boundary = min(audited, default=len(PERCENTS))
+    cells: dict[tuple[bool, int], list[int]] = {}
+    for percent in live:
+        cells.setdefault((percent >= boundary, percent // SMOOTHING_WIDTH), []).append(percent)
+    result = dict(strata)
+    for (above, _), members in cells.items():
+        if not above:
+            continue
+        ratio = sum(live[p].outputs for p in members) / sum(live[p].reviewed for p in members)
+        for percent in members:
+            stratum = live[percent]
+            result[percent] = Stratum(
+                stratum.reviewed * ratio, stratum.reviewed, stratum.correct, stratum.confidence_sum
+            )
+    return result
+
+
 def at_or_above(strata: Mapping[int, Stratum], threshold: float) -> list[Stratum]:
     """The strata of outputs a threshold would auto-process."""
     first = percent_of(threshold)
-    return [stratum for percent, stratum in strata.items() if percent >= first]
+    return [stratum for percent, stratum in smoothed(strata).items() if percent >= first]
 
 
 def proportion(successes: int, n: int) -> Estimate:
@@ -247,19 +279,33 @@ class Recommendation:
     guarantee: str
 
 
-def start_size(target: float, available: float) -> float:
-    """Effective verdicts at which the test sequence starts, out of `available` in all.
-
-    A share of the evidence (1/START_SHARE), but at least START_LEAST and at most START_MOST times the
-    verdicts an unbroken run of correct ones needs to pass at 95% (59 at a 95% target): large enough that a
-    few errors among the top outputs still pass, small enough to start among them.
-    """
+def perfect_run(target: float) -> float:
+    """Verdicts an unbroken run of correct ones needs to pass at 95%: 59 at a 95% target, 299 at 99%."""
     if target <= 0:
         return 1.0
     if target >= 1:
         return math.inf
-    perfect = math.log(ALPHA) / math.log(target)
-    return min(START_MOST * perfect, max(START_LEAST * perfect, available / START_SHARE), available)
+    return math.log(ALPHA) / math.log(target)
+
+
+def _start(outputs: np.ndarray, n_eff: np.ndarray, eligible: np.ndarray, target: float) -> int | None:
+    """Where the test sequence starts: the highest candidate with enough verdicts to pass with a few errors.
+
+    That is START_MOST perfect runs of effective verdicts, or, sooner, START_LEAST of them once the candidate
+    covers 1/START_SHARE of the outputs: a share of the outputs, not of the verdicts, so that reviews below a
+    threshold that was lowered do not push the start down into outputs the top ones do not speak for. When
+    no candidate qualifies, the one with the most evidence, if it can pass at all. Only counts decide it,
+    never verdicts, which keeps the fixed sequence valid.
+    """
+    perfect = perfect_run(target)
+    enough = (n_eff >= START_MOST * perfect) | (
+        (outputs >= outputs[-1] / START_SHARE) & (n_eff >= START_LEAST * perfect)
+    )
+    ready = np.flatnonzero(eligible & enough)
+    if len(ready):
+        return int(ready[0])
+    able = np.flatnonzero(eligible & (n_eff >= perfect))
+    return int(able[np.argmax(n_eff[able])]) if len(able) else None
 
 
 @dataclass(frozen=True)
@@ -276,15 +322,14 @@ class _Sequence:
 
 def _sequence(strata: Mapping[int, Stratum], *, target: float, min_samples: int, lowest: float | None) -> _Sequence:
     floor = 0 if lowest is None else math.ceil(lowest * 100 - 1e-6)
+    strata = smoothed(strata)
     percents = [p for p in reversed(PERCENTS) if p >= floor and p in strata]
     percents = [p for p in percents if strata[p].reviewed > 0 and strata[p].outputs > 0]
     columns = _columns(strata[p] for p in percents)
     _, reviewed, _, accuracy, n_eff = columns
     p = p_values(accuracy, n_eff, target)
     eligible = reviewed >= min_samples
-    needed_size = start_size(target, float(n_eff[eligible].max()) if eligible.any() else math.inf)
-    ready = np.flatnonzero(eligible & (n_eff >= needed_size * (1 - 1e-9)))
-    start = int(ready[0]) if len(ready) else None
+    start = _start(columns[0], n_eff, eligible, target) if len(percents) else None
     passing = 0
     if start is not None:
         failures = np.flatnonzero(p[start:] > ALPHA)
@@ -454,7 +499,7 @@ def calibration(strata: Mapping[int, Stratum], bands: int = 10) -> list[Band]:
     """The type's accuracy per confidence band (the last one includes 1.0)."""
     width = 100 // bands
     grouped: list[list[Stratum]] = [[] for _ in range(bands)]
-    for percent, stratum in strata.items():
+    for percent, stratum in smoothed(strata).items():
         grouped[min(percent // width, bands - 1)].append(stratum)
     rows = []
     for index, members in enumerate(grouped):
@@ -537,6 +582,28 @@ class RegressionMonitor:
     @property
     def fired(self) -> bool:
         return self.fired_at is not None
+
+    def update_all(self, correct: Iterable[bool]) -> bool:
+        """`update` for many verdicts at once, none of them forced: the same state, computed in arrays.
+
+        A CUSUM that never goes below 0 is its running sum minus the lowest that sum has been (if below 0),
+        so a whole window is a few array operations rather than a Python loop per verdict.
+        """
+        flags = np.fromiter(correct, dtype=bool)
+        if self.fired or not len(flags):
+            return self.fired
+        scores = np.where(flags, -1, self.design.error_score)
+        running = self.statistic + np.cumsum(scores)
+        statistic = running - np.minimum(np.minimum.accumulate(running), 0)
+        counts = self.n + np.arange(1, len(flags) + 1)
+        firing = np.flatnonzero((statistic >= self.design.limit) & (counts >= self.minimum))
+        last = int(firing[0]) if len(firing) else len(flags) - 1
+        self.n = int(counts[last])
+        self.wrong += int((~flags[: last + 1]).sum())
+        self.statistic = int(statistic[last])
+        if len(firing):
+            self.fired_at = self.n
+        return self.fired
 
     def update(self, observation: Observation) -> bool:
         if observation.forced or self.fired:

@@ -1,179 +1,145 @@
 """Regression guard and autopilot: automatic threshold changes, logged with their evidence.
 
-The guard watches the outputs the gate lets through. Its window is the last
-`window_size(min_samples)` verdicts — audit samples, plus outputs a business
-rule sent to review — on outputs at or above the current threshold and gated
-under it (GateDecision.threshold equals the policy's). Counting verdicts, not
-days, gives every check the same statistical power whatever the volume.
-Verdicts from before the threshold was set are left out on purpose: they were
-all reviewed (weight 1) while audits weigh 1/audit_rate, and a window mixing a
-few heavy audits with many light reviews is dominated by those few audits
-while Kish's effective n still looks large — in the simulation that alone
-made the guard fire on the first couple of unlucky audits.
+The guard watches the outputs the gate lets through, through `evidence.RegressionMonitor`: a sequential test
+(a CUSUM) whose chance of a false alarm is bounded over a whole horizon of verdicts, not at each look, so
+looking after every verdict does not make it cry wolf. It is fed, in the order they were given (verdict_at,
+id), the verdicts on outputs at or above the current threshold, gated under that threshold (their
+GateDecision.threshold is the policy's), not forced by a rule, since the policy's latest change of any kind.
+In practice these are the audit samples. After any policy change the monitor starts afresh: the evidence it
+weighed was about another regime.
 
-When the guard fires. The issue's wording is "when the lower bound drops
-below target". Taken literally that cannot work with the recommendation: the
-recommended threshold is the lowest whose lower bound reaches target over all
-the evidence, so the accuracy above it is only just above target, and the
-lower bound over a window of ~100 audits is then below target almost always
-(100/100 correct gives 96.3%; 99/100 gives 94.5%). In the simulation
-(default curve, 5% audits) that literal rule fired in 60 of 60 runs without
-any drift, at the first check. So the guard uses hysteresis: autonomy is
-granted when the lower bound reaches target (the recommendation) and taken
-back when the window shows the accuracy is below target, not merely that it
-has not re-proved it: when the window's upper bound is below target. That
-bound is taken at 99% rather than 95% because the guard looks again after
-every verdict, and each look is another chance of a false alarm; the
-evidence still reports the usual 95% interval. Measured over 60 simulated
-runs of 8,000 outputs after a grant (default curve, 5% audits):
-
-    trigger              false alarms   drop 0.3 found after   drop 0.1
-    lower 95% < target      60 of 60       (fires at once)        -
-    upper 95% < target       7 of 60       13 audits (max 49)    51
-    upper 99% < target       2 of 60       19 audits (max 53)    60
-
-("found after": median number of audits of drifted outputs.)
+When it fires, the guard raises the threshold to the lowest above the current one that the window's own
+verdicts show safe (`evidence.recommend`, the same test as the recommendation), or returns the type to full
+review; the change is logged as automatic with the monitor's evidence, and managers are emailed.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 
+from reviewconsole.autonomy import evidence
 from reviewconsole.autonomy.models import AutonomyPolicy, GateDecision, PolicyChange, PolicyMode, Verdict
 from reviewconsole.autonomy.recommendation import (
     BUCKET_EPSILON,
-    Bucket,
-    bucket_aggregates,
+    VERDICTS,
     recommend,
-    recommendation_from_buckets,
+    recommendation_dict,
+    strata_aggregate,
 )
 from reviewconsole.autonomy.services import policy_ensure, policy_update
-from reviewconsole.autonomy.statistics import wilson
 
 logger = logging.getLogger(__name__)
 
 GUARD_REASON = "Regression guard"
 AUTOPILOT_REASON = "Autopilot"
-# Verdicts per window: min_samples, but at least this many.
-GUARD_WINDOW = 100
-# Below this many verdicts in the window, no verdict on the guard either way.
-GUARD_MINIMUM_FLOOR = 10
 MANAGER_GROUP = "manager"
-# The trigger's confidence level: 99% two-sided, so 0.5% on the side that matters (see above).
-GUARD_Z = 2.5758293035489004
 
 
-def window_size(min_samples: int) -> int:
-    return max(min_samples, GUARD_WINDOW)
+def watched_since(policy: AutonomyPolicy) -> datetime:
+    """When the guard's window starts: the policy's latest change of any kind, else its creation. One query."""
+    changed = PolicyChange.objects.filter(policy=policy).order_by("-at", "-id").values_list("at", flat=True).first()
+    return changed or policy.created_at
 
 
-def window_minimum(min_samples: int) -> int:
-    """Verdicts needed before the guard may fire: half of min_samples, at least 10.
-
-    Half, because taking autonomy back needs less evidence than granting it
-    (an interval wholly below target is already strong evidence) and waiting
-    for a full min_samples of audits at 5% would let ~1,000 outputs pass. At
-    least 10, because Wilson's interval is only an approximation at tiny n:
-    1 wrong out of 2 would "prove" accuracy below 95%.
-    """
-    return max(GUARD_MINIMUM_FLOOR, math.ceil(min_samples / 2))
-
-
-def assess_window(buckets: dict[int, Bucket], *, target: float, min_samples: int) -> dict[str, Any]:
-    """The guard's statistic over a window's buckets (pure): fire when the 99% upper bound is below target."""
-    total = Bucket()
-    for bucket in buckets.values():
-        total.add(bucket)
-    rate = total.rate()
-    trigger = wilson(rate.value * rate.n, rate.n, z=GUARD_Z) if rate.value is not None else rate
-    minimum = window_minimum(min_samples)
-    fires = total.n >= minimum and trigger.high is not None and trigger.high < target
-    return {
-        "n": total.n,
-        "correct": total.correct,
-        "n_eff": rate.n,
-        "accuracy": rate.value,
-        "ci_low": rate.low,
-        "ci_high": rate.high,
-        "upper_99": trigger.high,
-        "minimum": minimum,
-        "target_accuracy": target,
-        "fires": fires,
-    }
-
-
-def _window(policy: AutonomyPolicy) -> tuple[Any, int | None]:
-    """The guard's window as a queryset, and the id it starts at (None when it holds every such verdict)."""
+def guard_window(policy: AutonomyPolicy, since: datetime | None = None) -> QuerySet[GateDecision]:
+    """The verdicts the guard watches (see the module docstring); `since`: `watched_since(policy)`."""
     threshold = policy.threshold
-    verdicts = GateDecision.objects.filter(
+    if threshold is None:
+        return GateDecision.objects.none()
+    return GateDecision.objects.filter(
         output_type=policy.output_type,
-        verdict__in=[Verdict.CORRECT, Verdict.INCORRECT],
+        verdict__in=VERDICTS,
         threshold=threshold,
         confidence__gte=threshold - BUCKET_EPSILON,
         review_probability__gt=0,
+        forced=False,
+        verdict_at__gte=since if since is not None else watched_since(policy),
     )
-    size = window_size(policy.min_samples)
-    start = verdicts.order_by("-id").values_list("id", flat=True)[size - 1 : size].first()
-    if start is not None:
-        verdicts = verdicts.filter(id__gte=start)
-    return verdicts, start
+
+
+def guard_state(policy: AutonomyPolicy) -> dict[str, Any]:
+    """The monitor over the guard's window, as the page and the change log show it. Two queries.
+
+    Returns {active (a threshold is set and the type is not on full review), since, threshold,
+    target_accuracy, n (verdicts watched), wrong, statistic, limit, error_score, minimum (verdicts before it
+    may fire), false_alarm (the design's chance of a false alarm within `horizon` verdicts at target),
+    horizon, fired, fired_at}.
+    """
+    since = watched_since(policy)
+    monitor = evidence.RegressionMonitor(target=policy.target_accuracy, min_samples=policy.min_samples)
+    active = policy.threshold is not None and not policy.always_review
+    if active:
+        verdicts = guard_window(policy, since).order_by("verdict_at", "id").values_list("verdict", flat=True)
+        monitor.update_all(verdict == Verdict.CORRECT for verdict in verdicts.iterator(chunk_size=5000))
+    design = monitor.design
+    return {
+        "active": active,
+        "since": since,
+        "threshold": policy.threshold,
+        "target_accuracy": policy.target_accuracy,
+        "n": monitor.n,
+        "wrong": monitor.wrong,
+        "statistic": monitor.statistic,
+        "limit": design.limit,
+        "error_score": design.error_score,
+        "minimum": monitor.minimum,
+        "false_alarm": design.false_alarm,
+        "horizon": design.horizon,
+        "fired": monitor.fired,
+        "fired_at": monitor.fired_at,
+    }
 
 
 def guard_check(output_type: str) -> PolicyChange | None:
     """Take autonomy back from a type whose auto-processed outputs fell below target.
 
-    Fires when the type has a threshold and the weighted Wilson 99% upper
-    bound over the window (see the module docstring) is below
-    target_accuracy, with at least `window_minimum` verdicts. It then raises
-    the threshold to the lowest threshold above the current one that the
-    window's own verdicts show safe (same rule as the recommendation), or,
-    as usually, returns the type to full review (threshold None).
+    Fires when the type has a threshold and the regression monitor over the guard's window fires (see the
+    module docstring). It then raises the threshold to the lowest above the current one that the window's own
+    verdicts show safe (`evidence.recommend`), or, as usually, returns the type to full review (threshold None).
 
-    Side effects when it fires: the policy change through `policy_update`
-    (automatic, by nobody, with the evidence); managers emailed on commit.
-    Returns the change, or None. Four queries when it does not fire.
+    Side effects when it fires: the policy change through `policy_update` (automatic, by nobody, with the
+    monitor's evidence); managers emailed on commit. Returns the change, or None. Three queries when it does
+    not fire.
     """
     policy = policy_ensure(output_type=output_type)
     if policy.threshold is None or policy.always_review:
         return None
-    window, start = _window(policy)
-    buckets = bucket_aggregates(window)
-    assessment = assess_window(buckets, target=policy.target_accuracy, min_samples=policy.min_samples)
-    if not assessment["fires"]:
+    state = guard_state(policy)
+    if not state["fired"]:
         return None
-    # Only the window speaks for the present; the evidence behind the old
-    # threshold predates the regression.
-    higher = recommendation_from_buckets(
-        buckets,
+    # Only the window speaks for the present; the evidence behind the old threshold predates the regression.
+    window = guard_window(policy, state["since"])
+    higher = evidence.recommend(
+        strata_aggregate(window),
         target=policy.target_accuracy,
         min_samples=policy.min_samples,
         lowest=policy.threshold + 0.01,
     )
-    new_threshold = higher["threshold"] if (higher["threshold"] or 0) > policy.threshold else None
+    new_threshold = higher.threshold if (higher.threshold or 0) > policy.threshold else None
     last_id = GateDecision.objects.filter(output_type=output_type).aggregate(last=Max("id"))["last"]
-    accuracy, low, high, upper = (f"{assessment[k] * 100:.1f}%" for k in ("accuracy", "ci_low", "ci_high", "upper_99"))
     target = f"{policy.target_accuracy * 100:.1f}%"
     action = f"threshold raised to {new_threshold:.2f}" if new_threshold is not None else "back to full review"
     reason = (
-        f"{GUARD_REASON}: outputs at or above {policy.threshold:.2f} were right {accuracy} of the time over the "
-        f"last {assessment['n']} reviewed or audited (95% CI {low} to {high}; even the 99% upper bound, {upper}, "
-        f"is below the {target} target); {action}."
+        f"{GUARD_REASON}: {state['wrong']} of the {state['n']} audited outputs at or above {policy.threshold:.2f} "
+        f"since the last policy change were wrong; the regression monitor reached {state['statistic']} (limit "
+        f"{state['limit']}), which at a true {target} accuracy happens in at most "
+        f"{state['false_alarm'] * 100:.1f}% of runs of {state['horizon']} audits; {action}."
     )
-    evidence = {
+    evidence_log = {
         "kind": "regression_guard",
-        "window": {**assessment, "threshold": policy.threshold, "first_gate_decision_id": start},
-        "window_size": window_size(policy.min_samples),
+        "monitor": {k: v for k, v in state.items() if k != "since"},
+        "window": {"threshold": policy.threshold, "since": state["since"].isoformat()},
         # Autopilot ignores verdicts on outputs up to here: they predate the regression.
         "last_gate_decision_id": last_id,
-        "recommendation_in_window": {k: v for k, v in higher.items() if k != "evidence"},
+        "recommendation_in_window": {k: v for k, v in recommendation_dict(higher).items() if k != "evidence"},
     }
     change = policy_update(
         output_type=output_type,
@@ -181,7 +147,7 @@ def guard_check(output_type: str) -> PolicyChange | None:
         by=None,
         reason=reason,
         automatic=True,
-        evidence=evidence,
+        evidence=evidence_log,
     )
     if change is not None:
         logger.warning("autonomy guard: %s", reason)

@@ -4,14 +4,19 @@ Every figure is an SQL aggregate: over the daily rollups for the past days
 they hold, plus GateDecision live for today and any day not rolled up or
 stale (see rollup.py; the result is the same as over GateDecision alone),
 and over FieldError, ReviewItem and Decision for their own figures. A fixed,
-small number of queries per call whatever the data size. Every rate comes with its
-n and a Wilson 95% interval, flattened into `<name>`, `<name>_ci_low`,
-`<name>_ci_high` (or `ci_low`/`ci_high` for a row's main rate).
+small number of queries per call whatever the data size. The statistics are
+`evidence`'s: every rate comes with its n and an exact 95% interval, flattened
+into `<name>`, `<name>_ci_low`, `<name>_ci_high` (or `ci_low`/`ci_high` for a
+row's main rate).
+
+Populations. Verdicts on outputs a rule forced to review (`GateDecision.forced`)
+say nothing about what a threshold would let through: every accuracy figure
+leaves them out, and they keep their own (`forced_*`).
 
 Weights. A verdict on an output that had probability p of being reviewed
-stands for 1/p outputs: 1 below the threshold or when a rule forced review,
-1/audit_rate for an audit sample. Figures about the outputs themselves (the
-accuracy of what was auto-processed) use these weights; figures about the
+stands for 1/p outputs: 1 below the threshold, 1/audit_rate for an audit
+sample. Figures about the outputs themselves (the accuracy of what was
+auto-processed) use these weights, stratified by confidence; figures about the
 review work (how many reviewed outputs were right) do not.
 """
 
@@ -41,38 +46,43 @@ from django.db.models import (
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from reviewconsole.autonomy import evidence
+from reviewconsole.autonomy.evidence import Estimate, Stratum
 from reviewconsole.autonomy.models import AutonomyPolicy, FieldError, GateDecision, GateRollup, Route, Verdict
-from reviewconsole.autonomy.recommendation import Bucket, type_buckets
-from reviewconsole.autonomy.rollup import Measure, coverage, day_start, local_zone, sums, totals
-from reviewconsole.autonomy.statistics import Rate, weighted_wilson, wilson
+from reviewconsole.autonomy.recommendation import type_strata
+from reviewconsole.autonomy.rollup import FORCED, UNFORCED, Measure, coverage, day_start, local_zone, sums, totals
 
 VERDICTS = [Verdict.CORRECT, Verdict.INCORRECT]
 HAS_VERDICT = Q(verdict__in=VERDICTS)
 CORRECT = Q(verdict=Verdict.CORRECT)
 AUTO = Q(route=Route.AUTO_APPROVED)
-AUDITED = HAS_VERDICT & Q(audit=True)
-# The counts of the overview and the trends.
+AUDITED = HAS_VERDICT & Q(audit=True) & UNFORCED
+# The counts of the overview and the trends. Accuracy figures count the verdicts no rule forced: what a
+# threshold decides about; forced reviews have their own figures (`FORCED_COUNTS`).
 COUNTS = {
     "total": Measure("n"),
     "auto": Measure("n", AUTO),
-    "reviewed": Measure("n", HAS_VERDICT),
-    "correct": Measure("n", CORRECT),
+    "reviewed": Measure("n", HAS_VERDICT & UNFORCED),
+    "correct": Measure("n", CORRECT & UNFORCED),
 }
-# The audited estimate of auto-processed outputs: audit samples weighted by 1 / review probability.
-AUDIT_WEIGHTS = {
-    "aw": Measure("weight", AUDITED),
-    "awc": Measure("weight", AUDITED & CORRECT),
-    "aw2": Measure("weight_square", AUDITED),
+# The audited estimate of auto-processed outputs: the audit samples, as one stratum of the outputs they
+# stand for (1 / review probability each).
+AUDITS = {
+    "audited": Measure("n_weighted", AUDITED),
+    "audited_correct": Measure("n_weighted", AUDITED & CORRECT),
+    "audited_outputs": Measure("weight", AUDITED),
+}
+FORCED_COUNTS = {
+    "forced_outputs": Measure("n", FORCED),
+    "forced_reviewed": Measure("n", FORCED & HAS_VERDICT),
+    "forced_correct": Measure("n", FORCED & CORRECT),
 }
 SUMMARY = {
     **COUNTS,
-    **AUDIT_WEIGHTS,
+    **AUDITS,
+    **FORCED_COUNTS,
     "routed": Measure("n", Q(route=Route.HUMAN_REVIEW)),
-    "audited": Measure("n_weighted", AUDITED),
-    "audited_correct": Measure("n_weighted", AUDITED & CORRECT),
-    "w": Measure("weight", HAS_VERDICT),
-    "wc": Measure("weight", CORRECT),
-    "w2": Measure("weight_square", HAS_VERDICT),
+    "all_reviewed": Measure("n", HAS_VERDICT),
 }
 # Decided reviews whose time to decision is reported, when no `since` is given.
 DECISION_TIME_DAYS = 30
@@ -82,8 +92,14 @@ def policies_by_type(output_types: list[str]) -> dict[str, AutonomyPolicy]:
     return {p.output_type: p for p in AutonomyPolicy.objects.filter(output_type__in=output_types)}
 
 
-def _accuracy(rate: Rate) -> dict[str, float | None]:
-    return {"accuracy": rate.value, "ci_low": rate.low, "ci_high": rate.high}
+def _accuracy(rate: Estimate, prefix: str = "") -> dict[str, float | None]:
+    """An estimate as `accuracy`, `ci_low`, `ci_high` (each after `prefix`)."""
+    return {f"{prefix}accuracy": rate.accuracy, f"{prefix}ci_low": rate.ci_low, f"{prefix}ci_high": rate.ci_high}
+
+
+def audit_estimate(row: Mapping[str, Any]) -> Estimate:
+    """The accuracy of auto-processed outputs from the audit samples in `row` (`AUDITS` sums), via the core."""
+    return evidence.estimate([Stratum(row["audited_outputs"], row["audited"], row["audited_correct"])])
 
 
 def gate_totals(
@@ -108,23 +124,40 @@ def gate_totals(
     return totals(live, rolled, measures, group_by)
 
 
-def type_summary(output_type: str, since: datetime | None = None) -> dict[str, Any]:
-    """Headline figures of one output type, from gate decisions created since `since`. Up to four queries.
+SAME_WINDOW: Any = object()
 
-    Returns {output_type, total, auto, routed (sent to review), reviewed
-    (with a verdict), pending_verdict, correct, accuracy + ci_low/ci_high (of
-    reviewed outputs, unweighted), audited, audited_correct,
-    auto_accuracy_estimate + _ci_low/_ci_high/_n_eff (weighted accuracy of
-    audit samples: the estimate for auto-processed outputs),
-    estimated_accuracy + _ci_low/_ci_high/_n_eff (weighted over every
-    verdict: all outputs, reviewed or not), autonomy_rate + _ci_low/_ci_high/_n
-    (share auto-processed)}.
+
+def type_summary(
+    output_type: str,
+    since: datetime | None = None,
+    *,
+    strata: Mapping[int, Stratum] | None = None,
+    audits_since: datetime | None = SAME_WINDOW,
+) -> dict[str, Any]:
+    """Headline figures of one output type, from gate decisions created since `since`. Up to eight queries.
+
+    Returns {output_type, total, auto, routed (sent to review), reviewed (verdicts on outputs no rule
+    forced), pending_verdict, correct, accuracy + ci_low/ci_high (of those reviewed outputs, unweighted),
+    audited, audited_correct, auto_accuracy_estimate + _ci_low/_ci_high/_n_eff (audit samples: the estimate
+    for auto-processed outputs), estimated_accuracy + _ci_low/_ci_high/_n_eff (over the strata of every verdict
+    no rule forced, each weighed by the outputs it stands for), autonomy_rate + _ci_low/_ci_high/_n (share
+    auto-processed), forced (decisions a rule forced to review), forced_reviewed, forced_correct,
+    forced_accuracy + forced_ci_low/high (their own figures, never part of the others)}. Every interval is
+    exact. `strata`: `type_strata(output_type, since)` when the caller has them. `audits_since`: read the
+    estimate for auto-processed outputs over decisions created since then instead (the recent window, so a
+    drift shows); `audits_since` in the result says which.
     """
     row = gate_totals(SUMMARY, since=since, output_types=[output_type])[()]
-    accuracy = wilson(row["correct"], row["reviewed"])
-    auto_estimate = weighted_wilson(row["aw"], row["awc"], row["aw2"])
-    overall = weighted_wilson(row["w"], row["wc"], row["w2"])
-    autonomy = wilson(row["auto"], row["total"])
+    if strata is None:
+        strata = type_strata(output_type, since)
+    audits = row
+    if audits_since is SAME_WINDOW or audits_since == since:
+        audits_since = since
+    else:
+        audits = gate_totals(AUDITS, since=audits_since, output_types=[output_type])[()]
+    auto_estimate = audit_estimate(audits)
+    overall = evidence.estimate(strata.values())
+    autonomy = evidence.proportion(row["auto"], row["total"])
     return {
         "output_type": output_type,
         "since": since,
@@ -132,59 +165,57 @@ def type_summary(output_type: str, since: datetime | None = None) -> dict[str, A
         "auto": row["auto"],
         "routed": row["routed"],
         "reviewed": row["reviewed"],
-        "pending_verdict": row["routed"] - row["reviewed"],
+        "pending_verdict": row["routed"] - row["all_reviewed"],
         "correct": row["correct"],
-        **_accuracy(accuracy),
-        "audited": row["audited"],
-        "audited_correct": row["audited_correct"],
-        "auto_accuracy_estimate": auto_estimate.value,
-        "auto_accuracy_ci_low": auto_estimate.low,
-        "auto_accuracy_ci_high": auto_estimate.high,
-        "auto_accuracy_n_eff": auto_estimate.n,
-        "estimated_accuracy": overall.value,
-        "estimated_accuracy_ci_low": overall.low,
-        "estimated_accuracy_ci_high": overall.high,
-        "estimated_accuracy_n_eff": overall.n,
-        "autonomy_rate": autonomy.value,
-        "autonomy_ci_low": autonomy.low,
-        "autonomy_ci_high": autonomy.high,
+        **_accuracy(evidence.proportion(row["correct"], row["reviewed"])),
+        "audited": audits["audited"],
+        "audited_correct": audits["audited_correct"],
+        "auto_accuracy_estimate": auto_estimate.accuracy,
+        "auto_accuracy_ci_low": auto_estimate.ci_low,
+        "auto_accuracy_ci_high": auto_estimate.ci_high,
+        "auto_accuracy_n_eff": auto_estimate.n_eff,
+        "audits_since": audits_since,
+        "estimated_accuracy": overall.accuracy,
+        "estimated_accuracy_ci_low": overall.ci_low,
+        "estimated_accuracy_ci_high": overall.ci_high,
+        "estimated_accuracy_n_eff": overall.n_eff,
+        "autonomy_rate": autonomy.accuracy,
+        "autonomy_ci_low": autonomy.ci_low,
+        "autonomy_ci_high": autonomy.ci_high,
         "autonomy_n": row["total"],
+        "forced": row["forced_outputs"],
+        "forced_reviewed": row["forced_reviewed"],
+        "forced_correct": row["forced_correct"],
+        **_accuracy(evidence.proportion(row["forced_correct"], row["forced_reviewed"]), "forced_"),
     }
 
 
 def calibration(output_type: str, since: datetime | None = None) -> list[dict[str, Any]]:
     """Accuracy per confidence band [0, 0.1), …, [0.9, 1.0], the type's calibration. Up to four queries.
 
-    Each band: {band (0-9), low, high, n, correct, accuracy + ci_low/ci_high
-    (unweighted), mean_confidence, weighted_accuracy + weighted_ci_low/high
-    and n_eff (by inverse review probability: differs only in a band where
-    some outputs were audit samples)}. Bands are built from the same
-    per-percent buckets as the recommendation, so the two always agree.
+    Each band: {band (0-9), low, high, n (verdicts), correct, outputs (the outputs they stand for),
+    accuracy + ci_low/ci_high and n_eff (`evidence.calibration`: each percent of confidence weighed by the
+    outputs it stands for, exact interval), mean_confidence}. Forced verdicts are left out. Bands are built
+    from the same strata as the recommendation, so the two always agree.
     """
-    return calibration_bands(type_buckets(output_type, since))
+    return calibration_bands(type_strata(output_type, since))
 
 
-def calibration_bands(buckets: Mapping[int, Bucket]) -> list[dict[str, Any]]:
-    """`calibration` from the type's buckets (pure): a page that also recommends aggregates them once."""
-    bands = [Bucket() for _ in range(10)]
-    for percent, bucket in buckets.items():
-        bands[min(percent // 10, 9)].add(bucket)
+def calibration_bands(strata: Mapping[int, Stratum]) -> list[dict[str, Any]]:
+    """`calibration` from the type's strata (pure): a page that also recommends aggregates them once."""
     rows = []
-    for index, band in enumerate(bands):
-        weighted = band.rate()
+    for index, band in enumerate(evidence.calibration(strata)):
         rows.append(
             {
                 "band": index,
-                "low": index / 10,
-                "high": (index + 1) / 10,
-                "n": band.n,
-                "correct": band.correct,
-                **_accuracy(wilson(band.correct, band.n)),
-                "mean_confidence": band.confidence_sum / band.n if band.n else None,
-                "weighted_accuracy": weighted.value,
-                "weighted_ci_low": weighted.low,
-                "weighted_ci_high": weighted.high,
-                "n_eff": weighted.n,
+                "low": band.low,
+                "high": band.high,
+                "n": band.estimate.reviewed,
+                "correct": band.estimate.correct,
+                "outputs": band.estimate.outputs,
+                **_accuracy(band.estimate),
+                "n_eff": band.estimate.n_eff,
+                "mean_confidence": band.mean_confidence,
             }
         )
     return rows
@@ -218,13 +249,13 @@ def field_error_rates(output_type: str, since: datetime | None = None) -> list[d
     rows = errors.values("field").annotate(errors=Count("gate_decision", distinct=True)).order_by("-errors", "field")
     result = []
     for row in rows:
-        rate = wilson(row["errors"], n)
+        rate = evidence.proportion(row["errors"], n)
         result.append({"field": row["field"], "errors": row["errors"], "n": n, **_rate_row(rate)})
     return result
 
 
-def _rate_row(rate: Rate) -> dict[str, float | None]:
-    return {"rate": rate.value, "ci_low": rate.low, "ci_high": rate.high}
+def _rate_row(rate: Estimate) -> dict[str, float | None]:
+    return {"rate": rate.accuracy, "ci_low": rate.ci_low, "ci_high": rate.ci_high}
 
 
 def reject_reason_rates(output_type: str, since: datetime | None = None) -> list[dict[str, Any]]:
@@ -240,7 +271,8 @@ def reject_reason_rates(output_type: str, since: datetime | None = None) -> list
     policy = AutonomyPolicy.objects.filter(output_type=output_type).values_list("reject_reasons", flat=True).first()
     reasons = list(policy or []) + sorted(r for r in counts if r and r not in (policy or []))
     rows = [
-        {"reason": r, "rejections": counts.get(r, 0), "n": n, **_rate_row(wilson(counts.get(r, 0), n))} for r in reasons
+        {"reason": r, "rejections": counts.get(r, 0), "n": n, **_rate_row(evidence.proportion(counts.get(r, 0), n))}
+        for r in reasons
     ]
     return sorted(rows, key=lambda row: -row["rejections"])
 
@@ -276,18 +308,18 @@ def trend(output_type: str, period: str = "day", since: datetime | None = None) 
     day, last = min(by_period), max(by_period)
     while day <= last:
         row = by_period.get(day, {"total": 0, "auto": 0, "reviewed": 0, "correct": 0})
-        autonomy = wilson(row["auto"], row["total"])
+        autonomy = evidence.proportion(row["auto"], row["total"])
         result.append(
             {
                 "period": day,
                 "total": row["total"],
                 "auto": row["auto"],
-                "autonomy_rate": autonomy.value,
-                "autonomy_ci_low": autonomy.low,
-                "autonomy_ci_high": autonomy.high,
+                "autonomy_rate": autonomy.accuracy,
+                "autonomy_ci_low": autonomy.ci_low,
+                "autonomy_ci_high": autonomy.ci_high,
                 "reviewed": row["reviewed"],
                 "correct": row["correct"],
-                **_accuracy(wilson(row["correct"], row["reviewed"])),
+                **_accuracy(evidence.proportion(row["correct"], row["reviewed"])),
             }
         )
         day += step
@@ -477,7 +509,7 @@ def overview(since: datetime | None = None) -> list[dict[str, Any]]:
     from reviewconsole.reviews.models import ReviewItem, ReviewStatus
 
     policies = list(AutonomyPolicy.objects.order_by("output_type"))
-    measures = {**COUNTS, **AUDIT_WEIGHTS}
+    measures = {**COUNTS, **AUDITS}
     counts = {t: row for (t,), row in gate_totals(measures, since=since, group_by=["output_type"]).items()}
     queues = {
         row["output_type"]: row
@@ -492,9 +524,9 @@ def overview(since: datetime | None = None) -> list[dict[str, Any]]:
     for policy in policies:
         count = counts.get(policy.output_type, zero)
         queue = queues.get(policy.output_type, {"pending": 0, "oldest": None})
-        accuracy = wilson(count["correct"], count["reviewed"])
-        autonomy = wilson(count["auto"], count["total"])
-        auto_estimate = weighted_wilson(count["aw"], count["awc"], count["aw2"])
+        accuracy = evidence.proportion(count["correct"], count["reviewed"])
+        autonomy = evidence.proportion(count["auto"], count["total"])
+        auto_estimate = audit_estimate(count)
         rows.append(
             {
                 "output_type": policy.output_type,
@@ -505,16 +537,16 @@ def overview(since: datetime | None = None) -> list[dict[str, Any]]:
                 "target_accuracy": policy.target_accuracy,
                 "total": count["total"],
                 "auto": count["auto"],
-                "autonomy_rate": autonomy.value,
-                "autonomy_ci_low": autonomy.low,
-                "autonomy_ci_high": autonomy.high,
+                "autonomy_rate": autonomy.accuracy,
+                "autonomy_ci_low": autonomy.ci_low,
+                "autonomy_ci_high": autonomy.ci_high,
                 "reviewed": count["reviewed"],
                 "correct": count["correct"],
                 **_accuracy(accuracy),
-                "auto_accuracy_estimate": auto_estimate.value,
-                "auto_accuracy_ci_low": auto_estimate.low,
-                "auto_accuracy_ci_high": auto_estimate.high,
-                "auto_accuracy_n_eff": auto_estimate.n,
+                "auto_accuracy_estimate": auto_estimate.accuracy,
+                "auto_accuracy_ci_low": auto_estimate.ci_low,
+                "auto_accuracy_ci_high": auto_estimate.ci_high,
+                "auto_accuracy_n_eff": auto_estimate.n_eff,
                 "pending": queue["pending"],
                 "oldest_pending_age_seconds": (now - queue["oldest"]).total_seconds() if queue["oldest"] else None,
             }
@@ -537,17 +569,18 @@ def trends_by_type(output_types: list[str], days: int) -> dict[str, list[dict[st
         for offset in range(days):
             day = start + timedelta(days=offset)
             row = by_key.get((output_type, day), zero)
-            autonomy = wilson(row["auto"], row["total"])
-            accuracy = wilson(row["correct"], row["reviewed"])
+            # Sparklines show the plain shares: no interval is drawn, so none is computed.
+            autonomy = row["auto"] / row["total"] if row["total"] else None
+            accuracy = row["correct"] / row["reviewed"] if row["reviewed"] else None
             rows.append(
                 {
                     "period": day,
                     "total": row["total"],
                     "auto": row["auto"],
-                    "autonomy_rate": autonomy.value,
+                    "autonomy_rate": autonomy,
                     "reviewed": row["reviewed"],
                     "correct": row["correct"],
-                    "accuracy": accuracy.value,
+                    "accuracy": accuracy,
                 }
             )
         # Leading days before the type's first output say nothing; drop them.

@@ -110,6 +110,18 @@ def reviewed_in_memory(
     ]
 
 
+# A simulated reviewer decides this long after the output arrives.
+VERDICT_DELAY = timedelta(minutes=5)
+
+
+def stamp(change: PolicyChange | None, at: datetime) -> None:
+    """Date a policy change on the simulated clock, so verdicts simulated after it come after it (the guard
+    watches the verdicts since the latest change)."""
+    if change is not None:
+        change.at = at + timedelta(seconds=1)
+        PolicyChange.objects.filter(pk=change.pk).update(at=change.at)
+
+
 # --------------------------------------------------------------------------- through the database
 
 
@@ -183,7 +195,7 @@ def run(
                 row.verdict = Verdict.CORRECT if output.correct else Verdict.INCORRECT
                 row.error_fields = list(output.error_fields)
                 row.reject_reason = output.reject_reason
-                row.verdict_at = (row.created_at + timedelta(minutes=5)) if clock_start else now
+                row.verdict_at = (row.created_at + VERDICT_DELAY) if clock_start else now
                 changed.append(row)
                 errors += [FieldError(gate_decision=row, output_type=output_type, field=f) for f in output.error_fields]
             fields = ["verdict", "error_fields", "reject_reason", "verdict_at"] + (["created_at"] if clocked else [])
@@ -194,6 +206,8 @@ def run(
         result.outputs += len(chunk)
         if check:
             for change in check_autonomy(output_type):
+                if clocked:
+                    stamp(change, clock_start + spacing * chunk[-1].index + VERDICT_DELAY)
                 result.changes.append(change)
                 result.change_points.append((chunk[-1].index, change))
                 if result.audits_after_drift_at_change is None and chunk[-1].drifted:

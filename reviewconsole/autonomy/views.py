@@ -29,10 +29,13 @@ from django_htmx.http import reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
 from reviewconsole.autonomy import charts, selectors
+from reviewconsole.autonomy.evidence import Stratum
 from reviewconsole.autonomy.forms import PolicyForm, WhatIfForm
+from reviewconsole.autonomy.guard import guard_state
 from reviewconsole.autonomy.models import AutonomyPolicy, PolicyChange
-from reviewconsole.autonomy.recommendation import recommend, type_buckets, what_if
+from reviewconsole.autonomy.recommendation import recommend, type_strata, what_if
 from reviewconsole.autonomy.services import PolicyError, policy_ensure, policy_update
+from reviewconsole.autonomy.windows import WINDOW_KEYS, Window, window_for
 from reviewconsole.reviews.selectors import scoped_output_types
 
 MANAGE_PERM = "autonomy.manage_autonomy"
@@ -43,6 +46,11 @@ SPARK_DAYS = 30
 THROUGHPUT_DAYS = 30
 HISTORY_ROWS = 50
 PERIODS = ("day", "week")
+# The evidence window a type's page reads when none is asked for; the estimate of auto-processed outputs reads
+# the recent one then, so a drift shows instead of being averaged away over all time.
+DEFAULT_WINDOW = "all"
+ESTIMATE_WINDOW = "recent"
+WINDOW_CHOICES = (("all", "All time"), ("since_change", "Since last change"), ("recent", "Recent"))
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -143,16 +151,20 @@ def overview(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------- one type
 
 
-def _what_if_context(policy: AutonomyPolicy, threshold: float | None) -> dict[str, Any]:
+def _what_if_context(
+    policy: AutonomyPolicy, threshold: float | None, window: Window, strata: dict[int, Stratum] | None = None
+) -> dict[str, Any]:
     """The preview at `threshold`, beside what the current threshold did, for the #what-if partial."""
     if threshold is None:
-        return {"preview": None, "current": None, "policy": policy}
-    preview = what_if(policy.output_type, threshold)
+        return {"preview": None, "current": None, "policy": policy, "window": window}
+    if strata is None:
+        strata = type_strata(policy.output_type, window.since)
+    preview = what_if(policy.output_type, threshold, since=window.since, strata=strata)
     current = None
     if policy.threshold is not None and abs(policy.threshold - threshold) > 1e-9:
-        current = what_if(policy.output_type, policy.threshold)
+        current = what_if(policy.output_type, policy.threshold, since=window.since, strata=strata)
     below = preview["ci_low"] is not None and preview["ci_low"] < policy.target_accuracy
-    return {"preview": preview, "current": current, "policy": policy, "below_target": below}
+    return {"preview": preview, "current": current, "policy": policy, "below_target": below, "window": window}
 
 
 def _trend_context(policy: AutonomyPolicy, period: str) -> dict[str, Any]:
@@ -168,6 +180,12 @@ def _history(policy: AutonomyPolicy) -> list[PolicyChange]:
 def _period(request: HttpRequest) -> str:
     period = request.GET.get("period", "day")
     return period if period in PERIODS else "day"
+
+
+def _window(request: HttpRequest, policy: AutonomyPolicy) -> Window:
+    """The evidence window asked for in the URL (`?window=`); anything unknown reads the default."""
+    key = request.GET.get("window", DEFAULT_WINDOW)
+    return window_for(policy, key if key in WINDOW_KEYS else DEFAULT_WINDOW)
 
 
 def _preview_threshold(request: HttpRequest, policy: AutonomyPolicy, recommended: float | None) -> float | None:
@@ -188,15 +206,21 @@ def _type_context(
 ) -> dict[str, Any]:
     output_type = policy.output_type
     manager = is_manager(request.user)
-    summary = selectors.type_summary(output_type)
-    # Calibration and recommendation read the same per-percent buckets: aggregate them once.
-    buckets = type_buckets(output_type)
-    bands = selectors.calibration_bands(buckets)
-    rec = recommend(output_type, policy=policy, buckets=buckets)
+    window = _window(request, policy)
+    # Calibration, recommendation, summary and what-if read the same per-percent strata: aggregate them once.
+    strata = type_strata(output_type, window.since)
+    estimate_window = window_for(policy, ESTIMATE_WINDOW) if window.key == DEFAULT_WINDOW else window
+    summary = selectors.type_summary(output_type, window.since, strata=strata, audits_since=estimate_window.since)
+    bands = selectors.calibration_bands(strata)
+    rec = recommend(output_type, policy=policy, strata=strata)
     evidence = rec["evidence"]
     context: dict[str, Any] = {
         "policy": policy,
         "manager": manager,
+        "window": window,
+        "estimate_window": estimate_window,
+        "window_choices": WINDOW_CHOICES,
+        "guard": guard_state(policy),
         "summary": summary,
         "bands": bands,
         "calibration_chart": _svg(
@@ -215,8 +239,8 @@ def _type_context(
                 output_type=output_type,
             )
         ),
-        "field_errors": selectors.field_error_rates(output_type),
-        "reject_rates": selectors.reject_reason_rates(output_type),
+        "field_errors": selectors.field_error_rates(output_type, window.since),
+        "reject_rates": selectors.reject_reason_rates(output_type, window.since),
         "queue": selectors.queue_depth(output_type),
         "history": _history(policy),
         "alert": alert,
@@ -231,7 +255,7 @@ def _type_context(
                 form.initial.update(threshold=preview, review_all=False)
         context["form"] = form
         context["slider_value"] = preview if preview is not None else 1.0
-        context.update(_what_if_context(policy, preview))
+        context.update(_what_if_context(policy, preview, window, strata))
     return context
 
 
@@ -282,7 +306,8 @@ def type_detail(request: HtmxHttpRequest, output_type: str) -> HttpResponse:
         if not form.is_valid():
             context = {"policy": policy, "preview": None, "what_if_error": "Enter a threshold between 0 and 1."}
             return _render(request, "autonomy/type.html#what-if", context, status=422)
-        return _render(request, "autonomy/type.html#what-if", _what_if_context(policy, form.cleaned_data["threshold"]))
+        context = _what_if_context(policy, form.cleaned_data["threshold"], _window(request, policy))
+        return _render(request, "autonomy/type.html#what-if", context)
     if _wants_fragment(request, "reviewing-panel"):
         return _render(request, "autonomy/type.html#reviewing-panel", _reviewing_context(policy))
     if _wants_fragment(request, "trend-panel"):

@@ -34,9 +34,9 @@ def simulate(name: str, *options: str) -> str:
 
 @pytest.fixture
 def simulated() -> dict[str, str]:
-    invoice = simulate("invoice", "--n", "1600", "--days", "30", "--grant-after", "900", "--seed", "1")
+    invoice = simulate("invoice", "--n", "2200", "--days", "30", "--grant-after", "1500", "--seed", "1")
     # Everything reviewed so far: enough evidence for a recommendation (0.77 with this seed).
-    receipt = simulate("receipt", "--n", "1200", "--days", "21", "--seed", "3")
+    receipt = simulate("receipt", "--n", "2000", "--days", "21", "--seed", "3")
     return {"invoice": invoice, "receipt": receipt}
 
 
@@ -96,6 +96,14 @@ def test_overview_and_type_page_with_a_live_what_if_and_a_policy_change(browse, 
     expect(page.locator("#trend-panel .segmented__item--on")).to_have_text("By week")
     expect(page.locator("#what-if")).to_contain_text("0.90")
 
+    # The evidence window: every figure says which one it covers.
+    page.locator(".window-bar").get_by_role("link", name="Since last change").click()
+    expect(page.locator("[data-window-label]")).to_contain_text("since the last policy change")
+    expect(page.locator("#rec-note")).to_contain_text("since the last policy change")
+    expect(page.locator("[data-guard-state]")).to_contain_text("the monitor stands at")
+    page.locator("[data-threshold-number]").fill("0.90")
+    expect(page.locator("[data-whatif-window]")).to_contain_text("since the last policy change")
+
     # Applying the change needs a reason; it lands in the history with its author.
     page.locator("#id_reason").fill("Audits above 0.90 hold up; start cautiously.")
     page.get_by_role("button", name="Apply change").click()
@@ -148,6 +156,10 @@ def test_a_recommendation_with_its_evidence_can_be_previewed_and_applied(browse,
     page.goto(type_path(receipt))
     recommended = page.locator(".rec__number").inner_text()
     assert re.fullmatch(r"0\.\d\d", recommended), recommended
+    expect(page.locator("[data-rec-guarantee]")).to_contain_text("With 95% confidence")
+    expect(page.locator("[data-rec-guarantee]")).to_contain_text("audits are drawn at random")
+    expect(page.locator("[data-window-label]")).to_have_text("all time")
+    expect(page.locator("[data-guard-state]")).to_contain_text("Not watching")
     expect(page.locator("svg.chart--recommendation .chart__chosen")).to_have_count(1)
     evidence = page.locator("details", has_text="Evidence: every candidate threshold")
     evidence.locator("summary").click()

@@ -22,7 +22,7 @@ def percent(value: float | None, digits: int = 1) -> str:
 
 @register.simple_tag
 def rate(value: float | None, low: float | None, high: float | None, n: float | None = None) -> SafeString:
-    """A rate, its Wilson 95% interval and its sample size, or a dash when nothing was measured."""
+    """A rate, its 95% interval and its sample size, or a dash when nothing was measured."""
     if value is None:
         return format_html('<span class="rate rate--none muted" title="{}">—</span>', "Nothing measured yet")
     sample = ""

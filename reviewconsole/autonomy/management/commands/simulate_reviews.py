@@ -124,7 +124,7 @@ class Command(BaseCommand):
                 AutonomyPolicy.objects.filter(output_type=output_type).delete()
         policy_ensure(output_type=output_type)
         try:
-            policy_update(
+            setup = policy_update(
                 output_type=output_type,
                 changes={
                     "threshold": options["threshold"],
@@ -155,6 +155,8 @@ class Command(BaseCommand):
                 "clock_start": timezone.now() - timedelta(days=options["days"]),
                 "spacing": timedelta(days=options["days"]) / options["n"],
             }
+        if clock:
+            simulation.stamp(setup, clock["clock_start"] - timedelta(seconds=2))
         run = {"output_type": output_type, "gate_rng": gate_rng, "check_every": options["check_every"]}
         run |= {"check": not options["no_guard"], **clock}
         split = options["grant_after"] if options["grant_after"] is not None else len(outputs)
@@ -163,12 +165,16 @@ class Command(BaseCommand):
         if split < len(outputs):
             granted = recommend(output_type)
             if granted["threshold"] is not None:
-                policy_update(
+                grant = policy_update(
                     output_type=output_type,
                     changes={"threshold": granted["threshold"]},
                     by=None,
                     reason=f"Simulation: a manager applies the recommendation after {split} outputs",
                 )
+                if clock:
+                    simulation.stamp(
+                        grant, clock["clock_start"] + clock["spacing"] * (split - 1) + simulation.VERDICT_DELAY
+                    )
             result = simulation.run(outputs=outputs[split:], result=result, **run)
         self._report(options, output_type, curve, distribution, drift_delta, result, granted, split)
 
