@@ -206,11 +206,11 @@ def _load_sql(tables: dict[str, str], reviewer_ids: list[int]) -> list[tuple[str
         (
             "decisions",
             f"""INSERT INTO {tables["decisions"]} (item_id, outcome, edited_output, diff, comment, reason_code, user_id,
-                at)
+                at, output_type, item_created_at)
             SELECT item_id, CASE WHEN correct OR edited THEN 'approved' ELSE 'rejected' END,
                 CASE WHEN NOT correct AND edited THEN '{{}}'::jsonb END, '[]', '',
                 CASE WHEN correct OR edited THEN '' ELSE reject_reason END, ({reviewers})[1 + i % {len(reviewer_ids)}],
-                decided_at
+                decided_at, output_type, created_at
             FROM plan WHERE {reviewed} AND decided_at IS NOT NULL
             ORDER BY decided_at""",
         ),

@@ -289,8 +289,17 @@ def test_queue_health_depth_age_and_time_to_decision(django_user_model):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "minutes",
-    [[7], [7, 3], [5, 5, 9, 1], [9, 1, 5, 5, 5], [4, 8, 8, 15, 16, 23, 42], [*range(1, 12), 1000, 2, 2]],
-    ids=["one", "two", "even-ties", "odd-ties", "odd", "even-outlier"],
+    [
+        [7],
+        [7, 3],
+        [5, 5, 9, 1],
+        [9, 1, 5, 5, 5],
+        [4, 8, 8, 15, 16, 23, 42],
+        [*range(1, 12), 1000, 2, 2],
+        # Over a day: PostgreSQL splits such a duration into days and a time of day.
+        [19 * 1440 + 1, 3 * 1440 + 7, 1441, 1440, 2 * 1440 + 59],
+    ],
+    ids=["one", "two", "even-ties", "odd-ties", "odd", "even-outlier", "days"],
 )
 def test_queue_health_median_is_the_middle_of_the_exact_durations(django_user_model, minutes):
     """PostgreSQL picks the two middle durations in one ordered-set aggregate, SQLite by an ordered OFFSET read:
@@ -335,6 +344,15 @@ def test_reviewer_throughput(django_user_model):
     assert rows[0]["avg_decision_seconds"] == pytest.approx(20 * 60, abs=1)
     assert rows[0]["per_day"] == pytest.approx(1.5, rel=0.01)
     assert sum(r["decisions"] for r in selectors.reviewer_throughput()) == 5
+    # As many decisions: by name. Decisions before `since` and expiries (nobody's) are not counted.
+    cid = django_user_model.objects.create_user("cid")
+    bea = django_user_model.objects.create_user("bea")
+    for user in (cid, bea, cid, bea):
+        decided(review_item(age=timedelta(hours=1)), user, timedelta(minutes=1))
+    decided(review_item(age=timedelta(days=5)), cid, timedelta(minutes=1))
+    decided(review_item(age=timedelta(hours=1)), None, timedelta(minutes=1))
+    rows = selectors.reviewer_throughput(TYPE, since=timezone.now() - timedelta(days=2))
+    assert [(r["username"], r["decisions"]) for r in rows] == [("rita", 3), ("bea", 2), ("cid", 2), ("otto", 1)]
 
 
 @pytest.mark.django_db

@@ -976,3 +976,32 @@ def test_next_item_skips_items_claimed_by_others(users):
     assert selectors.next_item_for(user=someone) is None
     assert selectors.next_item_for(user=me) == middle
     assert selectors.next_item_for(user=users["plain"]) is None
+
+
+# --- the item's fields copied onto its decision -------------------------------------------------
+
+
+def test_every_decision_carries_its_items_type_and_creation_time(reviewer, side_effects):
+    """Reviewer throughput reads a decision's type, its item's age and whether it was edited from the decision
+    alone: each write path (a decision, an edit, a bulk decision, an expiry) must copy them from the item."""
+    AutonomyPolicy.objects.create(output_type="draft", expiry_minutes=1, expiry_outcome="rejected")
+    plain, edited, first, second = (paused_item() for _ in range(4))
+    expiring = paused_item("payload_review")
+    items = [plain, edited, first, second, expiring]
+    # Created well before they are decided, so a copy of the decision's own time would not pass.
+    for days, item in enumerate(items, start=1):
+        ReviewItem.objects.filter(id=item.id).update(created_at=timezone.now() - timedelta(days=days))
+    ReviewItem.objects.filter(id=expiring.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    decide(item_id=plain.id, user=reviewer, outcome="approved")
+    edit = {"title": "Invoice 7", "amount": 125.5, "confidence": 0.4}
+    decide(item_id=edited.id, user=reviewer, outcome="approved", edited_output=edit)
+    assert decide_bulk(item_ids=[first.id, second.id], user=reviewer, output_type="typed_draft").decided
+    assert expire_overdue_items() == 1
+
+    for item in items:
+        item.refresh_from_db()
+        decision = Decision.objects.get(item=item)
+        assert (decision.output_type, decision.item_created_at) == (item.output_type, item.created_at)
+        assert decision.edited == (item == edited)
+    assert Decision.objects.filter(item=expiring, output_type="draft", user=None).exists()

@@ -272,7 +272,7 @@ def review_items_expire_overdue() -> int:
     now = timezone.now()
     expired = 0
     overdue = ReviewItem.objects.filter(status=ReviewStatus.PENDING, expires_at__lt=now)
-    for item in overdue.only("id", "run_id", "output_type", "outcomes"):
+    for item in overdue.only("id", "run_id", "output_type", "outcomes", "created_at"):
         policy = policy_ensure(output_type=item.output_type)
         outcome = _expiry_outcome(policy.expiry_outcome, item.outcomes)
         with transaction.atomic():
