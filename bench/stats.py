@@ -352,7 +352,8 @@ def _selector_calls(t: str, types: list[str], since: Any) -> list[tuple[str, str
 
     Add a row here for a new selector whose arguments `ARGUMENTS` cannot supply by name.
     """
-    from reviewconsole.autonomy import recommendation, selectors
+    from reviewconsole.autonomy import guard, recommendation, selectors
+    from reviewconsole.autonomy.services import policy_ensure
 
     return [
         ("policies_by_type(6 types)", "policies_by_type", lambda: selectors.policies_by_type(types)),
@@ -391,12 +392,13 @@ def _selector_calls(t: str, types: list[str], since: Any) -> list[tuple[str, str
             "reviewer_throughput",
             lambda: selectors.reviewer_throughput(since=since),
         ),
-        (f"type_buckets({t})", "type_buckets", lambda: recommendation.type_buckets(t)),
+        (f"type_strata({t})", "type_strata", lambda: recommendation.type_strata(t)),
         (f"recommend({t})", "recommend", lambda: recommendation.recommend(t)),
         (f"recommend({t}, since 30 days)", "recommend", lambda: recommendation.recommend(t, since=since)),
         (f"what_if({t}, 0.85)", "what_if", lambda: recommendation.what_if(t, 0.85)),
         (f"what_if({t}, 0.855)", "what_if", lambda: recommendation.what_if(t, 0.855)),
         (f"what_if({t}, 0.7, since 30 days)", "what_if", lambda: recommendation.what_if(t, 0.7, since=since)),
+        (f"guard_state({t})", "guard_state", lambda: guard.guard_state(policy_ensure(output_type=t))),
     ]
 
 
