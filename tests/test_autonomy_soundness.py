@@ -499,3 +499,12 @@ def test_simulated_history_dates_its_policy_changes_on_the_simulated_clock():
     audited_since = decisions.filter(audit=True, verdict_at__gte=latest.at).count()
     assert state["active"] and audited_since > 0
     assert state["n"] == audited_since
+
+
+@pytest.mark.django_db
+def test_the_guard_says_where_its_window_starts():
+    policy = policy_ensure(output_type=TYPE)
+    assert guard_state(policy)["since_label"] == "since the policy was created"
+    policy_update(output_type=TYPE, changes={"threshold": 0.8}, by=None, reason="grant")
+    state = guard_state(AutonomyPolicy.objects.get(output_type=TYPE))
+    assert state["since_label"] == "since the last policy change" and state["since"] > policy.created_at

@@ -49,6 +49,11 @@ def watched_since(policy: AutonomyPolicy) -> datetime:
     return changed or policy.created_at
 
 
+def watched_since_label(policy: AutonomyPolicy, since: datetime) -> str:
+    """What the guard's window starts at, in words: a change, or the policy's creation when it never changed."""
+    return "since the policy was created" if since == policy.created_at else "since the last policy change"
+
+
 def guard_window(policy: AutonomyPolicy, since: datetime | None = None) -> QuerySet[GateDecision]:
     """The verdicts the guard watches (see the module docstring); `since`: `watched_since(policy)`."""
     threshold = policy.threshold
@@ -83,6 +88,7 @@ def guard_state(policy: AutonomyPolicy) -> dict[str, Any]:
     return {
         "active": active,
         "since": since,
+        "since_label": watched_since_label(policy, since),
         "threshold": policy.threshold,
         "target_accuracy": policy.target_accuracy,
         "n": monitor.n,
