@@ -42,6 +42,9 @@ class ReviewItem(models.Model):
     output = models.JSONField(null=True, blank=True)
     schema = models.JSONField(null=True, blank=True)
     outcomes = models.JSONField(default=list)
+    # What the output type's checks found in the output: [{"check", "severity", "field", "message", ...}], the
+    # severities error, warning and info. Set when the item is created; an edit is checked again before it is saved.
+    findings = models.JSONField(default=list, blank=True)
     # True when the flow routes on the decision through CrewAI's `emit`;
     # False when it reads the decision from the HumanFeedbackResult itself.
     uses_emit = models.BooleanField(default=False)
