@@ -154,19 +154,52 @@ def test_high_value_invoice_is_reviewed_corrected_and_completed_through_the_api(
     assert finance.get(item_url).json()["status"] == "pending"
     assert manager.get(f"/api/v1/runs/{run_id}").json()["status"] == RunStatus.WAITING_REVIEW
 
-    # The corrected approval is recorded and the run completes with the correction.
+    # High value needs four eyes: the corrected approval is the first of two. It answers 200, the item stays
+    # pending and awaits a second approver, and the run still waits.
     edited = dict(listed["output"], total_amount=84500.0)
     response = post_json(
         finance, f"{item_url}/decision", {"outcome": "approved", "edited_output": edited, "comment": "freight"}
     )
     assert response.status_code == 200, response.content
-    decision = response.json()
-    assert decision["item_id"] == listed["id"]
-    assert (decision["outcome"], decision["user"], decision["status"], decision["comment"]) == (
+    first = response.json()
+    assert first["item_id"] == listed["id"]
+    assert (first["outcome"], first["user"], first["status"], first["awaiting_second_approval"]) == (
         "approved",
         "rita",
+        "pending",
+        True,
+    )
+    assert first["diff"] == [{"path": "total_amount", "before": 84000.0, "after": 84500.0}]
+    detail = finance.get(item_url).json()
+    assert (detail["status"], detail["awaiting_second_approval"], detail["decision"]) == ("pending", True, None)
+    assert detail["first_approval"] == {
+        "user": "rita",
+        "at": first["at"],
+        "outcome": "approved",
+        "edited": True,
+        "edited_output": first["edited_output"],
+        "diff": first["diff"],
+        "comment": "freight",
+    }
+    assert manager.get(f"/api/v1/runs/{run_id}").json()["status"] == RunStatus.WAITING_REVIEW
+
+    # The same reviewer cannot be the second approver.
+    response = post_json(finance, f"{item_url}/decision", {"outcome": "approved"})
+    assert response.status_code == 409
+    assert "needs a second approver" in response.json()["detail"]
+    assert not Decision.objects.exists()
+
+    # Another invoice reviewer approves as is: that confirms the first approver's correction, and the run
+    # completes with it.
+    second = bearer_client(grant("sam", "reviewer", "invoice"))
+    response = post_json(second, f"{item_url}/decision", {"outcome": "approved"})
+    assert response.status_code == 200, response.content
+    decision = response.json()
+    assert (decision["outcome"], decision["user"], decision["status"], decision["awaiting_second_approval"]) == (
+        "approved",
+        "sam",
         "decided",
-        "freight",
+        False,
     )
     assert decision["edited_output"]["total_amount"] == 84500.0
     assert decision["diff"] == [{"path": "total_amount", "before": 84000.0, "after": 84500.0}]
@@ -174,16 +207,17 @@ def test_high_value_invoice_is_reviewed_corrected_and_completed_through_the_api(
     assert run["status"] == RunStatus.COMPLETED, run["error"]
     assert run["result"]["stage"] == "approved"
     assert run["result"]["invoice"]["total_amount"] == 84500.0
-    assert run["reviews"][0]["decision"]["user"] == "rita"
+    assert run["reviews"][0]["decision"]["user"] == "sam"
 
-    # The item is decided once; a second answer is a conflict naming who decided and when.
+    # The item is decided once; a further answer is a conflict naming who decided and when.
     response = post_json(finance, f"{item_url}/decision", {"outcome": "rejected", "reason_code": "wrong_data"})
     assert response.status_code == 409
-    assert response.json()["detail"].startswith("Already decided by rita at ")
+    assert response.json()["detail"].startswith("Already decided by sam at ")
     assert Decision.objects.get().outcome == "approved"
     detail = finance.get(item_url).json()
-    assert detail["status"] == "decided"
+    assert (detail["status"], detail["awaiting_second_approval"]) == ("decided", False)
     assert detail["decision"]["edited_output"]["total_amount"] == 84500.0
+    assert detail["first_approval"]["user"] == "rita"
 
 
 # --- authentication and permission -----------------------------------------------------------------------------
@@ -336,6 +370,8 @@ def test_detail_has_the_fields_a_client_needs(finance_client, finance):
         "due_at": None,
         "expires_at": None,
         "decided_at": None,
+        "awaiting_second_approval": False,
+        "first_approval": None,
         "decision": None,
         "url": f"http://testserver/reviews/{item.id}/",
     }
@@ -382,6 +418,7 @@ def test_approval_returns_the_decision(finance_client):
         "user": "rita",
         "at": body["at"],
         "status": "decided",
+        "awaiting_second_approval": False,
     }
     assert ReviewItem.objects.get().status == ReviewStatus.DECIDED
 

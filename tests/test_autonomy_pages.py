@@ -2,6 +2,7 @@
 the SVG charts. Who may see and change what; changes recorded with their reason; hostile names escaped."""
 
 import html
+import json
 import re
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
@@ -125,6 +126,8 @@ def policy_data(policy: AutonomyPolicy, reason: str = "Audits hold up", **change
                 data[key] = "on"
         elif value is None:
             data[key] = ""
+        elif isinstance(value, list):
+            data[key] = value  # ticked checkboxes: one value each
         else:
             data[key] = str(value)
     return data
@@ -533,6 +536,7 @@ def test_admin_policies_are_for_managers_only(staff_manager, reviewer):
 def admin_data(policy: AutonomyPolicy, **changes) -> dict[str, str]:
     data = policy_data(policy, **changes)
     data["reject_reasons"] = '["wrong_data", "other"]'
+    data["four_eyes_reasons"] = json.dumps(policy.four_eyes_reasons)
     data.pop("review_all", None)
     data.update({"changes-TOTAL_FORMS": "0", "changes-INITIAL_FORMS": "0", "changes-MIN_NUM_FORMS": "0"})
     data["changes-MAX_NUM_FORMS"] = "0"

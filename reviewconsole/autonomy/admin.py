@@ -15,7 +15,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from reviewconsole.autonomy.models import AutonomyPolicy, GateDecision, PolicyChange
-from reviewconsole.autonomy.services import EDITABLE_POLICY_FIELDS, PolicyError, policy_ensure, policy_update
+from reviewconsole.autonomy.services import (
+    EDITABLE_POLICY_FIELDS,
+    PolicyError,
+    policy_ensure,
+    policy_update,
+    review_reasons_check,
+)
 from reviewconsole.reviews.selectors import scoped_output_types
 
 MANAGE_PERM = "autonomy.manage_autonomy"
@@ -85,6 +91,11 @@ class PolicyAdminForm(forms.ModelForm):
             not isinstance(reasons, list) or not all(isinstance(r, str) and r.strip() for r in reasons)
         ):
             self.add_error("reject_reasons", 'A JSON list of reason codes, e.g. ["wrong_data", "other"].')
+        if "four_eyes_reasons" in data:
+            try:
+                review_reasons_check("four_eyes_reasons", data["four_eyes_reasons"])
+            except PolicyError as error:
+                self.add_error("four_eyes_reasons", str(error))
         return data
 
 
@@ -122,7 +133,10 @@ class AutonomyPolicyAdmin(ManagersOnly, admin.ModelAdmin):
             "Recommendation",
             {"fields": ["target_accuracy", "min_samples", "mode", "auto_min_threshold", "auto_max_threshold"]},
         ),
-        ("Review queue", {"fields": ["reject_reasons", "sla_minutes", "expiry_minutes", "expiry_outcome"]}),
+        (
+            "Review queue",
+            {"fields": ["reject_reasons", "four_eyes_reasons", "sla_minutes", "expiry_minutes", "expiry_outcome"]},
+        ),
     ]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> type:

@@ -137,6 +137,12 @@ class ChangeOut(Schema):
         return change.by.get_username() if change.by else None
 
 
+FOUR_EYES_DESCRIPTION = (
+    "Review reasons whose items need two different approvers (maker-checker); known codes only "
+    "(`GET /api/v1/reviews/reasons`), empty for none."
+)
+
+
 class PolicyOut(Schema):
     output_type: str
     threshold: float | None = pydantic.Field(description="Confidence at or above which outputs skip review.")
@@ -148,6 +154,7 @@ class PolicyOut(Schema):
     auto_min_threshold: float
     auto_max_threshold: float
     reject_reasons: list[str]
+    four_eyes_reasons: list[str] = pydantic.Field(description=FOUR_EYES_DESCRIPTION)
     sla_minutes: int | None
     expiry_minutes: int | None
     expiry_outcome: str
@@ -174,6 +181,7 @@ class PolicyPatch(pydantic.BaseModel):
     auto_min_threshold: Fraction = 0.0
     auto_max_threshold: Fraction = 1.0
     reject_reasons: Annotated[list[Code], pydantic.Field(min_length=1)] = pydantic.Field(default_factory=list)
+    four_eyes_reasons: list[Code] = pydantic.Field(default_factory=list, description=FOUR_EYES_DESCRIPTION)
     sla_minutes: Count | None = None
     expiry_minutes: Count | None = None
     expiry_outcome: Annotated[str, pydantic.Field(max_length=100)] = ""

@@ -8,6 +8,8 @@ from django import forms
 
 from reviewconsole.autonomy.models import POLICY_INT_MAX, AutonomyPolicy, PolicyMode
 from reviewconsole.autonomy.services import EDITABLE_POLICY_FIELDS
+from reviewconsole.engine import registry
+from reviewconsole.reviews.reasons import reason_label, review_reasons
 
 FRACTION = {"min_value": 0.0, "max_value": 1.0}
 STEP = {"step": "0.01", "inputmode": "decimal"}
@@ -81,6 +83,12 @@ class PolicyForm(forms.Form):
         help_text="One code per line; a reviewer picks one to reject.",
         widget=forms.Textarea(attrs={"rows": 4, "class": "input--code"}),
     )
+    four_eyes_reasons = forms.MultipleChoiceField(
+        label="Four eyes for",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Items sent to review for these reasons need two different approvers; either may reject.",
+    )
     reason = forms.CharField(
         label="Reason for this change",
         max_length=2000,
@@ -95,6 +103,16 @@ class PolicyForm(forms.Form):
         self.fields["threshold"].widget.attrs["data-initial"] = (
             "" if policy.threshold is None else f"{policy.threshold:g}"
         )
+        self.fields["four_eyes_reasons"].choices = self.review_reason_choices(policy)
+
+    @staticmethod
+    def review_reason_choices(policy: AutonomyPolicy) -> list[tuple[str, str]]:
+        """The built-in reasons, those the flows producing this type declare, and any the policy already names."""
+        flows = [spec for spec in registry.all_flows() if policy.output_type in spec.output_types]
+        choices = {code: reason.label for code, reason in review_reasons(flows).items()}
+        for code in policy.four_eyes_reasons or ():
+            choices.setdefault(code, reason_label(code))
+        return list(choices.items())
 
     @staticmethod
     def initial_for(policy: AutonomyPolicy) -> dict[str, Any]:
@@ -114,6 +132,11 @@ class PolicyForm(forms.Form):
         if not reasons:
             raise forms.ValidationError("Give at least one reject reason.")
         return reasons
+
+    def clean_four_eyes_reasons(self) -> list[str]:
+        # In the order the choices list them, so that resubmitting the same ticks changes nothing.
+        chosen = set(self.cleaned_data["four_eyes_reasons"])
+        return [code for code, _ in self.fields["four_eyes_reasons"].choices if code in chosen]
 
     def clean_reason(self) -> str:
         reason = self.cleaned_data["reason"].strip()

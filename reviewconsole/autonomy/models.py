@@ -12,6 +12,15 @@ def default_reject_reasons() -> list[str]:
     return list(DEFAULT_REJECT_REASONS)
 
 
+# Review reasons whose approval needs two different people (maker-checker): a high-value output would be paid
+# or sent on one person's say otherwise.
+DEFAULT_FOUR_EYES_REASONS = ["high_value"]
+
+
+def default_four_eyes_reasons() -> list[str]:
+    return list(DEFAULT_FOUR_EYES_REASONS)
+
+
 def starting_threshold() -> float | None:
     """A new type reviews everything, unless the operator set AUTONOMY_THRESHOLD."""
     value = os.environ.get("AUTONOMY_THRESHOLD", "").strip()
@@ -44,6 +53,8 @@ class AutonomyPolicy(models.Model):
     auto_min_threshold = models.FloatField(default=0.5)
     auto_max_threshold = models.FloatField(default=1.0)
     reject_reasons = models.JSONField(default=default_reject_reasons, blank=True)
+    # Items sent to review for one of these reasons need a second approver (see `reviews.four_eyes`).
+    four_eyes_reasons = models.JSONField(default=default_four_eyes_reasons, blank=True)
     # Items older than this are flagged overdue in the queue.
     sla_minutes = models.PositiveIntegerField(null=True, blank=True)
     # Items still pending after this long are decided with `expiry_outcome`

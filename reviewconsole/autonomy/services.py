@@ -37,7 +37,7 @@ from reviewconsole.autonomy.rollup import (
     live_aggregate,
     local_zone,
 )
-from reviewconsole.reviews.reasons import reason_check
+from reviewconsole.reviews.reasons import reason_check, review_reasons
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ EDITABLE_POLICY_FIELDS = (
     "auto_min_threshold",
     "auto_max_threshold",
     "reject_reasons",
+    "four_eyes_reasons",
     "sla_minutes",
     "expiry_minutes",
     "expiry_outcome",
@@ -82,6 +83,20 @@ def _check(field: str, value: Any) -> None:
         raise PolicyError(f"{field} must be between 0 and 1", field=field)
     if field in COUNT_FIELDS and value is not None and not 1 <= value <= POLICY_INT_MAX:
         raise PolicyError(f"{field} must be between 1 and {POLICY_INT_MAX}", field=field)
+    if field == "four_eyes_reasons":
+        review_reasons_check(field, value)
+
+
+def review_reasons_check(field: str, value: Any) -> None:
+    """A list of known review reasons (built in, or declared by a flow); empty turns the option off."""
+    if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
+        raise PolicyError(f"{field} must be a list of review reason codes", field=field)
+    unknown = sorted(set(value) - set(review_reasons()))
+    if unknown:
+        raise PolicyError(
+            f"{field}: unknown review reason {', '.join(unknown)}; `GET /api/v1/reviews/reasons` lists them",
+            field=field,
+        )
 
 
 def policy_update(

@@ -25,8 +25,8 @@ from reviewconsole.engine import selectors as engine_selectors
 from reviewconsole.engine.api import RunWithStepsOut, require_perm, run_with_steps
 from reviewconsole.engine.models import FlowRun
 from reviewconsole.openapi import error_responses
-from reviewconsole.reviews import selectors
-from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
+from reviewconsole.reviews import four_eyes, selectors
+from reviewconsole.reviews.models import Decision, FirstApproval, ReviewItem, ReviewStatus
 from reviewconsole.reviews.reasons import Reason, reason_label, review_reasons
 
 router = Router(tags=["reviews"])
@@ -89,7 +89,7 @@ def run_detail(request: HttpRequest, run_id: UUID) -> FlowRun:
 
 
 class ReviewDecisionOut(Schema):
-    """The decision on an item, as recorded."""
+    """The decision on an item, as recorded; or, on an item needing four eyes, its first approval."""
 
     item_id: UUID
     outcome: str
@@ -100,14 +100,49 @@ class ReviewDecisionOut(Schema):
     user: str | None = pydantic.Field(description="Who decided; null when the item expired.")
     at: datetime
     status: ReviewStatus = pydantic.Field(description="The item's status after the decision.")
+    awaiting_second_approval: bool = pydantic.Field(
+        description="True when this was the first of two approvals the item needs (four eyes): it stays "
+        "pending, and another reviewer must approve it too."
+    )
 
     @staticmethod
-    def resolve_user(decision: Decision) -> str | None:
+    def resolve_user(decision: Decision | FirstApproval) -> str | None:
         return decision.user.get_username() if decision.user else None
 
     @staticmethod
-    def resolve_status(decision: Decision) -> str:
+    def resolve_reason_code(decision: Decision | FirstApproval) -> str:
+        return getattr(decision, "reason_code", "")
+
+    @staticmethod
+    def resolve_status(decision: Decision | FirstApproval) -> str:
         return decision.item.status
+
+    @staticmethod
+    def resolve_awaiting_second_approval(decision: Decision | FirstApproval) -> bool:
+        return isinstance(decision, FirstApproval)
+
+
+class FirstApprovalOut(Schema):
+    """The first of the two approvals an item needing four eyes gets."""
+
+    user: str | None
+    at: datetime
+    outcome: str
+    edited: bool = pydantic.Field(description="Whether the first approver corrected the output.")
+    edited_output: Any = pydantic.Field(
+        description="The first approver's corrected output, which a second approval as is confirms; null when "
+        "approved as is."
+    )
+    diff: list[dict[str, Any]] = pydantic.Field(description='Changed leaves as {"path", "before", "after"}.')
+    comment: str
+
+    @staticmethod
+    def resolve_user(first: FirstApproval) -> str | None:
+        return first.user.get_username() if first.user else None
+
+    @staticmethod
+    def resolve_edited(first: FirstApproval) -> bool:
+        return first.edited_output is not None
 
 
 class ReviewItemOut(Schema):
@@ -131,6 +166,12 @@ class ReviewItemOut(Schema):
     due_at: datetime | None
     expires_at: datetime | None
     decided_at: datetime | None
+    awaiting_second_approval: bool = pydantic.Field(
+        description="Approved once and waiting for a different reviewer's approval (four eyes)."
+    )
+    first_approval: FirstApprovalOut | None = pydantic.Field(
+        description="The first approval of an item needing four eyes, kept once the item is decided."
+    )
     decision: ReviewDecisionOut | None
     url: str = pydantic.Field(description="The item's page in the console.")
 
@@ -145,6 +186,14 @@ class ReviewItemOut(Schema):
     @staticmethod
     def resolve_decision(item: ReviewItem) -> Decision | None:
         return getattr(item, "decision", None)
+
+    @staticmethod
+    def resolve_awaiting_second_approval(item: ReviewItem) -> bool:
+        return four_eyes.awaiting_second_approval(item)
+
+    @staticmethod
+    def resolve_first_approval(item: ReviewItem) -> FirstApproval | None:
+        return getattr(item, "first_approval", None)
 
     @staticmethod
     def resolve_url(item: ReviewItem, context: dict[str, Any]) -> str:
@@ -170,7 +219,9 @@ class ReviewFilters(Schema):
 
 def _items(request: HttpRequest) -> QuerySet[ReviewItem]:
     require_perm(request, REVIEW_PERM)
-    return selectors.items_visible_to(request.auth).select_related("claimed_by", "decision__user")
+    return selectors.items_visible_to(request.auth).select_related(
+        "claimed_by", "decision__user", "first_approval__user"
+    )
 
 
 def _field_error(field: str, message: str, error_type: str = "value_error") -> NinjaValidationError:
@@ -194,7 +245,7 @@ def review_list(request: HttpRequest, filters: Query[ReviewFilters]) -> QuerySet
     require_perm(request, REVIEW_PERM)
     items = selectors.queue_items(user=request.auth, status=filters.status or "", output_type=filters.output_type)
     # The queue pages defer the heavy JSON; the API returns it, in the same query.
-    return items.defer(None).select_related("decision__user")
+    return items.defer(None).select_related("decision__user", "first_approval__user")
 
 
 @router.get(
@@ -215,7 +266,10 @@ def review_detail(request: HttpRequest, item_id: UUID) -> ReviewItem:
         "responses": {
             403: {"description": "You may not review items."},
             404: {"description": "No such item, or one of a type you may not review."},
-            409: {"description": "The item was already decided, or expired, or its run was cancelled."},
+            409: {
+                "description": "The item was already decided, or expired, or its run was cancelled; or it needs "
+                "four eyes and you gave its first approval (it needs a second approver)."
+            },
             422: {"description": "An unknown outcome, a rejection without a reason, or an invalid edit."},
         }
     },
@@ -234,10 +288,14 @@ def review_decide(
     ] = None,
     comment: Body[str, P(description="Shown with the decision.")] = "",
     reason_code: Body[str, P(description="Required to reject: one of the output type's reject reasons.")] = "",
-) -> Decision:
+) -> Decision | FirstApproval:
     """Decide a pending item: approve (optionally with an edited output) or reject (with a reason code).
 
-    The run resumes with the decision in the background.
+    The run resumes with the decision in the background. An item whose review reason needs four eyes (see the
+    policy's `four_eyes_reasons`) needs two approvers: the first approval answers with
+    `awaiting_second_approval: true` and the item stays pending; the same user's second approval gets 409;
+    another reviewer's approval decides it, confirming the first approver's edit unless they send their own.
+    Either may reject.
     """
     # Deciding loads CrewAI (through the resume machinery); keep it out of URL loading.
     from reviewconsole.reviews import services
@@ -263,10 +321,11 @@ def review_decide(
                 for e in error.errors
             ]
         ) from None
-    except services.AlreadyDecidedError as error:
+    except (services.AlreadyDecidedError, services.NeedsSecondApproverError) as error:
         raise HttpError(409, str(error)) from None
     except services.DecisionError as error:
         raise _field_error(error.field or "outcome", str(error)) from None
-    # `decide` moved the item to decided; its in-memory copy predates that.
-    decision.item.status = ReviewStatus.DECIDED
+    if isinstance(decision, Decision):
+        # `decide` moved the item to decided; its in-memory copy predates that.
+        decision.item.status = ReviewStatus.DECIDED
     return decision

@@ -195,10 +195,33 @@ class Decision(models.Model):
         super().save(*args, **kwargs)
 
 
+class FirstApproval(models.Model):
+    """The first of two approvals an item needs when its policy asks for four eyes (`reviews.four_eyes`).
+
+    While it exists and the item is pending, the item awaits a second approver; the final Decision is the
+    second person's. It stays after the decision, as the record of who approved first and with what edit.
+    """
+
+    item = models.OneToOneField(ReviewItem, on_delete=models.CASCADE, related_name="first_approval")
+    outcome = models.CharField(max_length=100)
+    # The first approver's corrected output, which a second approval "as is" confirms; null when approved as is.
+    edited_output = models.JSONField(null=True, blank=True)
+    diff = models.JSONField(default=list, blank=True)
+    comment = models.TextField(blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"first {self.outcome} on {self.item_id}"
+
+
 class ReviewEventKind(models.TextChoices):
     CREATED = "created", "Created"
     CLAIMED = "claimed", "Opened and claimed"
     RELEASED = "released", "Claim released"
+    FIRST_APPROVED = "first_approved", "First approval, awaiting a second approver"
     DECIDED = "decided", "Decided"
     EXPIRED = "expired", "Expired"
     CANCELLED = "cancelled", "Cancelled"

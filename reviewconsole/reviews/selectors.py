@@ -51,7 +51,9 @@ def items_visible_to(user: Any) -> QuerySet[ReviewItem]:
 
 
 def item_detail(*, item_id: Any) -> ReviewItem:
-    return ReviewItem.objects.select_related("run", "claimed_by", "decision__user").get(id=item_id)
+    return ReviewItem.objects.select_related("run", "claimed_by", "decision__user", "first_approval__user").get(
+        id=item_id
+    )
 
 
 def item_events(*, item_id: Any) -> QuerySet[ReviewEvent]:

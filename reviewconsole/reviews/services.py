@@ -17,8 +17,16 @@ from reviewconsole.engine import services as engine_services
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.enqueue import enqueue_on_commit
 from reviewconsole.engine.models import PendingFeedback, RunStatus
+from reviewconsole.reviews import four_eyes
 from reviewconsole.reviews.diff import field_diff
-from reviewconsole.reviews.models import Decision, ReviewEvent, ReviewEventKind, ReviewItem, ReviewStatus
+from reviewconsole.reviews.models import (
+    Decision,
+    FirstApproval,
+    ReviewEvent,
+    ReviewEventKind,
+    ReviewItem,
+    ReviewStatus,
+)
 from reviewconsole.reviews.pending_counts import pending_count_add
 from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, InvalidEdit, validated_edit
 
@@ -49,6 +57,13 @@ class AlreadyDecidedError(DecisionError):
         else:
             message = f"This item is {item.get_status_display().lower()}; it can no longer be decided"
         super().__init__(message)
+
+
+class NeedsSecondApproverError(DecisionError):
+    """The first approver of a four-eyes item tried to approve it again (see `four_eyes`)."""
+
+    def __init__(self) -> None:
+        super().__init__(four_eyes.SECOND_APPROVER_MESSAGE, field="outcome")
 
 
 class EditValidationError(DecisionError):
@@ -171,8 +186,12 @@ def decide(
     edited_output: Any = None,
     comment: str = "",
     reason_code: str = "",
-) -> Decision:
+) -> Decision | FirstApproval:
     """Record the one decision on a pending item and queue the flow's resume.
+
+    An approval of an item whose review reason needs four eyes (see `four_eyes`) is first recorded as its
+    FirstApproval, returned instead of a Decision: the item stays pending and nothing resumes. The first
+    approver's second approval raises NeedsSecondApproverError; another reviewer's approval is the decision.
 
     Checks, before anything is written: the outcome is one of the item's; a
     rejection has a reason code from the type's list; an edit validates
@@ -197,6 +216,7 @@ def decide(
     if outcome == REJECT_OUTCOME and reasons and reason_code not in reasons:
         raise DecisionError(f"A rejection needs a reason code, one of: {', '.join(reasons)}", field="reason_code")
     diff: list[dict[str, Any]] = []
+    edit_sent = edited_output is not None
     if edited_output is not None:
         if outcome == REJECT_OUTCOME:
             raise DecisionError("A rejection cannot carry an edited output", field="edited_output")
@@ -210,6 +230,20 @@ def decide(
         # cancelled and refused below) or waits for this decision (and then refuses, see
         # review_items_cancel_for_run), so a decision is never recorded for a run that was cancelled meanwhile.
         engine_services.run_lock(run_id=item.run_id)
+        # Under the run's lock, so that of two concurrent first approvals the second sees the first.
+        if outcome != REJECT_OUTCOME and four_eyes.needs_four_eyes(item):
+            first = four_eyes.first_approval_of(item_id=item.id)
+            if first is None:
+                recorded = four_eyes.first_approval_record(
+                    item=item, user=user, outcome=outcome, edited_output=edited_output, diff=diff, comment=comment
+                )
+                if recorded is None:
+                    raise AlreadyDecidedError(ReviewItem.objects.select_related("decision__user").get(id=item_id))
+                return recorded
+            if four_eyes.is_first_approver(first, user):
+                raise NeedsSecondApproverError
+            if not edit_sent:
+                edited_output, diff = first.edited_output, first.diff
         # The resume next, ahead of new runs, and ahead of the autonomy check below: a worker free for one
         # task should take the flow on. Rolled back with the rest if the decision loses.
         engine_services.run_enqueue_resume(run_id=item.run_id, item_id=item.id)
@@ -242,17 +276,22 @@ class BulkResult:
 def decide_bulk(*, item_ids: list[Any], user: Any, output_type: str, outcome: str = "approved") -> BulkResult:
     """Decide several items of one type, each individually and exactly once.
 
-    An item that another reviewer decided meanwhile, or of another type, is
-    skipped with the reason; the others still go through.
+    An item that another reviewer decided meanwhile, or of another type, or
+    whose review reason needs four eyes (`four_eyes`: never approved in
+    bulk), is skipped with the reason; the others still go through.
     """
     result = BulkResult(decided=[], skipped={})
-    types = {str(pk): kind for pk, kind in ReviewItem.objects.filter(id__in=item_ids).values_list("id", "output_type")}
+    rows = ReviewItem.objects.filter(id__in=item_ids).values_list("id", "output_type", "reason")
+    types = {str(pk): (kind, reason) for pk, kind, reason in rows}
+    needs_two = four_eyes.four_eyes_reasons(output_type=output_type)
     for item_id in item_ids:
         key = str(item_id)
         if key not in types:
             result.skipped[key] = "No such item"
-        elif types[key] != output_type:
+        elif types[key][0] != output_type:
             result.skipped[key] = f"Not an item of type {output_type}"
+        elif types[key][1] in needs_two and outcome != REJECT_OUTCOME:
+            result.skipped[key] = four_eyes.BULK_SKIP_MESSAGE
         else:
             try:
                 decide(item_id=item_id, user=user, outcome=outcome)

@@ -31,11 +31,11 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 from django_htmx.middleware import HtmxDetails
 
 from reviewconsole.autonomy import selectors as autonomy_selectors
-from reviewconsole.autonomy.models import default_reject_reasons
+from reviewconsole.autonomy.models import AutonomyPolicy, default_reject_reasons
 from reviewconsole.engine import selectors as engine_selectors
-from reviewconsole.reviews import schema_form, selectors
+from reviewconsole.reviews import four_eyes, schema_form, selectors
 from reviewconsole.reviews.forms import BulkApproveForm, DecisionForm, QueueFilterForm
-from reviewconsole.reviews.models import ReviewItem, ReviewStatus
+from reviewconsole.reviews.models import FirstApproval, ReviewItem, ReviewStatus
 from reviewconsole.reviews.schemas import InvalidEdit, validated_edit
 
 if TYPE_CHECKING:
@@ -118,6 +118,7 @@ class QueueRow:
     overdue: bool
     claimed_by_me: bool
     claimed_by_other: bool
+    awaiting_second: bool
 
 
 @login_required
@@ -130,7 +131,8 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         request.GET or None, output_types=[count.output_type for count in counts] + sorted(allowed or ())
     )
     filters = form.filters()
-    items = selectors.queue_items(user=request.user, **filters)
+    # The four-eyes mark: an item approved once shows who approved it.
+    items = selectors.queue_items(user=request.user, **filters).select_related("first_approval__user")
     if filters["status"] != ReviewStatus.PENDING:
         items = items.select_related("decision__user")
     page = selectors.queue_page(items, request.GET.get("page"))
@@ -145,6 +147,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
                 overdue=item.status == ReviewStatus.PENDING and item.due_at is not None and item.due_at < now,
                 claimed_by_me=live_claim and item.claimed_by_id == request.user.pk,
                 claimed_by_other=live_claim and item.claimed_by_id != request.user.pk,
+                awaiting_second=four_eyes.awaiting_second_approval(item),
             )
         )
     output_type = filters["output_type"]
@@ -228,8 +231,12 @@ def _approve_outcome(outcomes: list[str]) -> str:
     return next((o for o in outcomes if o != REJECT_OUTCOME), outcomes[0] if outcomes else APPROVE_OUTCOME)
 
 
-def _reject_reasons(item: ReviewItem) -> list[str]:
-    policy = autonomy_selectors.policies_by_type([item.output_type]).get(item.output_type)
+def _policy(item: ReviewItem) -> AutonomyPolicy | None:
+    """The item's type's policy, read only (a type gets its policy when its first item is created)."""
+    return autonomy_selectors.policies_by_type([item.output_type]).get(item.output_type)
+
+
+def _reject_reasons(policy: AutonomyPolicy | None) -> list[str]:
     return list(policy.reject_reasons) if policy is not None else default_reject_reasons()
 
 
@@ -279,7 +286,8 @@ def _edit_tree(
 ) -> schema_form.FormField:
     """The edit form's fields: the item's output, or what a refused edit sent, with its errors by field."""
     errors = [*(parsed.errors if parsed else []), *(edit_errors or [])]
-    value = parsed.raw if parsed is not None else item.output
+    # A second approver corrects the first approver's version; the changes still show against the AI's output.
+    value = parsed.raw if parsed is not None else four_eyes.output_under_review(item)
     return schema_form.build_form(item.schema, value, errors=errors, original=item.output)
 
 
@@ -309,12 +317,15 @@ def _item_context(
     alert: str = "",
     alert_level: str = "info",
 ) -> dict[str, Any]:
-    reasons = _reject_reasons(item)
+    policy = _policy(item)
+    reasons = _reject_reasons(policy)
     context = _claim_context(request, item)
     pending = context["pending"]
     decision = getattr(item, "decision", None)
     previous, following = _neighbours(request, item, scope_type)
     approve = _approve_outcome(item.outcomes)
+    first = getattr(item, "first_approval", None)
+    awaiting_second = four_eyes.awaiting_second_approval(item)
     # An output that is not a JSON object (a step returning a str, say) has no fields to edit: edits must be objects.
     can_edit = isinstance(item.output, dict)
     editing = pending and mode == "edit" and can_edit
@@ -323,13 +334,20 @@ def _item_context(
             "decision": decision,
             "scope_type": scope_type,
             "form": form or _decision_form(item, reasons),
-            # A decided item reads as it was decided: with the reviewer's edit, whose changes the diff lists.
+            # A decided item reads as it was decided: with the reviewer's edit, whose changes the diff lists; one
+            # awaiting a second approval as its first approver left it.
             "reading": schema_form.build_form(
                 item.schema,
-                decision.edited_output if decision is not None and decision.edited_output is not None else item.output,
+                decision.edited_output
+                if decision is not None and decision.edited_output is not None
+                else four_eyes.output_under_review(item),
                 original=item.output,
                 extra_rows=0,
             ),
+            "first_approval": first,
+            "awaiting_second": awaiting_second,
+            "first_approver_is_me": awaiting_second and four_eyes.is_first_approver(first, request.user),
+            "needs_four_eyes": pending and not awaiting_second and item.reason in four_eyes.policy_reasons(policy),
             "editing": _edit_tree(item, parsed, edit_errors) if editing else None,
             "mode": "edit" if editing else "read",
             "reject_open": pending and reject_open,
@@ -421,7 +439,7 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
         message = str(services.AlreadyDecidedError(item))
         return _item_response(request, item, status=409, scope_type=scope_type, alert=message, alert_level="error")
 
-    form = _decision_form(item, _reject_reasons(item), request.POST)
+    form = _decision_form(item, _reject_reasons(_policy(item)), request.POST)
     editing = bool(request.POST.get("edit"))
     parsed = schema_form.parse_form(item.schema, request.POST, original=item.output) if editing else None
     refused = {
@@ -437,7 +455,7 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
         return _item_response(request, item, status=422, **refused)
     outcome = form.cleaned_data["outcome"]
     try:
-        services.decide(
+        decision = services.decide(
             item_id=item.id,
             user=request.user,
             outcome=outcome,
@@ -445,7 +463,7 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
             comment=form.cleaned_data["comment"],
             reason_code=form.cleaned_data["reason_code"],
         )
-    except services.AlreadyDecidedError as error:
+    except (services.AlreadyDecidedError, services.NeedsSecondApproverError) as error:
         item = selectors.item_detail(item_id=item.id)
         return _item_response(request, item, status=409, scope_type=scope_type, alert=str(error), alert_level="error")
     except services.EditValidationError as error:
@@ -455,6 +473,8 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
         return _item_response(request, item, status=422, **refused)
 
     verb = "Edited and approved" if editing else outcome.replace("_", " ").capitalize()
+    if isinstance(decision, FirstApproval):
+        verb = f"{verb} (first of two approvals; it now awaits a second approver)"
     messages.success(request, f"{verb}: {item.output_type} {_short(item.id)}.")
     following = selectors.next_item_for(user=request.user, after=item, output_type=scope_type)
     if following is None:
