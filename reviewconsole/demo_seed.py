@@ -24,7 +24,7 @@ from reviewconsole.autonomy.services import policy_ensure
 from reviewconsole.engine import registry, tasks
 from reviewconsole.engine.models import FlowRun
 from reviewconsole.engine.services import run_create
-from reviewconsole.reviews.models import ReviewItem, ReviewStatus
+from reviewconsole.reviews.models import FirstApproval, ReviewItem, ReviewStatus
 from reviewconsole.reviews.roles import role_grant
 from reviewconsole.reviews.services import decide
 
@@ -108,7 +108,8 @@ def invoice_correction(output: dict[str, Any], truth: dict[str, Any]) -> dict[st
     return corrected
 
 
-def _review_invoice(item: ReviewItem, sample: Any, reviewer: AbstractBaseUser) -> None:
+def _review_invoice(item: ReviewItem, sample: Any, reviewer: AbstractBaseUser, checker: AbstractBaseUser) -> None:
+    """The finance reviewer's decision; on an item that needs four eyes, `checker` then confirms it."""
     if not sample.is_invoice:
         decide(
             item_id=item.id,
@@ -119,7 +120,8 @@ def _review_invoice(item: ReviewItem, sample: Any, reviewer: AbstractBaseUser) -
         )
         return
     correction = invoice_correction(item.output or {}, sample.truth)
-    decide(item_id=item.id, user=reviewer, outcome="approved", edited_output=correction)
+    if isinstance(decide(item_id=item.id, user=reviewer, outcome="approved", edited_output=correction), FirstApproval):
+        decide(item_id=item.id, user=checker, outcome="approved")
 
 
 def _approve(item: ReviewItem, reviewer: AbstractBaseUser) -> None:
@@ -146,7 +148,8 @@ def history_seed(*, invoices: int = 40, leave_every: int = 4, progress: Callable
     """Run sample work and review most of it, so the dashboards have data; returns the number of runs.
 
     Invoices come from the demo corpus, whose truth the finance reviewer checks
-    each extraction against; the other flows run their sample inputs and the
+    each extraction against (the general reviewer gives the second approval of
+    those that need four eyes); the other flows run their sample inputs and the
     general reviewer approves them. Every ``leave_every``-th paused item stays
     in the queue. Resumes of the decided ones are queued for the worker, like
     any decision.
@@ -161,7 +164,7 @@ def history_seed(*, invoices: int = 40, leave_every: int = 4, progress: Callable
     samples = invoice_samples.sample_invoices(invoices)
     for sample in samples:
         run = _run_inline("invoice_processing", {"raw_invoice": sample.text})
-        reviewing(run, lambda item, sample=sample: _review_invoice(item, sample, finance))
+        reviewing(run, lambda item, sample=sample: _review_invoice(item, sample, finance, reviewer))
     progress(f"  {len(samples)} invoices processed")
     runs = len(samples)
     # In order: a lead sample that is a returning company relies on the earlier run being recalled.

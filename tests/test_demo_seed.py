@@ -13,8 +13,9 @@ from django.urls import reverse
 from flows.invoice_samples import sample_invoices
 from reviewconsole.autonomy import selectors as autonomy_selectors
 from reviewconsole.autonomy.models import AutonomyPolicy
-from reviewconsole.demo_seed import invoice_correction
-from reviewconsole.engine.models import FlowRun
+from reviewconsole.demo_seed import _review_invoice, invoice_correction
+from reviewconsole.engine.models import FlowRun, RunStatus
+from reviewconsole.engine.services import run_create
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
 from reviewconsole.reviews.pending_counts import pending_counts_recount
 
@@ -113,3 +114,19 @@ def test_demo_reviewer_corrects_what_differs_from_the_paper():
     assert corrected["vendor"] == sample.truth["vendor"]
     assert corrected["line_items"] == sample.truth["line_items"]
     assert corrected["confidence"] == 0.95
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_high_value_invoices_get_two_approvers(django_user_model):
+    finance, checker = (django_user_model.objects.create_user(name) for name in ("finance", "reviewer"))
+    sample = next(s for s in sample_invoices(30) if s.layout == "high_value")
+    run = run_create(flow_name="invoice_processing", inputs={"raw_invoice": sample.text})
+    item = ReviewItem.objects.get(run=run)
+    assert item.reason == "high_value"
+
+    _review_invoice(item, sample, finance, checker)
+
+    decision = Decision.objects.select_related("item__first_approval").get(item=item)
+    assert (decision.item.first_approval.user, decision.user) == (finance, checker)
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED, run.error
