@@ -291,10 +291,12 @@ def queue_page(items: QuerySet[ReviewItem], page: Any, *, per_page: int = QUEUE_
 
 
 def next_item_for(*, user: Any, after: ReviewItem | None = None, output_type: str = "") -> ReviewItem | None:
-    """The oldest pending item the user may take: unclaimed, or claimed by them, or with a lapsed claim."""
+    """The oldest pending item the user may take: unclaimed, or claimed by them, or with a lapsed claim; not
+    one they gave the first of two approvals (four eyes), which only someone else can complete."""
     items = queue_items(user=user, output_type=output_type).filter(
         Q(claimed_by__isnull=True) | Q(claimed_by=user) | Q(claim_expires_at__lt=timezone.now())
     )
+    items = items.exclude(first_approval__user=user)
     if after is not None:
         items = items.exclude(id=after.id)
     return items.first()

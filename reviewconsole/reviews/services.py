@@ -141,8 +141,9 @@ def review_item_claim(*, item_id: Any, user: Any) -> bool:
     """Claim an open item for CLAIM_MINUTES so others see it is being reviewed.
 
     Side effects: the claim fields, by a conditional update that succeeds only
-    when nobody else holds a live claim; a `claimed` event when newly claimed.
-    Returns whether `user` now holds the claim.
+    when nobody else holds a live claim (and never for the first approver of an
+    item awaiting its second approval, see `four_eyes`); a `claimed` event when
+    newly claimed. Returns whether `user` now holds the claim.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -152,6 +153,8 @@ def review_item_claim(*, item_id: Any, user: Any) -> bool:
         claimed = (
             ReviewItem.objects.filter(id=item_id, status=ReviewStatus.PENDING)
             .filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lt=now) | Q(claimed_by=user))
+            # Its first approver cannot give the second approval (four eyes): their claim would only keep others off.
+            .exclude(first_approval__user=user)
             .update(claimed_by=user, claim_expires_at=now + timedelta(minutes=CLAIM_MINUTES))
         )
         if claimed and not held_by_user:
