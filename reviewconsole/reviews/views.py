@@ -277,6 +277,12 @@ def _run_inputs(inputs: Any) -> list[tuple[str, str, bool]]:
     return shown
 
 
+def _readable(findings: list[dict[str, Any]], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The findings on fields the form could read: a value that cannot be read yet is not "not found"."""
+    unread = {".".join(str(part) for part in error["loc"]) for error in errors}
+    return [finding for finding in findings if finding.get("field") not in unread]
+
+
 def _reading(item: ReviewItem, decision: Any) -> schema_form.FormField:
     """The output for reading: as decided (with the reviewer's edit, whose changes the diff lists) or as
     produced, with the findings of its checks and the source lines of its fields."""
@@ -315,7 +321,10 @@ def _edit_tree(
     findings of the output shown (the item's own, or the refused edit's)."""
     errors = [*(parsed.errors if parsed else []), *(edit_errors or [])]
     value = parsed.raw if parsed is not None else item.output
-    findings = item.findings if parsed is None else selectors.item_findings(item=item, output=parsed.value)
+    if parsed is None:
+        findings = item.findings
+    else:
+        findings = _readable(selectors.item_findings(item=item, output=parsed.value), parsed.errors)
     tree = schema_form.build_form(item.schema, value, errors=errors, original=item.output)
     return schema_form.annotate(tree, findings, item.source_spans)
 
@@ -500,13 +509,12 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
     return _go(request, _item_url(following.id, scope_type))
 
 
-def _live_edit(request: HttpRequest, item: ReviewItem) -> tuple[Any, list[str]] | HttpResponse:
-    """The edit being typed, from the form's fields or a JSON body, with the fields that cannot be read yet;
+def _live_edit(request: HttpRequest, item: ReviewItem) -> tuple[Any, list[dict[str, Any]]] | HttpResponse:
+    """The edit being typed, from the form's fields or a JSON body, with the errors of fields not readable yet;
     or the 400/422 answer to a body that is not an edit."""
     if request.content_type != "application/json":
         parsed = schema_form.parse_form(item.schema, request.POST, original=item.output)
-        unreadable = [".".join(str(part) for part in error["loc"]) or "output" for error in parsed.errors]
-        return parsed.value, unreadable
+        return parsed.value, parsed.errors
     try:
         value = json_loads(request.body)
     except UnsafeInputError as error:
@@ -535,8 +543,9 @@ def recheck(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
     edit = _live_edit(request, item)
     if isinstance(edit, HttpResponse):
         return edit
-    value, unreadable = edit
-    findings = selectors.item_findings(item=item, output=value)
+    value, errors = edit
+    findings = _readable(selectors.item_findings(item=item, output=value), errors)
+    unreadable = [".".join(str(part) for part in error["loc"]) or "output" for error in errors]
     tree = schema_form.annotate(
         schema_form.build_form(item.schema, value, original=item.output, extra_rows=0), findings, item.source_spans
     )
