@@ -87,6 +87,9 @@ _COMPANY = re.compile(
 )
 _TABLE_HEADINGS = {"description", "item", "items", "product", "service"}
 
+# The reading's names that differ from the output's field paths.
+_FIELD_PATHS = {"total": "total_amount"}
+
 _STRICT_DATES = ("%Y-%m-%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y")
 _LENIENT_DATES = ("%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d-%m-%Y")
 
@@ -107,6 +110,12 @@ class _Reading:
     values: dict[str, Any] = field(default_factory=dict)
     guessed: set[str] = field(default_factory=set)
     conflicts: set[str] = field(default_factory=set)
+    # Where each value was read: field path -> 1-based line numbers of the invoice text.
+    lines: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _line_of(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
 
 
 def invoice_text(prompt_text: str) -> str:
@@ -135,9 +144,10 @@ def _date(text: str | None, *, lenient: bool) -> date | None:
     return None
 
 
-def _labelled_values(text: str, label: str, separator: str) -> list[str]:
+def _labelled_values(text: str, label: str, separator: str) -> list[tuple[str, int]]:
+    """Each labelled value with its line."""
     pattern = rf"^[ \t]*(?:{label})\.?{separator}(?P<value>\S.*?)[ \t]*$"
-    return [m["value"] for m in re.finditer(pattern, text, re.IGNORECASE | re.MULTILINE)]
+    return [(m["value"], _line_of(text, m.start())) for m in re.finditer(pattern, text, re.IGNORECASE | re.MULTILINE)]
 
 
 def _convert(name: str, raw: str, *, lenient: bool) -> Any:
@@ -157,10 +167,15 @@ def _read_field(reading: _Reading, text: str, name: str, *, careful: bool) -> No
     """First the strict form; a careful reading falls back to the lenient one and marks the value a guess."""
     passes = [(_STRICT_SEPARATOR, False)] + ([(_LENIENT_SEPARATOR, True)] if careful else [])
     for separator, lenient in passes:
-        values = [_convert(name, raw, lenient=lenient) for raw in _labelled_values(text, _LABELS[name], separator)]
-        values = [value for value in values if value not in (None, "")]
+        found = [
+            (_convert(name, raw, lenient=lenient), line)
+            for raw, line in _labelled_values(text, _LABELS[name], separator)
+        ]
+        found = [(value, line) for value, line in found if value not in (None, "")]
+        values = [value for value, _ in found]
         if values:
             reading.values[name] = values[0]
+            reading.lines[_FIELD_PATHS.get(name, name)] = [found[0][1]]
             if len(set(values)) > 1:
                 reading.conflicts.add(name)
             if lenient:
@@ -168,10 +183,11 @@ def _read_field(reading: _Reading, text: str, name: str, *, careful: bool) -> No
             return
 
 
-def _line_items(text: str, *, careful: bool) -> tuple[list[dict[str, Any]], bool]:
-    """Line items, and whether only the careful reading's layouts produced them."""
+def _line_items(text: str, *, careful: bool) -> tuple[list[dict[str, Any]], list[int], bool]:
+    """Line items, the line of each, and whether only the careful reading's layouts produced them."""
     patterns = [(_PIPE_ITEM, False)] + ([(_COLUMN_ITEM, True), (_TIMES_ITEM, True)] if careful else [])
     for pattern, guessed in patterns:
+        matches = [m for m in pattern.finditer(text) if m["desc"].strip(" \t-*").lower() not in _TABLE_HEADINGS]
         items = [
             {
                 "description": match["desc"].strip(" \t-*"),
@@ -179,12 +195,11 @@ def _line_items(text: str, *, careful: bool) -> tuple[list[dict[str, Any]], bool
                 "unit_price": _number(match["price"]),
                 "amount": _number(match["amount"]),
             }
-            for match in pattern.finditer(text)
-            if match["desc"].strip(" \t-*").lower() not in _TABLE_HEADINGS
+            for match in matches
         ]
         if items:
-            return items, guessed
-    return [], False
+            return items, [_line_of(text, match.start()) for match in matches], guessed
+    return [], [], False
 
 
 def _currency(text: str, labelled: str | None) -> tuple[str, bool]:
@@ -192,8 +207,9 @@ def _currency(text: str, labelled: str | None) -> tuple[str, bool]:
     named = {_SYMBOLS.get(symbol, symbol) for symbol in _CURRENCY.findall(text)}
     if labelled:
         named.add(labelled)
+    # No default: an invoice that names no currency reads as none, for the reviewer to see as "not found".
     chosen = labelled or (sorted(named)[0] if len(named) == 1 else "")
-    return chosen or "USD", len(named) > 1
+    return chosen, len(named) > 1
 
 
 def _read(text: str, *, careful: bool) -> _Reading:
@@ -202,18 +218,24 @@ def _read(text: str, *, careful: bool) -> _Reading:
         _read_field(reading, text, name, careful=careful)
     if careful and "vendor" not in reading.values and (company := _COMPANY.search(text)):
         reading.values["vendor"] = company["name"].strip()
+        reading.lines["vendor"] = [_line_of(text, company.start())]
         reading.guessed.add("vendor")
     if careful and "total" not in reading.values:
         lone = list(_LONE_TOTAL.finditer(text))
         if lone:
             reading.values["total"] = _number(lone[-1]["amount"])
+            reading.lines["total_amount"] = [_line_of(text, lone[-1].start())]
             reading.guessed.add("total")
-    items, items_guessed = _line_items(text, careful=careful)
+    items, item_lines, items_guessed = _line_items(text, careful=careful)
     reading.values["line_items"] = items
+    for index, line in enumerate(item_lines):
+        reading.lines[f"line_items.{index}"] = [line]
     if items_guessed:
         reading.guessed.add("line_items")
     currency, mixed = _currency(text, reading.values.get("currency"))
     reading.values["currency"] = currency
+    if currency and "currency" not in reading.lines and (named := _CURRENCY.search(text)):
+        reading.lines["currency"] = [_line_of(text, named.start())]
     if mixed:
         reading.conflicts.add("currency")
     return reading
@@ -255,4 +277,5 @@ def demo_extract_invoice(prompt_text: str) -> dict[str, Any]:
         "line_items": values["line_items"],
         "total_amount": values.get("total", 0.0),
         "confidence": _confidence(reading),
+        "source_lines": reading.lines,
     }

@@ -140,5 +140,22 @@ def _first_of_each_layout() -> dict[str, dict[str, str]]:
     return first
 
 
-SAMPLE_INPUTS: dict[str, dict[str, str]] = _first_of_each_layout()
-"""One invoice of each layout (label -> flow inputs): what a new user finds on first start."""
+# The issue's example of what checks are for: the lines add up to 3,480.00, the total says 3,580.00.
+LINE_SUM_MISMATCH = """Vendor: Initech Software
+Invoice Number: IS-3580
+Invoice Date: 2026-10-05
+Due Date: 2026-11-04
+Currency: EUR
+Description | Qty | Unit price | Amount
+Consulting hour | 20 | 150.00 | 3,000.00
+Cloud storage (TB-month) | 20 | 24.00 | 480.00
+Total: 3,580.00
+"""
+
+SAMPLE_INPUTS: dict[str, dict[str, str]] = {
+    **_first_of_each_layout(),
+    "line_sum_mismatch": {"raw_invoice": LINE_SUM_MISMATCH},
+}
+"""One invoice of each layout (label -> flow inputs): what a new user finds on first start. Each layout's
+first invoice is also the first of the seeded history, so the queue shows them as possible duplicates of
+the invoices reviewed before, with a link to each."""

@@ -28,6 +28,7 @@ from crewai.flow.persistence import persist
 from pydantic import BaseModel, Field
 
 from flows.crews import agent, run_crew, task
+from flows.invoice_checks import register_invoice_checks
 from flows.invoice_demo import demo_extract_invoice
 from reviewconsole.autonomy.services import gate
 from reviewconsole.engine.registry import register_flow
@@ -77,16 +78,28 @@ class InvoiceData(BaseModel):
     invoice_number: str = Field(default="", max_length=100)
     invoice_date: date | None = None
     due_date: date | None = None
-    currency: str = Field(default="USD", max_length=16)
+    # Empty when the invoice names none: a default would pass for something the invoice said.
+    currency: str = Field(default="", max_length=16)
     line_items: list[LineItem] = Field(default_factory=list, max_length=MAX_LINE_ITEMS)
     total_amount: float = Field(default=0, ge=0)
     confidence: float = Field(default=0.0, ge=0, le=1)
+
+
+class InvoiceReading(InvoiceData):
+    """What a reader answers: the invoice, and where in the text it read each field (not part of the output)."""
+
+    source_lines: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="For each field path (vendor, total_amount, line_items.0, ...), the 1-based line numbers "
+        "of the invoice text it was read from.",
+    )
 
 
 class InvoiceState(BaseModel):
     id: str = ""
     raw_invoice: str = ""
     invoice: InvoiceData | None = None
+    source_lines: dict[str, list[int]] = Field(default_factory=dict)
     attempts: int = 0  # readings so far: the first one plus careful re-readings
     stage: str = "received"  # received → extracted → approved | rejected
 
@@ -129,18 +142,18 @@ AUDITOR = {
 READER_MAX_ITER = 2
 
 
-def _read(reader: dict[str, str], description: str, inputs: dict[str, str]) -> InvoiceData:
+def _read(reader: dict[str, str], description: str, inputs: dict[str, str]) -> InvoiceReading:
     """Run a one-task sequential crew: ``reader`` extracts the invoice as ``description`` asks."""
     member = agent(**reader, max_iter=READER_MAX_ITER)
-    return run_crew([task(description, EXPECTED_OUTPUT, member, InvoiceData)], InvoiceData, inputs)
+    return run_crew([task(description, EXPECTED_OUTPUT, member, InvoiceReading)], InvoiceReading, inputs)
 
 
-def read_invoice(raw_invoice: str) -> InvoiceData:
+def read_invoice(raw_invoice: str) -> InvoiceReading:
     """The first reading: the clerk's crew."""
     return _read(CLERK, EXTRACT_TASK, {"raw_invoice": raw_invoice})
 
 
-def reread_invoice(raw_invoice: str, previous: InvoiceData) -> InvoiceData:
+def reread_invoice(raw_invoice: str, previous: InvoiceData) -> InvoiceReading:
     """The fallback reading: the auditor's crew, told how unsure the previous reading was."""
     return _read(AUDITOR, REREAD_TASK, {"confidence": f"{previous.confidence:.2f}", "raw_invoice": raw_invoice})
 
@@ -156,11 +169,20 @@ def reread_invoice(raw_invoice: str, previous: InvoiceData) -> InvoiceData:
 class InvoiceProcessingFlow(Flow[InvoiceState]):
     """Extract an invoice, re-read doubtful ones, and have a person approve or correct what needs it."""
 
-    def _keep(self, invoice: InvoiceData) -> InvoiceData:
+    def _keep(self, reading: InvoiceReading) -> InvoiceData:
+        invoice = InvoiceData.model_validate(reading.model_dump(exclude={"source_lines"}))
         self.state.invoice = invoice
+        self.state.source_lines = reading.source_lines
         self.state.attempts += 1
         self.state.stage = "extracted"
         return invoice
+
+    def _gate(self, **rule: Any) -> str:
+        """Ask the gate, which runs the invoice checks on the reading against the invoice text."""
+        invoice = self.state.invoice
+        return gate(
+            OUTPUT_TYPE, invoice.confidence, output=invoice, inputs={"raw_invoice": self.state.raw_invoice}, **rule
+        )
 
     def _finish(self, stage: str, **details: Any) -> dict[str, Any]:
         self.state.stage = stage
@@ -182,7 +204,7 @@ class InvoiceProcessingFlow(Flow[InvoiceState]):
             rereads = self.state.attempts - 1  # the first reading is not a re-reading
             if rereads < MAX_REREADS:
                 return "low_confidence"
-            return gate(OUTPUT_TYPE, invoice.confidence, force_review=True, reason="unreadable")
+            return self._gate(force_review=True, reason="unreadable")
         if invoice.total_amount > HIGH_VALUE_TOTAL:
             return "high_value"
         return "standard"
@@ -190,17 +212,22 @@ class InvoiceProcessingFlow(Flow[InvoiceState]):
     @router("high_value", emit=["human_review"])
     def review_high_value(self) -> str:
         # A business rule: always reviewed, whatever the confidence or the policy.
-        return gate(OUTPUT_TYPE, self.state.invoice.confidence, force_review=True, reason="high_value")
+        return self._gate(force_review=True, reason="high_value")
 
     @router("standard", emit=["human_review", "auto_approved"])
     def apply_autonomy_policy(self) -> str:
-        return gate(OUTPUT_TYPE, self.state.invoice.confidence)
+        return self._gate()
 
     @listen("human_review")
     @human_feedback(
         message="Check the extracted invoice against the original text.",
         emit=["approved", "rejected"],
-        provider=ReviewConsoleProvider(output_type=OUTPUT_TYPE, schema=InvoiceData),
+        provider=ReviewConsoleProvider(
+            output_type=OUTPUT_TYPE,
+            schema=InvoiceData,
+            source_input="raw_invoice",
+            source_spans=lambda state: state.source_lines,
+        ),
     )
     def review_invoice(self) -> InvoiceData:
         return self.state.invoice
@@ -221,4 +248,5 @@ class InvoiceProcessingFlow(Flow[InvoiceState]):
 
 
 # Teach the offline demo model to fill InvoiceData from the invoice text (see flows/invoice_demo.py).
-register_responder(InvoiceData, demo_extract_invoice)
+register_responder(InvoiceReading, demo_extract_invoice)
+register_invoice_checks(OUTPUT_TYPE)

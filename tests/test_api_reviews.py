@@ -365,6 +365,7 @@ def test_detail_has_the_fields_a_client_needs(finance_client, finance):
         "output": INVOICE_OUTPUT,
         "schema": {"type": "object", "title": "invoice"},
         "outcomes": ["approved", "rejected"],
+        "findings": [],
         "claimed_by": "rita",
         "created_at": body["created_at"],
         "due_at": None,

@@ -106,6 +106,8 @@ MATRIX: dict[str, dict[str, Row]] = {
     "reviews:item": {"GET": (LOGIN, 403, (200, 404), 200, 200, (200, 404))},
     "reviews:decide": {"POST": (LOGIN, 403, (422, 404), 422, 422, (422, 404))},
     "reviews:release": {"POST": (LOGIN, 403, (302, 404), 302, 302, (302, 404))},
+    # The live re-check of an edit: reads only, but like deciding, only for a type one may review.
+    "reviews:check": {"POST": (LOGIN, 403, (200, 404), 200, 200, (200, 404))},
     # Autonomy dashboards: a type outside one's scope is refused before it is looked up (403 whether or
     # not it exists); only managers change policies.
     "autonomy:overview": {"GET": (LOGIN, 403, 200, 200, 200, 200)},

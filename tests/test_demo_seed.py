@@ -76,6 +76,12 @@ def test_first_start_gives_every_role_real_work(credentials, client, django_user
     queue = client.get(reverse("reviews:queue"))
     assert queue.status_code == 200
     assert str(pending.order_by("created_at").first().id) in queue.content.decode()
+    # The checks have something to show: the invoice whose lines do not add up, and queued copies of invoices
+    # reviewed in the history, each linking to its earlier copy.
+    findings = [f for item in pending.filter(output_type="invoice") for f in item.findings]
+    assert any(f["check"] == "line_items_vs_total" and "3,580.00" in f["message"] for f in findings)
+    duplicates = [f["link"]["item"] for f in findings if f["check"] == "possible_duplicate"]
+    assert duplicates and ReviewItem.objects.filter(id__in=duplicates, run__trigger="seed-history").exists()
     # Its tabs' counts, kept by every pause and decision of the seed, agree with the items.
     assert pending_counts_recount() == {}
 

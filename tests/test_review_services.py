@@ -138,7 +138,8 @@ def test_valid_edit_is_stored_as_the_model_dumps_it_with_a_field_diff(reviewer, 
     assert item.decided_at is not None
     decided = ReviewEvent.objects.get(item=item, kind=ReviewEventKind.DECIDED)
     assert decided.user == reviewer
-    assert decided.detail == {"outcome": "approved", "changed": ["amount"]}
+    # The edit's findings are recorded with it: this type declares no checks, so there are none.
+    assert decided.detail == {"outcome": "approved", "changed": ["amount"], "findings": []}
     run = FlowRun.objects.get(id=item.run_id)
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.result["published"]["amount"] == 125.5

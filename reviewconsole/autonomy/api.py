@@ -147,6 +147,9 @@ class PolicyOut(Schema):
     output_type: str
     threshold: float | None = pydantic.Field(description="Confidence at or above which outputs skip review.")
     always_review: bool
+    review_failed_checks: bool = pydantic.Field(
+        description="An output failing an error-level check is reviewed (reason `check_failed`)."
+    )
     audit_rate: float
     target_accuracy: float
     min_samples: int
@@ -174,6 +177,7 @@ class PolicyPatch(pydantic.BaseModel):
     reason: Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     threshold: Fraction | None = None
     always_review: pydantic.StrictBool = False
+    review_failed_checks: pydantic.StrictBool = True
     audit_rate: Fraction = 0.0
     target_accuracy: Fraction = 0.0
     min_samples: Count = 1

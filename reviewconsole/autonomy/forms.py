@@ -58,6 +58,11 @@ class PolicyForm(forms.Form):
         label="Always review (overrides the threshold)",
         required=False,
     )
+    review_failed_checks = forms.BooleanField(
+        label="Review outputs that fail a check",
+        required=False,
+        help_text="An output with an error finding of its type's checks goes to a person, whatever its confidence.",
+    )
     target_accuracy = _fraction("Target accuracy", "Lower bound the recommendation must reach (0.95 = 95%).")
     min_samples = forms.IntegerField(
         label="Minimum samples",

@@ -61,6 +61,9 @@ class AutonomyPolicy(models.Model):
     # (recorded as expired, not as a human verdict).
     expiry_minutes = models.PositiveIntegerField(null=True, blank=True)
     expiry_outcome = models.CharField(max_length=100, blank=True)
+    # An output failing an error-level check of its type goes to a person (reason `check_failed`), whatever
+    # its confidence; see `services.gate`.
+    review_failed_checks = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -37,6 +37,8 @@ from reviewconsole.autonomy.rollup import (
     live_aggregate,
     local_zone,
 )
+from reviewconsole.engine.checks import CheckContext, has_errors, run_checks
+from reviewconsole.reviews.models import ReviewReason
 from reviewconsole.reviews.reasons import reason_check, review_reasons
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ EDITABLE_POLICY_FIELDS = (
     "sla_minutes",
     "expiry_minutes",
     "expiry_outcome",
+    "review_failed_checks",
 )
 
 
@@ -156,14 +159,20 @@ def gate(
     *,
     force_review: bool = False,
     reason: str | None = None,
+    output: Any = None,
+    inputs: dict[str, Any] | None = None,
     rng: random.Random | None = None,
 ) -> str:
     """Route one output: "auto_approved" or "human_review", recorded as a GateDecision.
 
     Business rules (high value and the like) stay in the flow, which passes
     `force_review` with its `reason`; the decision is recorded as `forced`.
-    Above the threshold, a random share (`audit_rate`) is still reviewed as
-    audit samples.
+    Given the `output` (and the run's `inputs`), an output at or above the
+    threshold is checked by its type's checks: with the policy's
+    `review_failed_checks`, an error finding sends it to review with reason
+    `check_failed`, recorded as `forced` (a rule, not the threshold, sent it).
+    Above the threshold, a random share (`audit_rate`) of the rest is still
+    reviewed as audit samples.
     """
     if force_review and reason in GATE_REASONS:
         # Reviewers read the reason: a forced review under a gate reason would pass for the policy's doing.
@@ -186,6 +195,10 @@ def gate(
         route, why = Route.HUMAN_REVIEW, "always_review"
     elif confidence is None or confidence < threshold:
         route, why = Route.HUMAN_REVIEW, "low_confidence"
+    elif _fails_checks(policy, output, inputs, run_id):
+        # Only an output the threshold would let through is forced by its checks: one the gate reviews anyway
+        # stays in the population its routing measures.
+        route, why, force_review = Route.HUMAN_REVIEW, ReviewReason.CHECK_FAILED.value, True
     else:
         probability = policy.audit_rate
         audit = (rng or random).random() < policy.audit_rate
@@ -207,6 +220,13 @@ def gate(
         # The same step asked twice at once (a redelivered task); the first answer stands.
         return GateDecision.objects.get(run_id=run_id, step_key=step_key).route
     return route
+
+
+def _fails_checks(policy: AutonomyPolicy, output: Any, inputs: dict[str, Any] | None, run_id: Any) -> bool:
+    """Whether the policy refuses `output` for an error finding of its type's checks."""
+    if output is None or not policy.review_failed_checks:
+        return False
+    return has_errors(run_checks(policy.output_type, output, CheckContext(inputs=inputs or {}, run_id=run_id)))
 
 
 def gate_decision_attach(*, item: Any) -> GateDecision:

@@ -9,7 +9,7 @@ parameter annotations from its wrapper's module, where these names are unknown.
 """
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import pydantic
@@ -145,6 +145,19 @@ class FirstApprovalOut(Schema):
         return first.edited_output is not None
 
 
+class FindingLinkOut(Schema):
+    item: str = pydantic.Field(description="The other review item's id (a possible duplicate, say).")
+    run: str = pydantic.Field(description="That item's run id.")
+
+
+class FindingOut(Schema):
+    check: str = pydantic.Field(description="The check that found it; `missing`: a required field without a value.")
+    severity: Literal["error", "warning", "info"]
+    field: str = pydantic.Field(description="The output field, as a path (`line_items.2.amount`); empty: the whole.")
+    message: str
+    link: FindingLinkOut | None = None
+
+
 class ReviewItemOut(Schema):
     id: UUID
     run_id: UUID
@@ -161,6 +174,9 @@ class ReviewItemOut(Schema):
         alias="schema", description="JSON Schema an edited output must satisfy (null: any JSON object)."
     )
     outcomes: list[str]
+    findings: list[FindingOut] = pydantic.Field(
+        description="What the output type's checks found in the output when the item was created, errors first."
+    )
     claimed_by: str | None
     created_at: datetime
     due_at: datetime | None
@@ -215,6 +231,10 @@ class ReviewFilters(Schema):
     # `?status=` (empty) means any status, like leaving it out.
     status: Annotated[ReviewStatus | None, pydantic.BeforeValidator(lambda value: value or None)] = None
     output_type: str = ""
+    findings: Literal["", "errors", "any"] = pydantic.Field(
+        default="",
+        description="`errors`: only items with an error-level finding; `any`: only items with a finding.",
+    )
 
 
 def _items(request: HttpRequest) -> QuerySet[ReviewItem]:
@@ -243,7 +263,9 @@ def review_list(request: HttpRequest, filters: Query[ReviewFilters]) -> QuerySet
     Without `status` (or with it empty) every status is listed; `status=pending` is the queue.
     """
     require_perm(request, REVIEW_PERM)
-    items = selectors.queue_items(user=request.auth, status=filters.status or "", output_type=filters.output_type)
+    items = selectors.queue_items(
+        user=request.auth, status=filters.status or "", output_type=filters.output_type, findings=filters.findings
+    )
     # The queue pages defer the heavy JSON; the API returns it, in the same query.
     return items.defer(None).select_related("decision__user", "first_approval__user")
 

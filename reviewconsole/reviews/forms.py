@@ -34,6 +34,8 @@ SORT_CHOICES = [
     ("-confidence", "Highest confidence"),
 ]
 
+FINDINGS_CHOICES = [("", "Any findings"), ("errors", "With errors"), ("any", "With findings")]
+
 BULK_MAX_ITEMS = 200
 
 
@@ -63,6 +65,7 @@ class QueueFilterForm(forms.Form):
         max_value=1,
         widget=forms.NumberInput(attrs={"step": "0.05", "placeholder": "1"}),
     )
+    findings = forms.ChoiceField(required=False, label="Checks", choices=FINDINGS_CHOICES)
     sort = forms.ChoiceField(required=False, label="Sort", choices=SORT_CHOICES)
 
     def __init__(self, data: Any = None, *, output_types: Iterable[str]) -> None:
@@ -89,6 +92,7 @@ class QueueFilterForm(forms.Form):
             "older_than_minutes": cleaned.get("age"),
             "confidence_min": cleaned.get("conf_min"),
             "confidence_max": cleaned.get("conf_max"),
+            "findings": cleaned.get("findings") or "",
             "sort": cleaned.get("sort") or "oldest",
         }
 

@@ -18,6 +18,7 @@ class ReviewReason(models.TextChoices):
     ALWAYS_REVIEW = "always_review", "Always reviewed"
     AUDIT_SAMPLE = "audit_sample", "Audit sample"
     FLOW_REQUESTED = "flow_requested", "Requested by the flow"
+    CHECK_FAILED = "check_failed", "Failed a check"
 
 
 class ReviewStatus(models.TextChoices):
@@ -45,6 +46,12 @@ class ReviewItem(models.Model):
     # What the output type's checks found in the output: [{"check", "severity", "field", "message", ...}], the
     # severities error, warning and info. Set when the item is created; an edit is checked again before it is saved.
     findings = models.JSONField(default=list, blank=True)
+    # Counts of `findings` (all, and error-level), kept with them (`set_findings`): the queue shows and filters
+    # on them without reading the JSON.
+    finding_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    # Where the flow read each field: {"input": run input name, "lines": {field path: [1-based line, ...]}}, or {}.
+    source_spans = models.JSONField(default=dict, blank=True)
     # True when the flow routes on the decision through CrewAI's `emit`;
     # False when it reads the decision from the HumanFeedbackResult itself.
     uses_emit = models.BooleanField(default=False)
@@ -101,6 +108,13 @@ class ReviewItem(models.Model):
                 condition=models.Q(status="pending", due_at__isnull=False),
                 name="review_pending_type_due_idx",
             ),
+            # The queue filtered to items with error findings: few among the pending, oldest first.
+            models.Index(
+                fields=["created_at", "id"],
+                include=["output_type"],
+                condition=models.Q(status="pending", error_count__gt=0),
+                name="review_pending_errors_idx",
+            ),
             # Expiry sweep: pending items past their deadline.
             models.Index(fields=["status", "expires_at"], name="review_status_expires_idx"),
             # Time to decision and reviewer throughput on the autonomy pages: a type's recent decisions, read from
@@ -123,6 +137,35 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.output_type} review {self.id}"
+
+    def set_findings(self, findings: list[dict[str, Any]]) -> None:
+        """Keep the findings and their counts together (the caller saves)."""
+        self.findings = findings
+        self.finding_count = len(findings)
+        self.error_count = sum(1 for item in findings if item.get("severity") == "error")
+
+
+class ReviewItemKey(models.Model):
+    """A key identifying an item's output for duplicate lookups (`engine.checks.register_match_keys`).
+
+    Written with the item; a duplicate check finds the earlier items sharing a key through the index below,
+    one seek per key, however many items there are.
+    """
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="match_keys")
+    run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="+")
+    output_type = models.CharField(max_length=100)
+    key = models.CharField(max_length=300)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # Duplicate lookups: the earliest items of a type with this key (`selectors.items_sharing_keys`).
+            models.Index(fields=["output_type", "key", "created_at"], name="review_item_key_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.output_type} {self.key}"
 
 
 class PendingCount(models.Model):

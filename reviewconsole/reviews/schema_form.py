@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from reviewconsole.engine.checks import MISSING, SEVERITIES
 from reviewconsole.inputs import UnsafeInputError, json_loads
 
 PREFIX = "output"
@@ -385,6 +386,9 @@ class FormField:
     template_row: FormRow | None = None
     # Stands for a row index in `template_row`, replaced by the next free index when a row is added.
     token: str = ""
+    # What the output type's checks say about this field (`annotate`), and the source lines it was read from.
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    source_lines: list[int] = field(default_factory=list)
 
     kind = property(lambda self: self.spec.kind)
     label = property(lambda self: self.spec.label)
@@ -464,6 +468,21 @@ class FormField:
     def has_errors(self) -> bool:
         return bool(self.errors) or any(c.has_errors for c in self.children) or any(r.has_errors for r in self.rows)
 
+    @property
+    def not_found(self) -> bool:
+        """A required field the checks found without a value: "not found", not its empty or default value."""
+        return any(item.get("check") == MISSING for item in self.findings)
+
+    @property
+    def finding_level(self) -> str:
+        """The most severe of the field's findings ("error", "warning", "info"), or ""."""
+        levels = {item.get("severity") for item in self.findings}
+        return next((level for level in SEVERITIES if level in levels), "")
+
+    @property
+    def source_lines_attr(self) -> str:
+        return " ".join(str(n) for n in self.source_lines)
+
 
 def _blank_value(spec: Spec) -> Any:
     """What a new row's input starts with: the schema's default, else nothing."""
@@ -501,23 +520,44 @@ def _row(item: Spec, path: tuple[str, ...], index: str, value: Any, *, extra: bo
     return FormRow(index=index, node=node, extra=extra)
 
 
-def _walk(node: FormField) -> list[tuple[tuple[str, ...], FormField]]:
+def walk(node: FormField) -> list[tuple[tuple[str, ...], FormField]]:
     found: list[tuple[tuple[str, ...], FormField]] = [(node.path, node)]
     for child in node.children:
-        found += _walk(child)
+        found += walk(child)
     for row in node.rows:
-        found += _walk(row.node)
+        found += walk(row.node)
     return found
 
 
 def _attach(tree: FormField, errors: list[dict[str, Any]]) -> None:
     """Put each error on the field its `loc` names, or on the nearest enclosing field or row."""
-    targets = dict(_walk(tree))
+    targets = dict(walk(tree))
     for error in errors:
         loc = tuple(str(part) for part in error.get("loc") or ())
         while loc and loc not in targets:
             loc = loc[:-1]
         targets.get(loc, tree).errors.append(str(error.get("msg", "Invalid value")))
+
+
+def annotate(tree: FormField, findings: list[dict[str, Any]], source_spans: Mapping[str, Any] | None) -> FormField:
+    """Put each finding on the field its `field` path names (or the nearest enclosing one; whole-output
+    findings stay on the root), and give each field the source lines of its path or of its nearest
+    enclosing path that has some (a line item's cells share the item's line)."""
+    targets = dict(walk(tree))
+    for item in findings:
+        path = tuple(part for part in str(item.get("field") or "").split(".") if part)
+        while path and path not in targets:
+            path = path[:-1]
+        targets.get(path, tree).findings.append(item)
+    lines = (source_spans or {}).get("lines") or {}
+    if isinstance(lines, Mapping):
+        for path, node in targets.items():
+            for depth in range(len(path), 0, -1):
+                numbers = lines.get(".".join(path[:depth]))
+                if isinstance(numbers, list) and numbers:
+                    node.source_lines = [n for n in numbers if isinstance(n, int)]
+                    break
+    return tree
 
 
 def build_form(

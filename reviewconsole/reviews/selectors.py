@@ -11,7 +11,15 @@ from typing import Any
 from django.db.models import F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from reviewconsole.reviews.models import PendingCount, ReviewerScope, ReviewEvent, ReviewItem, ReviewStatus
+from reviewconsole.engine.checks import CheckContext, run_checks
+from reviewconsole.reviews.models import (
+    PendingCount,
+    ReviewerScope,
+    ReviewEvent,
+    ReviewItem,
+    ReviewItemKey,
+    ReviewStatus,
+)
 
 
 def scoped_output_types(user: Any) -> set[str] | None:
@@ -76,6 +84,34 @@ def run_earlier_items(*, item: ReviewItem, user: Any) -> QuerySet[ReviewItem]:
     )
 
 
+def item_findings(*, item: ReviewItem, output: Any) -> list[dict[str, Any]]:
+    """The type's checks on `output` as an edit of `item`: against the item's run inputs, and with only the
+    outputs created before the item as earlier ones (the item never finds itself, nor later copies)."""
+    context = CheckContext(inputs=item.run.inputs, run_id=item.run_id, item_id=item.id, before=item.created_at)
+    return run_checks(item.output_type, output, context)
+
+
+def items_sharing_keys(*, output_type: str, keys: list[str], context: CheckContext) -> dict[str, tuple[str, str]]:
+    """For each key, the earliest other item of the type with it: {key: (item id, run id)}.
+
+    One seek of `review_item_key_idx` per key (a handful per output), so the cost does not grow with the
+    number of items. Items of the run being checked are not "other" (a re-run of a step, or the item itself).
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for key in keys:
+        rows = ReviewItemKey.objects.filter(output_type=output_type, key=key)
+        if context.before is not None:
+            rows = rows.filter(created_at__lt=context.before)
+        if context.run_id is not None:
+            rows = rows.exclude(run_id=context.run_id)
+        first = rows.order_by("created_at").values_list("item_id", "run_id").first()
+        if first is not None:
+            found[key] = (str(first[0]), str(first[1]))
+    return found
+
+
+FINDINGS_FILTERS = {"errors": {"error_count__gt": 0}, "any": {"finding_count__gt": 0}}
+
 QUEUE_SORTS = {
     "oldest": ("created_at", "id"),
     "newest": ("-created_at", "-id"),
@@ -94,13 +130,17 @@ def queue_items(
     older_than_minutes: int | None = None,
     confidence_min: float | None = None,
     confidence_max: float | None = None,
+    findings: str = "",
     sort: str = "oldest",
 ) -> QuerySet[ReviewItem]:
     """The review queue as `user` may see it, filtered; oldest first by default.
 
-    Heavy JSON columns (output, schema) are deferred: list pages never show them.
+    `findings`: "errors" for items with an error finding, "any" for items with any finding.
+    Heavy JSON columns (output, schema, findings) are deferred: list pages show only the counts.
     """
-    items = items_visible_to(user).select_related("claimed_by").defer("output", "schema", "message")
+    items = items_visible_to(user).select_related("claimed_by").defer("output", "schema", "message", "findings")
+    if findings in FINDINGS_FILTERS:
+        items = items.filter(**FINDINGS_FILTERS[findings])
     if status:
         items = items.filter(status=status)
     if output_type:

@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from reviewconsole.autonomy.services import gate_decision_attach, policy_ensure, verdict_record
 from reviewconsole.engine import services as engine_services
+from reviewconsole.engine.checks import CheckContext, match_keys, run_checks
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.enqueue import enqueue_on_commit
-from reviewconsole.engine.models import PendingFeedback, RunStatus
+from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
 from reviewconsole.reviews import four_eyes
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import (
@@ -25,10 +26,12 @@ from reviewconsole.reviews.models import (
     ReviewEvent,
     ReviewEventKind,
     ReviewItem,
+    ReviewItemKey,
     ReviewStatus,
 )
 from reviewconsole.reviews.pending_counts import pending_count_add
 from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, InvalidEdit, validated_edit
+from reviewconsole.reviews.selectors import item_findings
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +90,8 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
     Side effects: the run moves running → waiting_review with the paused
     state; a ReviewItem with deadlines from its type's policy, linked to the
     gate decision that sent it (one is recorded if the flow did not ask the
-    gate); a `created` event; the type's pending count; the new-item
+    gate); the findings of its type's checks and its duplicate-lookup keys
+    (`_checked`); a `created` event; the type's pending count; the new-item
     notification is enqueued on commit. If the run was cancelled while the
     step ran, the item is created cancelled (a `cancelled` event, no count):
     its cancel found no item, nobody may decide on a cancelled run, and a
@@ -110,8 +114,10 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
         outcomes=review.get("outcomes") or list(context.emit or ["approved", REJECT_OUTCOME]),
         uses_emit=bool(context.emit),
         status=ReviewStatus.PENDING if paused else ReviewStatus.CANCELLED,
+        source_spans=review.get("source_spans") or {},
         **_deadlines(output_type),
     )
+    _checked(item)
     gate_decision = gate_decision_attach(item=item)
     if gate_decision.reason and gate_decision.reason != item.reason:
         # The gate knows why the output was sent (threshold, audit, business rule).
@@ -125,6 +131,18 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
     enqueue_on_commit("reviewconsole.reviews.tasks.notify_new_item", str(item.id))
     pending_count_add(output_type=output_type, delta=1)
     return item
+
+
+def _checked(item: ReviewItem) -> None:
+    """Run the type's checks on a new item's output, store the findings, and key the output for later
+    duplicate lookups. The lookup runs before the item's own keys are written, so it finds only others."""
+    inputs = FlowRun.objects.filter(id=item.run_id).values_list("inputs", flat=True).first() or {}
+    item.set_findings(run_checks(item.output_type, item.output, CheckContext(inputs=inputs, run_id=item.run_id)))
+    item.save(update_fields=["findings", "finding_count", "error_count"])
+    ReviewItemKey.objects.bulk_create(
+        ReviewItemKey(item=item, run_id=item.run_id, output_type=item.output_type, key=key, created_at=item.created_at)
+        for key in match_keys(item.output_type, item.output)
+    )
 
 
 def _deadlines(output_type: str) -> dict[str, Any]:
@@ -203,7 +221,8 @@ def decide(
     concurrent callers exactly one wins, the other gets AlreadyDecidedError;
     a decision and a cancel of the run serialize: one that comes second is
     refused); a Decision with the field-level diff; the
-    verdict on the item's gate decision; a `decided` event; the type's pending
+    verdict on the item's gate decision; a `decided` event (with an edit, the
+    findings of the type's checks on the edited output); the type's pending
     count; `resume_flow` (on the queue workers serve first, stamped on the
     run as its outstanding task) and the type's autonomy check (regression
     guard, autopilot) enqueued on commit.
@@ -220,6 +239,7 @@ def decide(
         raise DecisionError(f"A rejection needs a reason code, one of: {', '.join(reasons)}", field="reason_code")
     diff: list[dict[str, Any]] = []
     edit_sent = edited_output is not None
+    edit_findings: list[dict[str, Any]] | None = None
     if edited_output is not None:
         if outcome == REJECT_OUTCOME:
             raise DecisionError("A rejection cannot carry an edited output", field="edited_output")
@@ -227,6 +247,8 @@ def decide(
         diff = field_diff(item.output, edited_output)
         if not diff:
             edited_output = None  # saved unchanged: an approval as it stands
+        else:
+            edit_findings = item_findings(item=item, output=edited_output)
 
     with transaction.atomic():
         # The run's row first, as a cancel takes it: a concurrent cancel either committed before (the item is
@@ -247,6 +269,8 @@ def decide(
                 raise NeedsSecondApproverError
             if not edit_sent:
                 edited_output, diff = first.edited_output, first.diff
+                if edited_output is not None:
+                    edit_findings = item_findings(item=item, output=edited_output)
         # The resume next, ahead of new runs, and ahead of the autonomy check below: a worker free for one
         # task should take the flow on. Rolled back with the rest if the decision loses.
         engine_services.run_enqueue_resume(run_id=item.run_id, item_id=item.id)
@@ -264,7 +288,8 @@ def decide(
             user=user if getattr(user, "pk", None) else None,
         )
         verdict_record(item=item, decision=decision)
-        _log(item.id, ReviewEventKind.DECIDED, user, outcome=outcome, changed=[c["path"] for c in diff])
+        checked = {"findings": edit_findings} if edit_findings is not None else {}
+        _log(item.id, ReviewEventKind.DECIDED, user, outcome=outcome, changed=[c["path"] for c in diff], **checked)
         enqueue_on_commit("reviewconsole.autonomy.tasks.check_autonomy", item.output_type)
         pending_count_add(output_type=item.output_type, delta=-1)
     return decision

@@ -10,5 +10,6 @@ urlpatterns = [
     path("bulk/", views.bulk, name="bulk"),
     path("<uuid:item_id>/", views.item, name="item"),
     path("<uuid:item_id>/decide/", views.decide, name="decide"),
+    path("<uuid:item_id>/check/", views.recheck, name="check"),
     path("<uuid:item_id>/release/", views.release, name="release"),
 ]

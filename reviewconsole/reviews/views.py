@@ -20,7 +20,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -33,6 +33,7 @@ from django_htmx.middleware import HtmxDetails
 from reviewconsole.autonomy import selectors as autonomy_selectors
 from reviewconsole.autonomy.models import AutonomyPolicy, default_reject_reasons
 from reviewconsole.engine import selectors as engine_selectors
+from reviewconsole.inputs import UnsafeInputError, json_loads
 from reviewconsole.reviews import four_eyes, schema_form, selectors
 from reviewconsole.reviews.forms import BulkApproveForm, DecisionForm, QueueFilterForm
 from reviewconsole.reviews.models import FirstApproval, ReviewItem, ReviewStatus
@@ -163,7 +164,9 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         "rows": rows,
         "counts": counts,
         "totals": selectors.queue_totals(counts),
-        "filtered": any(filters[key] not in (None, "") for key in ("output_type", "reason", "older_than_minutes"))
+        "filtered": any(
+            filters[key] not in (None, "") for key in ("output_type", "reason", "older_than_minutes", "findings")
+        )
         or filters["confidence_min"] is not None
         or filters["confidence_max"] is not None
         or filters["status"] != ReviewStatus.PENDING,
@@ -281,24 +284,70 @@ def _run_inputs(inputs: Any) -> list[tuple[str, str, bool]]:
     return shown
 
 
+def _readable(findings: list[dict[str, Any]], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The findings on fields the form could read: a value that cannot be read yet is not "not found"."""
+    unread = {".".join(str(part) for part in error["loc"]) for error in errors}
+    return [finding for finding in findings if finding.get("field") not in unread]
+
+
+def _reading(item: ReviewItem, decision: Any) -> schema_form.FormField:
+    """The output for reading: as decided (with the reviewer's edit, whose changes the diff lists) or as
+    produced, with the findings of its checks and the source lines of its fields."""
+    edited = decision is not None and decision.edited_output is not None
+    shown = decision.edited_output if edited else four_eyes.output_under_review(item)
+    findings = _shown_findings(item, decision)
+    tree = schema_form.build_form(item.schema, shown, original=item.output, extra_rows=0)
+    return schema_form.annotate(tree, findings, item.source_spans)
+
+
+def _shown_findings(item: ReviewItem, decision: Any) -> list[dict[str, Any]]:
+    if decision is not None and decision.edited_output is not None:
+        return _edit_findings(item)
+    return list(item.findings or [])
+
+
+def _edit_findings(item: ReviewItem) -> list[dict[str, Any]]:
+    """The findings recorded for the saved edit (on the `decided` event)."""
+    event = selectors.item_events(item_id=item.id).filter(kind="decided").first()
+    findings = event.detail.get("findings") if event is not None and isinstance(event.detail, dict) else None
+    return findings if isinstance(findings, list) else []
+
+
+def _source_lines(item: ReviewItem) -> tuple[str, list[tuple[int, str]]]:
+    """The run input the flow read the output from, numbered by line, when the flow gave source spans."""
+    name = (item.source_spans or {}).get("input")
+    text = item.run.inputs.get(name) if name and isinstance(item.run.inputs, dict) else None
+    if not isinstance(text, str):
+        return "", []
+    return name, list(enumerate(text.splitlines(), start=1))
+
+
 def _edit_tree(
     item: ReviewItem, parsed: schema_form.ParseResult | None = None, edit_errors: list[dict[str, Any]] | None = None
 ) -> schema_form.FormField:
-    """The edit form's fields: the item's output, or what a refused edit sent, with its errors by field."""
+    """The edit form's fields: the item's output, or what a refused edit sent, with its errors by field, and the
+    findings of the output shown (the item's own, or the refused edit's)."""
     errors = [*(parsed.errors if parsed else []), *(edit_errors or [])]
     # A second approver corrects the first approver's version; the changes still show against the AI's output.
     value = parsed.raw if parsed is not None else four_eyes.output_under_review(item)
-    return schema_form.build_form(item.schema, value, errors=errors, original=item.output)
+    if parsed is None:
+        findings = item.findings
+    else:
+        findings = _readable(selectors.item_findings(item=item, output=parsed.value), parsed.errors)
+    tree = schema_form.build_form(item.schema, value, errors=errors, original=item.output)
+    return schema_form.annotate(tree, findings, item.source_spans)
 
 
 def _edit_fragment(request: HtmxHttpRequest, item: ReviewItem, scope_type: str) -> HttpResponse:
     """The edit form alone, fetched when the reviewer first presses Edit; a reload if the item was decided meanwhile."""
     if item.status != ReviewStatus.PENDING or not isinstance(item.output, dict):
         return HttpResponseClientRefresh()
+    editing = _edit_tree(item)
     context = {
         "item": item,
         "scope_type": scope_type,
-        "editing": _edit_tree(item),
+        "editing": editing,
+        "findings": _labelled(item.findings, editing),
         "approve_outcome": _approve_outcome(item.outcomes),
     }
     return render(request, "reviews/item.html#edit-form", context)
@@ -329,21 +378,17 @@ def _item_context(
     # An output that is not a JSON object (a step returning a str, say) has no fields to edit: edits must be objects.
     can_edit = isinstance(item.output, dict)
     editing = pending and mode == "edit" and can_edit
+    reading = _reading(item, decision)
     context.update(
         {
+            "findings": _labelled(_shown_findings(item, decision), reading),
             "decision": decision,
             "scope_type": scope_type,
             "form": form or _decision_form(item, reasons),
             # A decided item reads as it was decided: with the reviewer's edit, whose changes the diff lists; one
             # awaiting a second approval as its first approver left it.
-            "reading": schema_form.build_form(
-                item.schema,
-                decision.edited_output
-                if decision is not None and decision.edited_output is not None
-                else four_eyes.output_under_review(item),
-                original=item.output,
-                extra_rows=0,
-            ),
+            "reading": reading,
+            "source_lines": _source_lines(item),
             "first_approval": first,
             "awaiting_second": awaiting_second,
             "first_approver_is_me": awaiting_second and four_eyes.is_first_approver(first, request.user),
@@ -481,6 +526,77 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
         messages.info(request, "Nothing left to review here. Well done.")
         return _go(request, _queue_url(scope_type))
     return _go(request, _item_url(following.id, scope_type))
+
+
+def _live_edit(request: HttpRequest, item: ReviewItem) -> tuple[Any, list[dict[str, Any]]] | HttpResponse:
+    """The edit being typed, from the form's fields or a JSON body, with the errors of fields not readable yet;
+    or the 400/422 answer to a body that is not an edit."""
+    if request.content_type != "application/json":
+        parsed = schema_form.parse_form(item.schema, request.POST, original=item.output)
+        return parsed.value, parsed.errors
+    try:
+        value = json_loads(request.body)
+    except UnsafeInputError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain")
+    except ValueError:
+        return HttpResponseBadRequest("The body is not valid JSON.", content_type="text/plain")
+    try:
+        return validated_edit(item.output_type, value, output=item.output, schema=item.schema), []
+    except InvalidEdit as error:
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'output'}: {e['msg']}" for e in error.errors)
+        return HttpResponse(f"Invalid edit: {message}", status=422, content_type="text/plain")
+
+
+@login_required
+@require_POST
+def recheck(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
+    """The findings of the type's checks on the edit as it stands, for the edit form to show as it changes.
+
+    Writes nothing. Takes the edit form's fields (htmx) or the output as a JSON body; a body that is not
+    JSON, holds a NUL or does not fit the type's model is refused (400, 422). Values the form cannot read
+    yet (a half-typed number) are named in the fragment and checked as absent.
+    """
+    item = _get_item_for_user(request, item_id)
+    if item.status != ReviewStatus.PENDING or not isinstance(item.output, dict):
+        return HttpResponse("This item can no longer be edited.", status=409, content_type="text/plain")
+    edit = _live_edit(request, item)
+    if isinstance(edit, HttpResponse):
+        return edit
+    value, errors = edit
+    findings = _readable(selectors.item_findings(item=item, output=value), errors)
+    unreadable = [".".join(str(part) for part in error["loc"]) or "output" for error in errors]
+    tree = schema_form.annotate(
+        schema_form.build_form(item.schema, value, original=item.output, extra_rows=0), findings, item.source_spans
+    )
+    context = {"item": item, "findings": _labelled(findings, tree), "unreadable": unreadable, "live": True}
+    return render(request, "reviews/item.html#edit-findings", context)
+
+
+def _labelled(findings: list[dict[str, Any]], tree: schema_form.FormField) -> list[dict[str, Any]]:
+    """Findings as the pages show them: the label and input id of the field each names ("Line items #3
+    Amount"), and the links of a finding that points at another item and its run."""
+    nodes = {".".join(path): node for path, node in schema_form.walk(tree)}
+    labelled = []
+    for item in findings:
+        parts = [part for part in str(item.get("field") or "").split(".") if part]
+        names = [
+            f"#{int(part) + 1}" if part.isdigit() else getattr(nodes.get(".".join(parts[: depth + 1])), "label", part)
+            for depth, part in enumerate(parts)
+        ]
+        node = nodes.get(".".join(parts)) if parts else None
+        labelled.append(
+            {**item, "label": " ".join(names), "input_id": node.id if node else "", **_link_urls(item.get("link"))}
+        )
+    return labelled
+
+
+def _link_urls(link: Any) -> dict[str, str]:
+    """The pages of the item and run a finding links to; none for ids that are not UUIDs."""
+    try:
+        item_id, run_id = uuid.UUID(str(link["item"])), uuid.UUID(str(link["run"]))
+    except (TypeError, KeyError, ValueError):
+        return {}
+    return {"item_url": reverse("reviews:item", args=[item_id]), "run_url": reverse("engine:run_detail", args=[run_id])}
 
 
 @login_required

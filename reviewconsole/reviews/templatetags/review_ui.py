@@ -80,6 +80,22 @@ def confidence(value: float | None) -> SafeString:
     )
 
 
+@register.simple_tag
+def finding_count(item: Any) -> SafeString:
+    """The queue's findings cell: how many errors, and how many findings in all."""
+    if not item.finding_count:
+        return format_html('<span class="muted">{}</span>', "0")
+    if item.error_count:
+        noun = "error" if item.error_count == 1 else "errors"
+        return format_html(
+            '<span class="findings-count findings-count--error" title="{} findings">{} {}</span>',
+            item.finding_count,
+            item.error_count,
+            noun,
+        )
+    return format_html('<span class="findings-count" title="No errors">{}</span>', item.finding_count)
+
+
 # Outcomes are named as results ("approved"); their buttons say what the click does.
 OUTCOME_VERBS = {
     "approved": "Approve",
@@ -128,6 +144,8 @@ def event_detail(detail: Any) -> str:
     for key, value in detail.items():
         if value in (None, "", [], {}):
             continue
-        shown = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        # A list of findings reads as their messages.
+        entries = [v.get("message", v) if isinstance(v, dict) else v for v in value] if isinstance(value, list) else []
+        shown = ", ".join(str(v) for v in entries) if isinstance(value, list) else str(value)
         parts.append(f"{humanize_code(key).lower()}: {shown}")
     return " · ".join(parts)
