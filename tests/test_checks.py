@@ -222,6 +222,11 @@ def test_a_saved_edit_records_the_findings_of_the_edited_output(reviewer):
     [finding] = ReviewEvent.objects.get(item=other, kind=ReviewEventKind.DECIDED).detail["findings"]
     assert finding["field"] == "total_amount" and "3,000.00" in finding["message"]
 
+    # The decided item reads as edited, with the edit's findings.
+    page = client_for(reviewer).get(f"/reviews/{other.id}/").content.decode()
+    assert "in the output as edited" in page and "3,000.00" in page
+    assert "in the output as edited" not in client_for(reviewer).get(f"/reviews/{item.id}/").content.decode()
+
 
 def _form(output: dict) -> dict[str, str]:
     scalars = {key: value for key, value in output.items() if key != "line_items"}

@@ -76,11 +76,6 @@ def register_match_keys(output_type: str, keys: MatchKeys) -> None:
     _match_keys[output_type] = keys
 
 
-def checks_for(output_type: str) -> list[str]:
-    """The names of the type's checks, in the order they run."""
-    return [name for name, _ in _checks.get(output_type, [])]
-
-
 def match_keys(output_type: str, output: Any) -> list[str]:
     """The output's duplicate-lookup keys, or none (no declaration, or not an object)."""
     keys = _match_keys.get(output_type)

@@ -290,17 +290,17 @@ def _readable(findings: list[dict[str, Any]], errors: list[dict[str, Any]]) -> l
     return [finding for finding in findings if finding.get("field") not in unread]
 
 
-def _reading(item: ReviewItem, decision: Any) -> schema_form.FormField:
+def _reading(item: ReviewItem, decision: Any, findings: list[dict[str, Any]]) -> schema_form.FormField:
     """The output for reading: as decided (with the reviewer's edit, whose changes the diff lists) or as
-    produced, with the findings of its checks and the source lines of its fields."""
+    produced, with the `findings` of its checks and the source lines of its fields."""
     edited = decision is not None and decision.edited_output is not None
     shown = decision.edited_output if edited else four_eyes.output_under_review(item)
-    findings = _shown_findings(item, decision)
     tree = schema_form.build_form(item.schema, shown, original=item.output, extra_rows=0)
     return schema_form.annotate(tree, findings, item.source_spans)
 
 
 def _shown_findings(item: ReviewItem, decision: Any) -> list[dict[str, Any]]:
+    """The findings of the output as the page shows it: the item's, or those recorded for the saved edit."""
     if decision is not None and decision.edited_output is not None:
         return _edit_findings(item)
     return list(item.findings or [])
@@ -378,10 +378,11 @@ def _item_context(
     # An output that is not a JSON object (a step returning a str, say) has no fields to edit: edits must be objects.
     can_edit = isinstance(item.output, dict)
     editing = pending and mode == "edit" and can_edit
-    reading = _reading(item, decision)
+    findings = _shown_findings(item, decision)
+    reading = _reading(item, decision, findings)
     context.update(
         {
-            "findings": _labelled(_shown_findings(item, decision), reading),
+            "findings": _labelled(findings, reading),
             "decision": decision,
             "scope_type": scope_type,
             "form": form or _decision_form(item, reasons),
