@@ -17,6 +17,7 @@ from reviewconsole.engine import services as engine_services
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.enqueue import enqueue_on_commit
 from reviewconsole.engine.models import PendingFeedback, RunStatus
+from reviewconsole.reviews.confirmations import approval_confirmations, bulk_skip_reason
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import Decision, ReviewEvent, ReviewEventKind, ReviewItem, ReviewStatus
 from reviewconsole.reviews.pending_counts import pending_count_add
@@ -243,16 +244,24 @@ def decide_bulk(*, item_ids: list[Any], user: Any, output_type: str, outcome: st
     """Decide several items of one type, each individually and exactly once.
 
     An item that another reviewer decided meanwhile, or of another type, is
-    skipped with the reason; the others still go through.
+    skipped with the reason; the others still go through. So is an item whose
+    approval must be deliberate (error findings, high value: see
+    `confirmations`): a bulk approval cannot confirm anything, so such an item
+    is left for its own page.
     """
     result = BulkResult(decided=[], skipped={})
-    types = {str(pk): kind for pk, kind in ReviewItem.objects.filter(id__in=item_ids).values_list("id", "output_type")}
+    rows = ReviewItem.objects.filter(id__in=item_ids).values_list("id", "output_type", "reason", "findings")
+    found = {str(pk): (kind, reason, findings) for pk, kind, reason, findings in rows}
     for item_id in item_ids:
         key = str(item_id)
-        if key not in types:
+        kind, reason, findings = found.get(key, (None, "", []))
+        needed = approval_confirmations(reason=reason, findings=findings) if outcome != REJECT_OUTCOME else []
+        if kind is None:
             result.skipped[key] = "No such item"
-        elif types[key] != output_type:
+        elif kind != output_type:
             result.skipped[key] = f"Not an item of type {output_type}"
+        elif needed:
+            result.skipped[key] = bulk_skip_reason(needed)
         else:
             try:
                 decide(item_id=item_id, user=user, outcome=outcome)

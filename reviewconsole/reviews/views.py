@@ -34,6 +34,7 @@ from reviewconsole.autonomy import selectors as autonomy_selectors
 from reviewconsole.autonomy.models import default_reject_reasons
 from reviewconsole.engine import selectors as engine_selectors
 from reviewconsole.reviews import schema_form, selectors
+from reviewconsole.reviews.confirmations import approval_confirmations
 from reviewconsole.reviews.forms import BulkApproveForm, DecisionForm, QueueFilterForm
 from reviewconsole.reviews.models import ReviewItem, ReviewStatus
 from reviewconsole.reviews.schemas import InvalidEdit, validated_edit
@@ -234,7 +235,14 @@ def _reject_reasons(item: ReviewItem) -> list[str]:
 
 
 def _decision_form(item: ReviewItem, reasons: list[str], data: Any = None) -> DecisionForm:
-    return DecisionForm(data, outcomes=item.outcomes, reject_outcome=REJECT_OUTCOME, reject_reasons=reasons)
+    return DecisionForm(
+        data,
+        outcomes=item.outcomes,
+        reject_outcome=REJECT_OUTCOME,
+        reject_reasons=reasons,
+        approve_outcome=_approve_outcome(item.outcomes),
+        confirmations=approval_confirmations(reason=item.reason, findings=item.findings),
+    )
 
 
 def _claim_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
@@ -318,11 +326,16 @@ def _item_context(
     # An output that is not a JSON object (a step returning a str, say) has no fields to edit: edits must be objects.
     can_edit = isinstance(item.output, dict)
     editing = pending and mode == "edit" and can_edit
+    form = form or _decision_form(item, reasons)
     context.update(
         {
             "decision": decision,
             "scope_type": scope_type,
-            "form": form or _decision_form(item, reasons),
+            "form": form,
+            "confirmations": form.confirmations,
+            "confirm_key": form.confirm_key,
+            # A refused edit comes back with what the reviewer typed, which is not saved: leaving would lose it.
+            "edit_unsaved": parsed is not None,
             # A decided item reads as it was decided: with the reviewer's edit, whose changes the diff lists.
             "reading": schema_form.build_form(
                 item.schema,
@@ -428,7 +441,8 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
         "scope_type": scope_type,
         "form": form,
         "parsed": parsed,
-        "mode": "edit" if editing else "read",
+        # An approval refused because an edit was open on the page opens it again.
+        "mode": "edit" if editing or request.POST.get("edit_open") else "read",
         "reject_open": request.POST.get("outcome") == REJECT_OUTCOME,
     }
     if parsed is not None and parsed.errors:
