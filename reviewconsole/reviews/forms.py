@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 
+from reviewconsole.reviews.confirmations import Confirmation, confirmation_key
 from reviewconsole.reviews.models import ReviewStatus
 from reviewconsole.reviews.reasons import review_reasons
 from reviewconsole.reviews.templatetags.review_ui import humanize_code
@@ -109,13 +110,27 @@ class DecisionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What is wrong, for the record and the flow"}),
     )
     edit = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    # Set by the page while its edit form is open (see `clean`).
+    edit_open = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    # The tick of a consequential approval: the `confirmation_key` of what the reviewer approves despite.
+    confirm = forms.CharField(required=False, max_length=64)
 
     def __init__(
-        self, data: Any = None, *, outcomes: Sequence[str], reject_outcome: str, reject_reasons: Sequence[str]
+        self,
+        data: Any = None,
+        *,
+        outcomes: Sequence[str],
+        reject_outcome: str,
+        reject_reasons: Sequence[str],
+        approve_outcome: str = "",
+        confirmations: Sequence[Confirmation] = (),
     ) -> None:
         super().__init__(data, auto_id="decide-%s")
         self.reject_outcome = reject_outcome
         self.reject_reasons = list(reject_reasons)
+        self.approve_outcome = approve_outcome
+        self.confirmations = list(confirmations)
+        self.confirm_key = confirmation_key(self.confirmations)
         self.fields["outcome"].choices = [(o, o) for o in outcomes]
         reasons = [(r, humanize_code(r)) for r in reject_reasons]
         self.fields["reason_code"].choices = [("", "Choose a reason…"), *reasons]
@@ -129,7 +144,31 @@ class DecisionForm(forms.Form):
             self.add_error(None, "A rejection cannot carry an edited output.")
         if not rejecting:
             cleaned["reason_code"] = ""
+        if cleaned.get("outcome") == self.approve_outcome:
+            self._clean_approval(cleaned)
         return cleaned
+
+    def _clean_approval(self, cleaned: dict[str, Any]) -> None:
+        # The server cannot see the browser's fields, only what the page sends. A page whose edit form is open
+        # submits its approval with the edit (the approve button belongs to the edit form then); an approval
+        # without it from such a page would record the original output as approved unchanged, and is refused.
+        if cleaned.get("edit_open") and not cleaned.get("edit"):
+            self.add_error(
+                None,
+                "An edit is open on this page, and this approval did not carry it: approve it with "
+                "“approve as edited”, or cancel the edit first. Nothing was recorded.",
+            )
+        if not self.confirmations:
+            return
+        what = "; ".join(c.text for c in self.confirmations)
+        given = cleaned.get("confirm") or ""
+        if not given:
+            self.add_error("confirm", f"Confirm that you approve despite: {what}. Nothing was recorded.")
+        elif given != self.confirm_key:
+            self.add_error(
+                "confirm",
+                f"What needs confirming changed since the page was loaded; check it and confirm again: {what}.",
+            )
 
 
 class UUIDListField(forms.Field):

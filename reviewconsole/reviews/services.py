@@ -19,6 +19,7 @@ from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.enqueue import enqueue_on_commit
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
 from reviewconsole.reviews import four_eyes
+from reviewconsole.reviews.confirmations import approval_confirmations, bulk_skip_reason
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import (
     Decision,
@@ -304,22 +305,29 @@ class BulkResult:
 def decide_bulk(*, item_ids: list[Any], user: Any, output_type: str, outcome: str = "approved") -> BulkResult:
     """Decide several items of one type, each individually and exactly once.
 
-    An item that another reviewer decided meanwhile, or of another type, or
-    whose review reason needs four eyes (`four_eyes`: never approved in
-    bulk), is skipped with the reason; the others still go through.
+    An item that another reviewer decided meanwhile, or of another type, is
+    skipped with the reason; the others still go through. So is an item whose
+    review reason needs four eyes (`four_eyes`: never approved in bulk), and
+    one whose approval must be deliberate (error findings, high value: see
+    `confirmations`): a bulk approval cannot confirm anything, so such an item
+    is left for its own page.
     """
     result = BulkResult(decided=[], skipped={})
-    rows = ReviewItem.objects.filter(id__in=item_ids).values_list("id", "output_type", "reason")
-    types = {str(pk): (kind, reason) for pk, kind, reason in rows}
+    rows = ReviewItem.objects.filter(id__in=item_ids).values_list("id", "output_type", "reason", "findings")
+    found = {str(pk): (kind, reason, findings) for pk, kind, reason, findings in rows}
     needs_two = four_eyes.four_eyes_reasons(output_type=output_type)
     for item_id in item_ids:
         key = str(item_id)
-        if key not in types:
+        kind, reason, findings = found.get(key, (None, "", []))
+        needed = approval_confirmations(reason=reason, findings=findings) if outcome != REJECT_OUTCOME else []
+        if kind is None:
             result.skipped[key] = "No such item"
-        elif types[key][0] != output_type:
+        elif kind != output_type:
             result.skipped[key] = f"Not an item of type {output_type}"
-        elif types[key][1] in needs_two and outcome != REJECT_OUTCOME:
+        elif reason in needs_two and outcome != REJECT_OUTCOME:
             result.skipped[key] = four_eyes.BULK_SKIP_MESSAGE
+        elif needed:
+            result.skipped[key] = bulk_skip_reason(needed)
         else:
             try:
                 decide(item_id=item_id, user=user, outcome=outcome)

@@ -35,6 +35,7 @@ from reviewconsole.autonomy.models import AutonomyPolicy, default_reject_reasons
 from reviewconsole.engine import selectors as engine_selectors
 from reviewconsole.inputs import UnsafeInputError, json_loads
 from reviewconsole.reviews import four_eyes, schema_form, selectors
+from reviewconsole.reviews.confirmations import approval_confirmations
 from reviewconsole.reviews.forms import BulkApproveForm, DecisionForm, QueueFilterForm
 from reviewconsole.reviews.models import FirstApproval, ReviewItem, ReviewStatus
 from reviewconsole.reviews.schemas import InvalidEdit, validated_edit
@@ -244,7 +245,14 @@ def _reject_reasons(policy: AutonomyPolicy | None) -> list[str]:
 
 
 def _decision_form(item: ReviewItem, reasons: list[str], data: Any = None) -> DecisionForm:
-    return DecisionForm(data, outcomes=item.outcomes, reject_outcome=REJECT_OUTCOME, reject_reasons=reasons)
+    return DecisionForm(
+        data,
+        outcomes=item.outcomes,
+        reject_outcome=REJECT_OUTCOME,
+        reject_reasons=reasons,
+        approve_outcome=_approve_outcome(item.outcomes),
+        confirmations=approval_confirmations(reason=item.reason, findings=item.findings),
+    )
 
 
 def _claim_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
@@ -380,12 +388,17 @@ def _item_context(
     editing = pending and mode == "edit" and can_edit
     findings = _shown_findings(item, decision)
     reading = _reading(item, decision, findings)
+    form = form or _decision_form(item, reasons)
     context.update(
         {
             "findings": _labelled(findings, reading),
             "decision": decision,
             "scope_type": scope_type,
-            "form": form or _decision_form(item, reasons),
+            "form": form,
+            "confirmations": form.confirmations,
+            "confirm_key": form.confirm_key,
+            # A refused edit comes back with what the reviewer typed, which is not saved: leaving would lose it.
+            "edit_unsaved": parsed is not None,
             # A decided item reads as it was decided: with the reviewer's edit, whose changes the diff lists; one
             # awaiting a second approval as its first approver left it.
             "reading": reading,
@@ -492,7 +505,8 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
         "scope_type": scope_type,
         "form": form,
         "parsed": parsed,
-        "mode": "edit" if editing else "read",
+        # An approval refused because an edit was open on the page opens it again.
+        "mode": "edit" if editing or request.POST.get("edit_open") else "read",
         "reject_open": request.POST.get("outcome") == REJECT_OUTCOME,
     }
     if parsed is not None and parsed.errors:

@@ -6,7 +6,8 @@ process, so with TASKS_SYNC=1 a decision resumes its flow inline, before the res
 the browser has moved on, the run has finished.
 
 Every page is watched: console errors (a CSP violation is reported there), uncaught page errors,
-JavaScript dialogs (alert/confirm/prompt) and 5xx responses fail the test at teardown.
+JavaScript dialogs (alert/confirm/prompt, unless the test expects one: `browse.answer_dialog`) and 5xx responses
+fail the test at teardown.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class Watched:
     page_errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
     server_errors: list[str] = field(default_factory=list)
+    # Dialogs the test provokes on purpose, in order: (type, accept); each is answered so and listed in `answered`.
+    expected_dialogs: list[tuple[str, bool]] = field(default_factory=list)
+    answered: list[str] = field(default_factory=list)
 
     def watch(self, page: Page) -> Page:
         page.on("console", self._on_console)
@@ -109,6 +113,14 @@ class Watched:
         self.console_errors.append(f"{message.location.get('url', '')}: {message.text}")
 
     def _on_dialog(self, dialog: Dialog) -> None:
+        if self.expected_dialogs and self.expected_dialogs[0][0] == dialog.type:
+            _, accept = self.expected_dialogs.pop(0)
+            self.answered.append(f"{dialog.type}: {'accepted' if accept else 'dismissed'}")
+            if accept:
+                dialog.accept()
+            else:
+                dialog.dismiss()
+            return
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
 
@@ -122,6 +134,7 @@ class Watched:
             "page errors": self.page_errors,
             "dialogs": self.dialogs,
             "server errors": self.server_errors,
+            "expected dialogs never shown": [kind for kind, _ in self.expected_dialogs],
         }
         return {kind: entries for kind, entries in found.items() if entries}
 
@@ -155,6 +168,10 @@ class Browse:
     def expect_error(self, status: int, *paths: str) -> None:
         """The test provokes `status` from these paths; the browser's report of it is expected."""
         self.watched.expected_errors.update((status, path) for path in paths)
+
+    def answer_dialog(self, kind: str, *, accept: bool) -> None:
+        """The test provokes a dialog of `kind` (e.g. "beforeunload"): answer it so instead of failing the test."""
+        self.watched.expected_dialogs.append((kind, accept))
 
     def close(self) -> None:
         for context in self.contexts:
