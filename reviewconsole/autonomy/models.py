@@ -50,6 +50,10 @@ class AutonomyPolicy(models.Model):
     # (recorded as expired, not as a human verdict).
     expiry_minutes = models.PositiveIntegerField(null=True, blank=True)
     expiry_outcome = models.CharField(max_length=100, blank=True)
+    # Leave marked approvals (bulk, or faster than FAST_APPROVAL_SECONDS) out of every accuracy figure.
+    exclude_marked_approvals = models.BooleanField(default=False)
+    # Share of decided items sent, blind, to a second reviewer, to measure agreement (0 to 1).
+    second_review_rate = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -125,6 +129,11 @@ class GateDecision(models.Model):
     error_fields = models.JSONField(default=list, blank=True)
     reject_reason = models.CharField(max_length=100, blank=True)
     verdict_at = models.DateTimeField(null=True, blank=True)
+    # The verdict's mark (`reviews.DecisionMark`: bulk or fast approval), blank for any other verdict, and
+    # whether the type's policy leaves it out of the evidence (`exclude_marked_approvals`); see
+    # `rollup.COUNTED`, the one filter every accuracy figure applies.
+    marked = models.CharField(max_length=10, blank=True)
+    excluded = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -200,6 +209,8 @@ class GateRollup(models.Model):
     audit = models.BooleanField()
     verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
     reject_reason = models.CharField(max_length=100, blank=True)
+    marked = models.CharField(max_length=10, blank=True, default="")
+    excluded = models.BooleanField(default=False)
     n = models.IntegerField()
     n_weighted = models.IntegerField()
     weight = models.FloatField()
@@ -223,6 +234,7 @@ class GateBucketRollup(models.Model):
     bucket = models.IntegerField(null=True)
     forced = models.BooleanField()
     verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
+    excluded = models.BooleanField(default=False)
     n = models.IntegerField()
     n_weighted = models.IntegerField()
     weight = models.FloatField()

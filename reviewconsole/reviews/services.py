@@ -17,6 +17,7 @@ from reviewconsole.engine import services as engine_services
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.enqueue import enqueue_on_commit
 from reviewconsole.engine.models import PendingFeedback, RunStatus
+from reviewconsole.reviews import reliability
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import Decision, ReviewEvent, ReviewEventKind, ReviewItem, ReviewStatus
 from reviewconsole.reviews.pending_counts import pending_count_add
@@ -171,6 +172,7 @@ def decide(
     edited_output: Any = None,
     comment: str = "",
     reason_code: str = "",
+    bulk: bool = False,
 ) -> Decision:
     """Record the one decision on a pending item and queue the flow's resume.
 
@@ -184,7 +186,9 @@ def decide(
     verdict on the item's gate decision; a `decided` event; the type's pending
     count; `resume_flow` (on the queue workers serve first, stamped on the
     run as its outstanding task) and the type's autonomy check (regression
-    guard, autopilot) enqueued on commit.
+    guard, autopilot) enqueued on commit. The decision's handling time and
+    mark (`bulk`: part of a bulk approval), and perhaps a blind second
+    review, come from `reliability`.
     """
     item = ReviewItem.objects.select_related("decision__user").get(id=item_id)
     if item.status != ReviewStatus.PENDING:
@@ -225,8 +229,12 @@ def decide(
             comment=comment,
             reason_code=reason_code if outcome == REJECT_OUTCOME else "",
             user=user if getattr(user, "pk", None) else None,
+            **reliability.decision_handling(
+                item=item, user=user, outcome=outcome, edited_output=edited_output, bulk=bulk
+            ),
         )
         verdict_record(item=item, decision=decision)
+        reliability.second_review_maybe_request(item=item, decision=decision)
         _log(item.id, ReviewEventKind.DECIDED, user, outcome=outcome, changed=[c["path"] for c in diff])
         enqueue_on_commit("reviewconsole.autonomy.tasks.check_autonomy", item.output_type)
         pending_count_add(output_type=item.output_type, delta=-1)
@@ -255,7 +263,7 @@ def decide_bulk(*, item_ids: list[Any], user: Any, output_type: str, outcome: st
             result.skipped[key] = f"Not an item of type {output_type}"
         else:
             try:
-                decide(item_id=item_id, user=user, outcome=outcome)
+                decide(item_id=item_id, user=user, outcome=outcome, bulk=True)
                 result.decided.append(key)
             except DecisionError as error:
                 result.skipped[key] = str(error)
