@@ -100,6 +100,12 @@ class ReviewDecisionOut(Schema):
     user: str | None = pydantic.Field(description="Who decided; null when the item expired.")
     at: datetime
     status: ReviewStatus = pydantic.Field(description="The item's status after the decision.")
+    handling_seconds: float | None = pydantic.Field(
+        description="Seconds from the reviewer opening the item to deciding it; null when decided without opening it."
+    )
+    mark: str = pydantic.Field(
+        description="'bulk' or 'fast' for an approval that may not have been a check (see the README), else empty."
+    )
 
     @staticmethod
     def resolve_user(decision: Decision) -> str | None:
