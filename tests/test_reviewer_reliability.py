@@ -149,6 +149,21 @@ def test_with_the_policy_set_bulk_approvals_are_no_evidence_and_the_dashboard_co
     assert sum(s.reviewed for s in type_strata(TYPE).values()) == 4
 
 
+def test_flagged_and_approved_counts_right_and_edited_counts_wrong_whatever_the_hygiene_policy(rita):
+    set_policy(exclude_marked_approvals=True)
+    flagged, edited = invoice_item(1), invoice_item(2)
+    finding = {"check": "line_sum", "severity": "error", "field": "total_amount", "message": "lines add up to 200"}
+    ReviewItem.objects.filter(id=flagged.id).update(findings=[finding])
+    for item in (flagged, edited):
+        opened(item, rita, 30)  # checked: not marked
+    decide(item_id=flagged.id, user=rita, outcome="approved")
+    decide(item_id=edited.id, user=rita, outcome="approved", edited_output={**edited.output, "total_amount": 200.0})
+    verdicts = dict(GateDecision.objects.values_list("review_item_id", "verdict"))
+    assert verdicts == {flagged.id: Verdict.CORRECT, edited.id: Verdict.INCORRECT}
+    summary = selectors.type_summary(TYPE)
+    assert (summary["reviewed"], summary["correct"]) == (2, 1)
+
+
 def test_the_guard_and_the_recommendation_leave_marked_approvals_out():
     set_policy(threshold=0.5, audit_rate=1.0)
     policy = AutonomyPolicy.objects.get(output_type=TYPE)
@@ -266,7 +281,16 @@ def test_an_adjudicated_bulk_approval_counts_even_under_the_hygiene_policy(rita,
     assert (summary["reviewed"], summary["correct"], summary["excluded_bulk"]) == (1, 1, 0)
 
 
-def test_no_second_review_at_rate_zero_nor_for_expired_items(rita):
+def test_a_second_review_waits_for_the_run_to_resume(rita, otto):
+    set_policy(second_review_rate=1.0)
+    item = invoice_item(1)
+    decide(item_id=item.id, user=rita, outcome="approved")
+    assert reliability_selectors.second_reviews_for(user=otto).count() == 1
+    ReviewItem.objects.filter(id=item.id).update(resumed_at=None)  # as if no worker had taken the decision yet
+    assert reliability_selectors.second_reviews_for(user=otto).count() == 0
+
+
+def test_no_second_review_at_rate_zero_nor_for_a_decision_by_nobody(rita):
     item = invoice_item(1)
     decide(item_id=item.id, user=rita, outcome="approved")
     assert not SecondReview.objects.exists()
