@@ -267,3 +267,6 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "review-console@localhost")
+# An approval given sooner than this many seconds after the reviewer opened the item is marked "fast": too quick
+# to have been a check of the output (see README, "Reviewer reliability").
+FAST_APPROVAL_SECONDS = _env_positive_int("FAST_APPROVAL_SECONDS", 5)

@@ -420,6 +420,9 @@ def test_approval_returns_the_decision(finance_client):
         "at": body["at"],
         "status": "decided",
         "awaiting_second_approval": False,
+        # Decided through the API without opening the item: no handling time, and nothing to mark.
+        "handling_seconds": None,
+        "mark": "",
     }
     assert ReviewItem.objects.get().status == ReviewStatus.DECIDED
 

@@ -52,7 +52,7 @@ from reviewconsole.autonomy.models import GateDecision, Route
 from reviewconsole.autonomy.services import policy_ensure
 from reviewconsole.engine.models import ApiToken, Checkpoint, FlowRun, PendingFeedback, RunStatus, Step
 from reviewconsole.engine.tokens import api_token_create
-from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus
+from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus, SecondReview, SecondReviewStatus
 from reviewconsole.reviews.roles import role_grant
 from tests.people import user_in_role
 
@@ -108,6 +108,15 @@ MATRIX: dict[str, dict[str, Row]] = {
     "reviews:release": {"POST": (LOGIN, 403, (302, 404), 302, 302, (302, 404))},
     # The live re-check of an edit: reads only, but like deciding, only for a type one may review.
     "reviews:check": {"POST": (LOGIN, 403, (200, 404), 200, 200, (200, 404))},
+    # Second reviews: of items decided by `reviewer` (missing for them: a second review is someone else's), a
+    # disagreement already given (409 to a POST). Adjudication and the reviewers page: managers, within scope.
+    "reviews:second_review": {
+        "GET": (LOGIN, 403, (200, 404), 404, 200, (200, 404)),
+        "POST": (LOGIN, 403, (409, 404), 404, 409, (409, 404)),
+    },
+    "reviews:adjudications": {"GET": (LOGIN, 403, 403, 403, 200, 200)},
+    "reviews:adjudicate": {"POST": (LOGIN, 403, 403, 403, 422, (422, 404))},
+    "reviews:reviewers": {"GET": (LOGIN, 403, 403, 403, 200, 200)},
     # Autonomy dashboards: a type outside one's scope is refused before it is looked up (403 whether or
     # not it exists); only managers change policies.
     "autonomy:overview": {"GET": (LOGIN, 403, 200, 200, 200, 200)},
@@ -244,6 +253,8 @@ class World:
     params: dict[str, dict[str, str]] = field(default_factory=dict)  # parameter -> {target: value}
     admin_objects: dict[str, dict[str, str]] = field(default_factory=dict)  # "app_model" -> {target: pk}
     markers: list[str] = field(default_factory=list)  # what a scoped persona must never be shown
+    # Parameters a route fills with other objects than `params` gives: route key -> parameter -> {target: value}.
+    route_params: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
 
 
 def _run_with_item(flow_name: str, output_type: str, text: str, *, decided: bool) -> tuple[FlowRun, ReviewItem]:
@@ -278,11 +289,21 @@ def seed_world() -> World:
         cookies[name] = {key: morsel.value for key, morsel in client.cookies.items()}
     world = World(users=people, tokens=tokens, cookies=cookies)
 
-    runs, items, decisions, steps, checkpoints, gates = {}, {}, {}, {}, {}, {}
+    runs, items, decisions, steps, checkpoints, gates, decided_items = {}, {}, {}, {}, {}, {}, {}
     for target, flow_name, output_type in ((MINE, MINE_FLOW, MINE_TYPE), (OTHER, OTHER_FLOW, OTHER_TYPE)):
         runs[target], items[target] = _run_with_item(flow_name, output_type, f"{target}-input", decided=False)
         _, decided = _run_with_item(flow_name, output_type, f"{target}-decided-input", decided=True)
         decisions[target] = Decision.objects.create(item=decided, outcome="approved", user=people["reviewer"])
+        SecondReview.objects.create(
+            item=decided,
+            output_type=output_type,
+            first_user=people["reviewer"],
+            status=SecondReviewStatus.DISAGREED,
+            outcome="rejected",
+            agreed=False,
+            at=timezone.now(),
+        )
+        decided_items[target] = decided
         steps[target] = Step.objects.create(run=runs[target], method="review", started_at=timezone.now())
         checkpoints[target] = Checkpoint.objects.create(
             flow_uuid=str(runs[target].id), sequence=1, method="review", occurrence=1, state={}
@@ -336,7 +357,12 @@ def seed_world() -> World:
     world.admin_objects["axes_accesslog"] = {MINE: str(AccessLog.objects.create(**attempt).pk)}
     world.admin_objects["axes_accessfailurelog"] = {MINE: str(AccessFailureLog.objects.create(**attempt).pk)}
     world.admin_objects["autonomy_autonomypolicy"][OTHER] = str(policy_ensure(output_type=OTHER_TYPE).pk)
+    # The reliability routes are about decided items (their second reviews and disagreements).
+    world.route_params = {
+        key: {"item_id": pair(decided_items)} for key in ("reviews:second_review", "reviews:adjudicate")
+    }
     world.markers = [
+        str(decided_items[OTHER].id),
         str(runs[OTHER].id),
         str(items[OTHER].id),
         str(untyped.id),
@@ -360,7 +386,7 @@ def fill(info: RouteInfo, world: World) -> dict[str, str]:
             key = "r" if model.group(1) == "r" else f"{model.group(1)}_{model.group(2)}"
             values[name] = world.admin_objects[key]
         else:
-            values[name] = world.params[name]
+            values[name] = world.route_params.get(info.key, {}).get(name) or world.params[name]
     targets = [MINE, OTHER] if any(OTHER in v for v in values.values()) else [MINE]
     urls = {}
     for target in targets:

@@ -161,6 +161,10 @@ class PolicyOut(Schema):
     sla_minutes: int | None
     expiry_minutes: int | None
     expiry_outcome: str
+    exclude_marked_approvals: bool = pydantic.Field(
+        description="Bulk and fast approvals are left out of every accuracy figure."
+    )
+    second_review_rate: float = pydantic.Field(description="Share of decided items sent to a blind second review.")
     updated_at: datetime
     window: WindowOut = pydantic.Field(description="The evidence window of `stats` and `recommendation`.")
     stats: StatsOut
@@ -189,6 +193,8 @@ class PolicyPatch(pydantic.BaseModel):
     sla_minutes: Count | None = None
     expiry_minutes: Count | None = None
     expiry_outcome: Annotated[str, pydantic.Field(max_length=100)] = ""
+    exclude_marked_approvals: pydantic.StrictBool = False
+    second_review_rate: Fraction = 0.0
 
     def changes(self) -> dict[str, Any]:
         """Only the fields the body sent; `mode` as its plain value."""

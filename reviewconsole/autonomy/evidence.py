@@ -235,6 +235,51 @@ def proportion(successes: int, n: int) -> Estimate:
     return estimate([Stratum(outputs=n, reviewed=n, correct=successes)]) if n > 0 else estimate([])
 
 
+@dataclass(frozen=True)
+class Quantile:
+    """A quantile of a sample with its exact, distribution-free 95% interval (None where the sample is too small)."""
+
+    n: int
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+def quantile(values: Iterable[float], q: float) -> Quantile:
+    """The `q` quantile of `values` (nearest rank, the median of the middle two for q = 0.5) and its interval.
+
+    The interval [x₍ₗ₎, x₍ᵤ₎] between order statistics holds the true quantile with probability
+    P(l ≤ B < u), B ~ Binomial(n, q), whatever the distribution: l is the largest rank with P(B < l) ≤ alpha/2 and u
+    the smallest with P(B ≥ u) ≤ alpha/2, so the coverage is at least 95%. A bound the sample cannot give (too few
+    values beyond the quantile) is None.
+    """
+    if not 0 < q < 1:
+        raise ValueError(f"q must be between 0 and 1, not {q!r}")
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        return Quantile(0, None, None, None)
+    middle = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
+    value = middle if q == 0.5 else ordered[max(0, math.ceil(q * n) - 1)]
+    # P(B ≤ k) for k = 0..n, from the regularized incomplete beta: P(B ≤ k) = I_{1-q}(n - k, k + 1).
+    ks = np.arange(n + 1)
+    with np.errstate(all="ignore"):
+        cdf = np.where(ks < n, betainc(np.maximum(n - ks, 1e-300), ks + 1, 1 - q), 1.0)
+    half = ALPHA / 2
+    # Ranks are 1-based. Lower l: the largest with P(B ≤ l - 1) ≤ alpha/2; upper u: the smallest with
+    # P(B ≤ u - 1) ≥ 1 - alpha/2.
+    below = np.nonzero(cdf <= half)[0]
+    low_rank = int(below[-1]) + 1 if below.size else 0
+    above = np.nonzero(cdf >= 1 - half)[0]
+    high_rank = int(above[0]) + 1 if above.size else n + 1
+    return Quantile(
+        n=n,
+        value=float(value),
+        ci_low=float(ordered[low_rank - 1]) if 1 <= low_rank <= n else None,
+        ci_high=float(ordered[high_rank - 1]) if 1 <= high_rank <= n else None,
+    )
+
+
 # --------------------------------------------------------------------------- recommendation
 
 

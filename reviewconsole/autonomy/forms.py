@@ -94,6 +94,16 @@ class PolicyForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Items sent to review for these reasons need two different approvers; either may reject.",
     )
+    exclude_marked_approvals = forms.BooleanField(
+        label="Leave marked approvals out of the evidence",
+        required=False,
+        help_text="Bulk approvals, and approvals given within seconds of opening the item, count in no accuracy "
+        "figure. The dashboard says how many were left out.",
+    )
+    second_review_rate = _fraction(
+        "Second review rate",
+        "Share of decided items another reviewer reviews again, blind, to measure agreement (0.1 = 10%).",
+    )
     reason = forms.CharField(
         label="Reason for this change",
         max_length=2000,

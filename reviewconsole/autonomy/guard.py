@@ -34,6 +34,7 @@ from reviewconsole.autonomy.recommendation import (
     recommendation_dict,
     strata_aggregate,
 )
+from reviewconsole.autonomy.rollup import COUNTED
 from reviewconsole.autonomy.services import policy_ensure, policy_update
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def guard_window(policy: AutonomyPolicy, since: datetime | None = None) -> Query
     if threshold is None:
         return GateDecision.objects.none()
     return GateDecision.objects.filter(
+        COUNTED,
         output_type=policy.output_type,
         verdict__in=VERDICTS,
         threshold=threshold,

@@ -64,6 +64,10 @@ class AutonomyPolicy(models.Model):
     # An output failing an error-level check of its type goes to a person (reason `check_failed`), whatever
     # its confidence; see `services.gate`.
     review_failed_checks = models.BooleanField(default=True)
+    # Leave marked approvals (bulk, or faster than FAST_APPROVAL_SECONDS) out of every accuracy figure.
+    exclude_marked_approvals = models.BooleanField(default=False)
+    # Share of decided items sent, blind, to a second reviewer, to measure agreement (0 to 1).
+    second_review_rate = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -139,6 +143,11 @@ class GateDecision(models.Model):
     error_fields = models.JSONField(default=list, blank=True)
     reject_reason = models.CharField(max_length=100, blank=True)
     verdict_at = models.DateTimeField(null=True, blank=True)
+    # The verdict's mark (`reviews.DecisionMark`: bulk or fast approval), blank for any other verdict, and
+    # whether the type's policy leaves it out of the evidence (`exclude_marked_approvals`); see
+    # `rollup.COUNTED`, the one filter every accuracy figure applies.
+    marked = models.CharField(max_length=10, blank=True)
+    excluded = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -214,6 +223,8 @@ class GateRollup(models.Model):
     audit = models.BooleanField()
     verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
     reject_reason = models.CharField(max_length=100, blank=True)
+    marked = models.CharField(max_length=10, blank=True, default="")
+    excluded = models.BooleanField(default=False)
     n = models.IntegerField()
     n_weighted = models.IntegerField()
     weight = models.FloatField()
@@ -237,6 +248,7 @@ class GateBucketRollup(models.Model):
     bucket = models.IntegerField(null=True)
     forced = models.BooleanField()
     verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
+    excluded = models.BooleanField(default=False)
     n = models.IntegerField()
     n_weighted = models.IntegerField()
     weight = models.FloatField()

@@ -21,6 +21,7 @@ from reviewconsole.autonomy.evidence import Stratum
 from reviewconsole.autonomy.models import AutonomyPolicy, GateBucketRollup, GateDecision, Verdict
 from reviewconsole.autonomy.rollup import (
     BUCKET_EPSILON,
+    COUNTED,
     FORCED,
     UNFORCED,
     Measure,
@@ -78,9 +79,15 @@ def recommendation_dict(rec: evidence.Recommendation) -> dict[str, Any]:
 
 
 def verdicts_queryset(output_type: str) -> QuerySet[GateDecision]:
-    """Verdicts an estimate of autonomy can use: with a confidence and a review probability, not forced."""
+    """Verdicts an estimate of autonomy can use: counted by the policy, with a confidence and a review
+    probability, not forced."""
     return GateDecision.objects.filter(
-        output_type=output_type, verdict__in=VERDICTS, confidence__isnull=False, review_probability__gt=0, forced=False
+        COUNTED,
+        output_type=output_type,
+        verdict__in=VERDICTS,
+        confidence__isnull=False,
+        review_probability__gt=0,
+        forced=False,
     )
 
 
@@ -108,7 +115,7 @@ def type_strata(output_type: str, since: datetime | None = None) -> dict[int, St
     rolled = None
     if cover.rolled is not None:
         rolled = GateBucketRollup.objects.filter(
-            cover.rolled, output_type=output_type, verdict__in=VERDICTS, bucket__isnull=False
+            cover.rolled, COUNTED, output_type=output_type, verdict__in=VERDICTS, bucket__isnull=False
         )
     return _strata(totals(live, rolled, STRATUM_MEASURES, ["bucket"]))
 

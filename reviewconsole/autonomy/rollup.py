@@ -35,12 +35,26 @@ GATE_REASONS = ["", "low_confidence", "audit_sample", "always_review"]
 # Reviews a rule forced (`GateDecision.forced`): never auto-processed, so never evidence about autonomy.
 FORCED = Q(forced=True)
 UNFORCED = Q(forced=False)
+
+
+def counted_verdicts() -> Q:
+    """The verdicts the type's policy counts as evidence: the one filter every accuracy figure applies.
+
+    A verdict is left out when the policy says so (`GateDecision.excluded`: a marked approval under
+    `exclude_marked_approvals`); `verdict_record` and `evidence_exclusions_apply` keep the flag, and the rollups
+    group by it, so the filter reads the same on gate decisions and on rollup rows. Compose it with other
+    filters of the evidence (`&`); it says nothing about forced reviews, which have their own figures.
+    """
+    return Q(excluded=False)
+
+
+COUNTED = counted_verdicts()
 WEIGHTED = Q(review_probability__gt=0)
 
 # What each rollup groups by (besides type and day), and the sums it keeps (see `live_aggregate`).
 ROLLUP_KEYS: dict[type[GateRollup | GateBucketRollup], tuple[str, ...]] = {
-    GateRollup: ("route", "forced", "audit", "verdict", "reject_reason"),
-    GateBucketRollup: ("bucket", "forced", "verdict"),
+    GateRollup: ("route", "forced", "audit", "verdict", "reject_reason", "marked", "excluded"),
+    GateBucketRollup: ("bucket", "forced", "verdict", "excluded"),
 }
 ROLLUP_SUMS: dict[type[GateRollup | GateBucketRollup], tuple[str, ...]] = {
     GateRollup: ("n", "n_weighted", "weight", "weight_square"),
@@ -85,7 +99,7 @@ class Measure:
     """One sum over gate decisions: rollup `column` over the decisions matching `condition`.
 
     `condition` may only use fields the gate decisions and the rollup read share (route, forced, audit, verdict,
-    reject_reason; bucket, as an annotation on the live side).
+    reject_reason, marked, excluded; bucket, as an annotation on the live side).
     """
 
     column: str

@@ -50,11 +50,24 @@ from reviewconsole.autonomy import evidence
 from reviewconsole.autonomy.evidence import Estimate, Stratum
 from reviewconsole.autonomy.models import AutonomyPolicy, FieldError, GateDecision, GateRollup, Route, Verdict
 from reviewconsole.autonomy.recommendation import type_strata
-from reviewconsole.autonomy.rollup import FORCED, UNFORCED, Measure, coverage, day_start, local_zone, sums, totals
+from reviewconsole.autonomy.rollup import (
+    COUNTED,
+    FORCED,
+    UNFORCED,
+    Measure,
+    coverage,
+    day_start,
+    local_zone,
+    sums,
+    totals,
+)
 
 VERDICTS = [Verdict.CORRECT, Verdict.INCORRECT]
-HAS_VERDICT = Q(verdict__in=VERDICTS)
-CORRECT = Q(verdict=Verdict.CORRECT)
+# Every verdict given, counted or not (what the queue's work and the "left out" counts read).
+GIVEN = Q(verdict__in=VERDICTS)
+# The verdicts the accuracy figures count: given, and not left out by the policy (`rollup.counted_verdicts`).
+HAS_VERDICT = GIVEN & COUNTED
+CORRECT = Q(verdict=Verdict.CORRECT) & COUNTED
 AUTO = Q(route=Route.AUTO_APPROVED)
 AUDITED = HAS_VERDICT & Q(audit=True) & UNFORCED
 # The counts of the overview and the trends. Accuracy figures count the verdicts no rule forced: what a
@@ -77,12 +90,20 @@ FORCED_COUNTS = {
     "forced_reviewed": Measure("n", FORCED & HAS_VERDICT),
     "forced_correct": Measure("n", FORCED & CORRECT),
 }
+# What each rule of the policy left out of the accuracy figures, and the marked approvals it could leave out.
+LEFT_OUT = {
+    "marked_bulk": Measure("n", GIVEN & Q(marked="bulk")),
+    "marked_fast": Measure("n", GIVEN & Q(marked="fast")),
+    "excluded_bulk": Measure("n", GIVEN & Q(marked="bulk", excluded=True)),
+    "excluded_fast": Measure("n", GIVEN & Q(marked="fast", excluded=True)),
+}
 SUMMARY = {
     **COUNTS,
     **AUDITS,
     **FORCED_COUNTS,
+    **LEFT_OUT,
     "routed": Measure("n", Q(route=Route.HUMAN_REVIEW)),
-    "all_reviewed": Measure("n", HAS_VERDICT),
+    "all_reviewed": Measure("n", GIVEN),
 }
 # Decided reviews whose time to decision is reported, when no `since` is given.
 DECISION_TIME_DAYS = 30
@@ -142,7 +163,9 @@ def type_summary(
     for auto-processed outputs), estimated_accuracy + _ci_low/_ci_high/_n_eff (over the strata of every verdict
     no rule forced, each weighed by the outputs it stands for), autonomy_rate + _ci_low/_ci_high/_n (share
     auto-processed), forced (decisions a rule forced to review), forced_reviewed, forced_correct,
-    forced_accuracy + forced_ci_low/high (their own figures, never part of the others)}. Every interval is
+    forced_accuracy + forced_ci_low/high (their own figures, never part of the others), marked_bulk and
+    marked_fast (verdicts on bulk and fast approvals), excluded_bulk and excluded_fast (of them, those the policy
+    leaves out of every figure above)}. Every interval is
     exact. `strata`: `type_strata(output_type, since)` when the caller has them. `audits_since`: read the
     estimate for auto-processed outputs over decisions created since then instead (the recent window, so a
     drift shows); `audits_since` in the result says which.
@@ -187,6 +210,7 @@ def type_summary(
         "forced_reviewed": row["forced_reviewed"],
         "forced_correct": row["forced_correct"],
         **_accuracy(evidence.proportion(row["forced_correct"], row["forced_reviewed"]), "forced_"),
+        **{name: row[name] for name in LEFT_OUT},
     }
 
 

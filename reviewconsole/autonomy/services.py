@@ -58,6 +58,8 @@ EDITABLE_POLICY_FIELDS = (
     "expiry_minutes",
     "expiry_outcome",
     "review_failed_checks",
+    "exclude_marked_approvals",
+    "second_review_rate",
 )
 
 
@@ -79,7 +81,13 @@ def policy_ensure(*, output_type: str) -> AutonomyPolicy:
 
 
 def _check(field: str, value: Any) -> None:
-    fraction_fields = ("audit_rate", "target_accuracy", "auto_min_threshold", "auto_max_threshold")
+    fraction_fields = (
+        "audit_rate",
+        "target_accuracy",
+        "auto_min_threshold",
+        "auto_max_threshold",
+        "second_review_rate",
+    )
     if field == "threshold" and value is not None and not 0 <= value <= 1:
         raise PolicyError("threshold must be between 0 and 1, or null to review everything", field="threshold")
     if field in fraction_fields and not 0 <= value <= 1:
@@ -107,7 +115,8 @@ def policy_update(
 ) -> PolicyChange | None:
     """Change policy fields and record who, when, from→to and why.
 
-    Side effects: the policy row (locked for the change) and one PolicyChange.
+    Side effects: the policy row (locked for the change) and one PolicyChange; a change of
+    `exclude_marked_approvals` applies to the verdicts already given (`evidence_exclusions_apply`).
     Returns None when nothing actually changed.
     """
     if not reason or not reason.strip():
@@ -128,6 +137,8 @@ def policy_update(
         if policy.auto_min_threshold > policy.auto_max_threshold:
             raise PolicyError("auto_min_threshold must not exceed auto_max_threshold", field="auto_min_threshold")
         policy.save(update_fields=[*diff, "updated_at"])
+        if "exclude_marked_approvals" in diff:
+            evidence_exclusions_apply(policy=policy)
         change = PolicyChange.objects.create(
             policy=policy,
             by=by if getattr(by, "pk", None) else None,
@@ -260,28 +271,91 @@ def gate_decision_attach(*, item: Any) -> GateDecision:
 def verdict_record(*, item: Any, decision: Any) -> None:
     """Write the reviewer's verdict on the gate decision behind the item.
 
-    Approved unchanged = correct; edited = incorrect, with the fields changed;
-    rejected = incorrect, with its reason. The first outcome of an item is its
-    approving one; any other outcome counts as incorrect. Expired items get
-    no verdict (nobody looked). A verdict on an output of an earlier day marks
-    that day stale in the rollups (`rollup_mark_stale`).
+    Approved unchanged = correct (also when the item's checks found errors: the reviewer overruled them);
+    edited = incorrect, with the fields changed; rejected = incorrect, with its reason. The first outcome of an
+    item is its approving one; any other outcome counts as incorrect. Expired items get no verdict (nobody
+    looked). The decision's mark (bulk or fast approval) is copied, and the verdict left out of the evidence
+    when the type's policy says so. A verdict on an output of an earlier day marks that day stale in the
+    rollups (`rollup_mark_stale`).
     """
-    from reviewconsole.reviews.diff import changed_fields
-
-    correct = decision.outcome == item.outcomes[0] and decision.edited_output is None
-    fields = changed_fields(decision.diff) if decision.edited_output is not None else []
     gate_decision = GateDecision.objects.filter(review_item=item).first()
     if gate_decision is None:
         return
+    policy = policy_ensure(output_type=item.output_type)
+    gate_decision.marked = decision.mark
+    gate_decision.excluded = bool(decision.mark) and policy.exclude_marked_approvals
+    _verdict_write(
+        gate_decision,
+        item=item,
+        outcome=decision.outcome,
+        edited_output=decision.edited_output,
+        diff=decision.diff,
+        reject_reason=decision.reason_code,
+    )
+
+
+def _verdict_write(
+    gate_decision: GateDecision, *, item: Any, outcome: str, edited_output: Any, diff: list, reject_reason: str
+) -> None:
+    """Set the verdict of `outcome` (with its edit) on the gate decision, its field errors, and the stale mark."""
+    from reviewconsole.reviews.diff import changed_fields
+
+    correct = outcome == item.outcomes[0] and edited_output is None
+    fields = changed_fields(diff) if edited_output is not None else []
     gate_decision.verdict = Verdict.CORRECT if correct else Verdict.INCORRECT
     gate_decision.error_fields = fields
-    gate_decision.reject_reason = decision.reason_code
+    gate_decision.reject_reason = reject_reason
     gate_decision.verdict_at = timezone.now()
-    gate_decision.save(update_fields=["verdict", "error_fields", "reject_reason", "verdict_at"])
+    gate_decision.save(update_fields=["verdict", "error_fields", "reject_reason", "verdict_at", "marked", "excluded"])
     rollup_mark_stale(decisions=[gate_decision])
+    FieldError.objects.filter(gate_decision=gate_decision).delete()
     FieldError.objects.bulk_create(
         FieldError(gate_decision=gate_decision, output_type=item.output_type, field=field) for field in fields
     )
+
+
+def verdict_adjudicate(*, item: Any, outcome: str, edited_output: Any, diff: list, reject_reason: str = "") -> None:
+    """Replace the verdict on the item's gate decision by a manager's adjudication of a disagreement.
+
+    `outcome` and `edited_output` are those of the decision the manager upheld. The adjudicated verdict counts in
+    every accuracy figure, whatever mark the first decision had: a manager weighed it. Side effects: the
+    verdict, its field errors (replaced) and reason; the day marked stale in the rollups.
+    """
+    gate_decision = GateDecision.objects.filter(review_item=item).first()
+    if gate_decision is None:
+        return
+    gate_decision.marked = ""
+    gate_decision.excluded = False
+    _verdict_write(
+        gate_decision, item=item, outcome=outcome, edited_output=edited_output, diff=diff, reject_reason=reject_reason
+    )
+
+
+def evidence_exclusions_apply(*, policy: AutonomyPolicy) -> int:
+    """Apply the type's `exclude_marked_approvals` to every marked verdict already given; returns how many changed.
+
+    Side effects: `GateDecision.excluded` of the type's marked verdicts; their days marked stale in the rollups
+    (one mark per day, not per verdict). Call in the policy change's transaction.
+    """
+    changed = (
+        GateDecision.objects.filter(output_type=policy.output_type)
+        .exclude(marked="")
+        .exclude(excluded=policy.exclude_marked_approvals)
+    )
+    days = list(
+        changed.annotate(day=TruncDate("created_at", tzinfo=local_zone())).values_list("day", flat=True).distinct()
+    )
+    count = changed.update(excluded=policy.exclude_marked_approvals)
+    today = timezone.localdate(timezone=local_zone())
+    StaleRollupDay.objects.bulk_create(
+        StaleRollupDay(output_type=policy.output_type, day=_as_date(day)) for day in days if _as_date(day) < today
+    )
+    return count
+
+
+def _as_date(value: Any) -> date:
+    # SQLite gives TruncDate back as a datetime on some versions.
+    return value.date() if isinstance(value, datetime) else value
 
 
 # --------------------------------------------------------------------------- rollups

@@ -36,6 +36,7 @@ from reviewconsole.autonomy.models import AutonomyPolicy, PolicyChange
 from reviewconsole.autonomy.recommendation import recommend, type_strata, what_if
 from reviewconsole.autonomy.services import PolicyError, policy_ensure, policy_update
 from reviewconsole.autonomy.windows import WINDOW_KEYS, Window, window_for
+from reviewconsole.reviews import reliability_selectors
 from reviewconsole.reviews.selectors import scoped_output_types
 
 MANAGE_PERM = "autonomy.manage_autonomy"
@@ -239,6 +240,11 @@ def _type_context(
                 output_type=output_type,
             )
         ),
+        # What each rule left out of the figures above, and how far reviewers agree (`reliability_selectors`).
+        "adjudication": reliability_selectors.adjudication_counts(output_type=output_type, since=window.since),
+        "agreement": reliability_selectors.agreement_by_type(output_types=[output_type], since=window.since).get(
+            output_type
+        ),
         "field_errors": selectors.field_error_rates(output_type, window.since),
         "reject_rates": selectors.reject_reason_rates(output_type, window.since),
         "queue": selectors.queue_depth(output_type),
@@ -267,6 +273,7 @@ def _reviewing_context(policy: AutonomyPolicy) -> dict[str, Any]:
         "policy": policy,
         "queue": selectors.queue_health(policy.output_type, since=since),
         "throughput": selectors.reviewer_throughput(policy.output_type, since=since),
+        "handling": reliability_selectors.handling_time(output_type=policy.output_type, since=since),
         "throughput_days": THROUGHPUT_DAYS,
     }
 

@@ -104,6 +104,12 @@ class ReviewDecisionOut(Schema):
         description="True when this was the first of two approvals the item needs (four eyes): it stays "
         "pending, and another reviewer must approve it too."
     )
+    handling_seconds: float | None = pydantic.Field(
+        description="Seconds from the reviewer opening the item to deciding it; null when decided without opening it."
+    )
+    mark: str = pydantic.Field(
+        description="'bulk' or 'fast' for an approval that may not have been a check (see the README), else empty."
+    )
 
     @staticmethod
     def resolve_user(decision: Decision | FirstApproval) -> str | None:

@@ -200,3 +200,23 @@ class BulkApproveForm(forms.Form):
     output_type = forms.CharField(max_length=100)
     items = UUIDListField()
     next = forms.CharField(required=False, max_length=2000)
+
+
+class SecondReviewForm(forms.Form):
+    """A blind second review: the outcome (an edit comes from `schema_form`, as in a decision) and a comment."""
+
+    outcome = forms.ChoiceField()
+    comment = forms.CharField(required=False, max_length=5000)
+
+    def __init__(self, data: Any = None, *, outcomes: Sequence[str]) -> None:
+        super().__init__(data)
+        self.fields["outcome"].choices = [(o, humanize_code(o)) for o in outcomes]
+
+
+class AdjudicationForm(forms.Form):
+    """A manager's ruling on a disagreement: which decision was right, and why."""
+
+    upheld = forms.ChoiceField(
+        choices=[("first", "The first decision"), ("second", "The second review")], widget=forms.RadioSelect
+    )
+    note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))

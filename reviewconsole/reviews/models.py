@@ -183,6 +183,13 @@ class PendingCount(models.Model):
         return f"{self.output_type}: {self.pending} pending"
 
 
+class DecisionMark(models.TextChoices):
+    """Why an approval may not be a check: given in bulk, or faster than `FAST_APPROVAL_SECONDS` after opening."""
+
+    BULK = "bulk", "Bulk approval"
+    FAST = "fast", "Fast approval"
+
+
 class Decision(models.Model):
     """The one decision on a review item."""
 
@@ -205,6 +212,11 @@ class Decision(models.Model):
     edited = models.GeneratedField(
         expression=models.Q(edited_output__isnull=False), output_field=models.BooleanField(), db_persist=True
     )
+    # Seconds from the reviewer opening (claiming) the item to this decision; null when they decided without
+    # opening it (bulk approval from the queue, the API) or nobody decided (expiry). See `reliability`.
+    handling_seconds = models.FloatField(null=True, blank=True)
+    # An approval that may be a rubber stamp (`DecisionMark`); blank for every other decision.
+    mark = models.CharField(max_length=10, choices=DecisionMark.choices, blank=True)
 
     class Meta:
         indexes = [
@@ -302,3 +314,56 @@ class ReviewerScope(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} → {self.output_type}"
+
+
+class SecondReviewStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a second reviewer"
+    AGREED = "agreed", "Agreed"
+    DISAGREED = "disagreed", "Disagreed: waiting for a manager"
+    ADJUDICATED = "adjudicated", "Adjudicated"
+
+
+class SecondReview(models.Model):
+    """A blind second review of a decided item: another reviewer decides it again, without seeing the first.
+
+    It changes no run (the flow resumed with the first decision); it measures whether reviewers agree. A
+    disagreement waits for a manager, whose adjudicated verdict replaces the first on the item's gate decision.
+    """
+
+    item = models.OneToOneField(ReviewItem, on_delete=models.CASCADE, related_name="second_review")
+    # A copy of the item's type: the queues and the agreement figures filter on it.
+    output_type = models.CharField(max_length=100)
+    # The first reviewer, who may not take the second review.
+    first_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=SecondReviewStatus.choices, default=SecondReviewStatus.PENDING)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    outcome = models.CharField(max_length=100, blank=True)
+    edited_output = models.JSONField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    at = models.DateTimeField(null=True, blank=True)
+    # Same outcome and same output as the first decision; null until the second review is given.
+    agreed = models.BooleanField(null=True)
+    # The manager's ruling on a disagreement: which of the two decisions was right.
+    adjudicated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    adjudicated_for = models.CharField(max_length=10, blank=True)
+    adjudication_note = models.TextField(blank=True)
+    adjudicated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            # The second-review queue and the managers' list of disagreements: one status of some types.
+            models.Index(fields=["status", "output_type", "created_at"], name="second_review_status_idx"),
+            # Agreement per type and per reviewer over a period.
+            models.Index(fields=["output_type", "at"], name="second_review_type_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"second review of {self.item_id} ({self.status})"

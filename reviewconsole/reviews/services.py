@@ -20,6 +20,7 @@ from reviewconsole.engine.enqueue import enqueue_on_commit
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
 from reviewconsole.reviews import four_eyes
 from reviewconsole.reviews.confirmations import approval_confirmations, bulk_skip_reason
+from reviewconsole.reviews import reliability
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import (
     Decision,
@@ -208,6 +209,7 @@ def decide(
     edited_output: Any = None,
     comment: str = "",
     reason_code: str = "",
+    bulk: bool = False,
 ) -> Decision | FirstApproval:
     """Record the one decision on a pending item and queue the flow's resume.
 
@@ -226,7 +228,9 @@ def decide(
     findings of the type's checks on the edited output); the type's pending
     count; `resume_flow` (on the queue workers serve first, stamped on the
     run as its outstanding task) and the type's autonomy check (regression
-    guard, autopilot) enqueued on commit.
+    guard, autopilot) enqueued on commit. The decision's handling time and
+    mark (`bulk`: part of a bulk approval), and perhaps a blind second
+    review, come from `reliability`.
     """
     item = ReviewItem.objects.select_related("decision__user").get(id=item_id)
     if item.status != ReviewStatus.PENDING:
@@ -287,8 +291,12 @@ def decide(
             comment=comment,
             reason_code=reason_code if outcome == REJECT_OUTCOME else "",
             user=user if getattr(user, "pk", None) else None,
+            **reliability.decision_handling(
+                item=item, user=user, outcome=outcome, edited_output=edited_output, bulk=bulk
+            ),
         )
         verdict_record(item=item, decision=decision)
+        reliability.second_review_maybe_request(item=item, decision=decision)
         checked = {"findings": edit_findings} if edit_findings is not None else {}
         _log(item.id, ReviewEventKind.DECIDED, user, outcome=outcome, changed=[c["path"] for c in diff], **checked)
         enqueue_on_commit("reviewconsole.autonomy.tasks.check_autonomy", item.output_type)
@@ -330,7 +338,7 @@ def decide_bulk(*, item_ids: list[Any], user: Any, output_type: str, outcome: st
             result.skipped[key] = bulk_skip_reason(needed)
         else:
             try:
-                decide(item_id=item_id, user=user, outcome=outcome)
+                decide(item_id=item_id, user=user, outcome=outcome, bulk=True)
                 result.decided.append(key)
             except DecisionError as error:
                 result.skipped[key] = str(error)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reviewconsole.reviews import views
+from reviewconsole.reviews import reliability_views, views
 
 app_name = "reviews"
 
@@ -8,6 +8,10 @@ urlpatterns = [
     path("", views.queue, name="queue"),
     path("next/", views.next_item, name="next"),
     path("bulk/", views.bulk, name="bulk"),
+    path("second/<uuid:item_id>/", reliability_views.second_review, name="second_review"),
+    path("adjudications/", reliability_views.adjudications, name="adjudications"),
+    path("adjudications/<uuid:item_id>/", reliability_views.adjudicate, name="adjudicate"),
+    path("reviewers/", reliability_views.reviewers, name="reviewers"),
     path("<uuid:item_id>/", views.item, name="item"),
     path("<uuid:item_id>/decide/", views.decide, name="decide"),
     path("<uuid:item_id>/check/", views.recheck, name="check"),

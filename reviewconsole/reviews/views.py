@@ -34,7 +34,7 @@ from reviewconsole.autonomy import selectors as autonomy_selectors
 from reviewconsole.autonomy.models import AutonomyPolicy, default_reject_reasons
 from reviewconsole.engine import selectors as engine_selectors
 from reviewconsole.inputs import UnsafeInputError, json_loads
-from reviewconsole.reviews import four_eyes, schema_form, selectors
+from reviewconsole.reviews import four_eyes, reliability_selectors, schema_form, selectors
 from reviewconsole.reviews.confirmations import approval_confirmations
 from reviewconsole.reviews.forms import BulkApproveForm, DecisionForm, QueueFilterForm
 from reviewconsole.reviews.models import FirstApproval, ReviewItem, ReviewStatus
@@ -47,6 +47,8 @@ REVIEW_PERM = "reviews.review_item"
 # Same value as services.REJECT_OUTCOME; the queue page does not import the services (they load CrewAI).
 REJECT_OUTCOME = "rejected"
 APPROVE_OUTCOME = "approved"
+# Second reviews listed above the queue (oldest first).
+SECOND_REVIEW_ROWS = 20
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -172,6 +174,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         or filters["confidence_max"] is not None
         or filters["status"] != ReviewStatus.PENDING,
         "bulk_type": bulk_type,
+        "second_reviews": list(reliability_selectors.second_reviews_for(user=request.user)[:SECOND_REVIEW_ROWS]),
         "scope_type": output_type,
         # The table's fragment also refreshes the count tabs, out of band.
         "oob": _wants_fragment(request),
