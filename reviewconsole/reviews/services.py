@@ -18,9 +18,8 @@ from reviewconsole.engine.checks import CheckContext, match_keys, run_checks
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.enqueue import enqueue_on_commit
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
-from reviewconsole.reviews import four_eyes
+from reviewconsole.reviews import four_eyes, reliability
 from reviewconsole.reviews.confirmations import approval_confirmations, bulk_skip_reason
-from reviewconsole.reviews import reliability
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import (
     Decision,
