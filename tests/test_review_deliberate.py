@@ -13,6 +13,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from reviewconsole.autonomy.models import AutonomyPolicy
+from reviewconsole.autonomy.services import policy_ensure
 from reviewconsole.reviews.confirmations import Confirmation, approval_confirmations, confirmation_key
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewReason, ReviewStatus
 from tests.people import client_for, user_in_role
@@ -28,6 +30,13 @@ TOTAL_ERROR = {
     "message": "Line items add up to 3,480.00; the total says 3,580.00",
 }
 DATE_WARNING = {"check": "due_date", "severity": "warning", "field": "due_date", "message": "No due date"}
+
+
+@pytest.fixture(autouse=True)
+def one_approver() -> None:
+    """The deliberate approval alone is under test: without four eyes, one approval of high value decides."""
+    policy_ensure(output_type="invoice")
+    AutonomyPolicy.objects.filter(output_type="invoice").update(four_eyes_reasons=[])
 
 
 @pytest.fixture

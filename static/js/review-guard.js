@@ -113,11 +113,15 @@
   );
 
   // A refused decision comes back into the page (422, 409): from then on the page is being worked on again.
-  document.addEventListener("htmx:afterSettle", function () {
-    deciding = false;
+  // Only a form's own request says so: the live re-check of the edit, say, may settle while the decision is sent.
+  function fromForm(event) {
+    return !!event.detail && event.detail.elt instanceof HTMLFormElement;
+  }
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (fromForm(event)) deciding = false;
   });
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (event.detail && event.detail.failed) deciding = false;
+    if (fromForm(event) && event.detail.failed) deciding = false;
   });
 
   window.addEventListener("beforeunload", function (event) {

@@ -28,11 +28,14 @@ def test_high_value_invoice_needs_a_second_approver(browse, rita, carl, screensh
     item_path = reverse("reviews:item", args=[item.id])
     browse.expect_error(409, reverse("reviews:decide", args=[item.id]))
     approve = "#decide-panel button[data-key='a']"
+    # A high-value approval is deliberate: its tick names the high value (see reviews/confirmations.py).
+    tick = "#decide-confirm"
 
     # The first approval: the page says two approvers are needed, and the item stays in the queue.
     page_rita = browse.as_user(rita)
     page_rita.goto(item_path)
     expect(page_rita.locator("[data-four-eyes='needed']")).to_contain_text("a different reviewer must approve")
+    page_rita.locator(tick).check()
     page_rita.locator(approve).click()
     expect(page_rita.locator(".messages")).to_contain_text("first of two approvals")
     assert FirstApproval.objects.get(item=item).user == rita
@@ -41,6 +44,7 @@ def test_high_value_invoice_needs_a_second_approver(browse, rita, carl, screensh
     # The same reviewer's second approval is refused on the page, saying why.
     page_rita.goto(item_path)
     expect(page_rita.locator("[data-four-eyes='awaiting']")).to_contain_text("You gave the first approval")
+    page_rita.locator(tick).check()
     page_rita.locator(approve).click()
     expect(page_rita.locator("#review-main .review-alert")).to_contain_text("needs a second approver")
     assert not Decision.objects.filter(item=item).exists()
@@ -53,6 +57,7 @@ def test_high_value_invoice_needs_a_second_approver(browse, rita, carl, screensh
     expect(page_carl.locator("[data-four-eyes='awaiting']")).to_contain_text("First approved by rita")
     expect(page_carl.locator("#claim-banner")).not_to_contain_text("rita")  # her visit claimed nothing
     screenshot(page_carl, "four-eyes-second-approver")
+    page_carl.locator(tick).check()
     page_carl.locator(approve).click()
     expect(page_carl.locator(".messages")).to_contain_text("Approved: invoice")
 

@@ -12,6 +12,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from reviewconsole.autonomy.models import AutonomyPolicy
 from reviewconsole.engine.models import RunStatus
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewReason, ReviewStatus
 from tests.browser.conftest import TIMEOUT_MS, draft_item, invoice_item
@@ -179,6 +180,8 @@ def test_a_on_an_item_with_an_error_finding_asks_for_the_tick_first(browse, rita
 def test_high_value_edit_then_escape_a_needs_the_tick_and_keeps_the_edit(browse, rita):
     item = invoice_item()
     ReviewItem.objects.filter(id=item.id).update(reason=ReviewReason.HIGH_VALUE)
+    # The tick alone is under test: without four eyes, this one approval decides the item.
+    AutonomyPolicy.objects.filter(output_type=item.output_type).update(four_eyes_reasons=[])
     page = browse.as_user(rita)
     open_edit(page, item)
     retype(page, "#sf-total_amount", "206")
