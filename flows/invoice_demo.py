@@ -277,5 +277,5 @@ def demo_extract_invoice(prompt_text: str) -> dict[str, Any]:
         "line_items": values["line_items"],
         "total_amount": values.get("total", 0.0),
         "confidence": _confidence(reading),
-        "source_lines": reading.lines,
+        "source_lines": [{"field": path, "lines": lines} for path, lines in reading.lines.items()],
     }

@@ -85,14 +85,18 @@ class InvoiceData(BaseModel):
     confidence: float = Field(default=0.0, ge=0, le=1)
 
 
-class InvoiceReading(InvoiceData):
-    """What a reader answers: the invoice, and where in the text it read each field (not part of the output)."""
+class SourceLines(BaseModel):
+    field: str = Field(max_length=200, description="A field path: vendor, total_amount, line_items.0, ...")
+    lines: list[int] = Field(max_length=50, description="The 1-based numbers of the invoice's lines it was read from.")
 
-    source_lines: dict[str, list[int]] = Field(
-        default_factory=dict,
-        description="For each field path (vendor, total_amount, line_items.0, ...), the 1-based line numbers "
-        "of the invoice text it was read from.",
-    )
+
+class InvoiceReading(InvoiceData):
+    """What a reader answers: the invoice, and where in the text it read each field (not part of the output).
+
+    A list of objects rather than a dict keyed by field: OpenAI's strict structured output allows no open keys.
+    """
+
+    source_lines: list[SourceLines] = Field(default_factory=list, max_length=MAX_LINE_ITEMS + 20)
 
 
 class InvoiceState(BaseModel):
@@ -172,7 +176,7 @@ class InvoiceProcessingFlow(Flow[InvoiceState]):
     def _keep(self, reading: InvoiceReading) -> InvoiceData:
         invoice = InvoiceData.model_validate(reading.model_dump(exclude={"source_lines"}))
         self.state.invoice = invoice
-        self.state.source_lines = reading.source_lines
+        self.state.source_lines = {entry.field: entry.lines for entry in reading.source_lines}
         self.state.attempts += 1
         self.state.stage = "extracted"
         return invoice

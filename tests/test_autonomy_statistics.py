@@ -522,10 +522,13 @@ def test_query_counts_do_not_grow_with_data(rows, rolled, django_assert_num_quer
 @pytest.mark.django_db(transaction=True)
 def test_acceptance_twelve_clean_invoices_then_autonomy(django_user_model):
     reviewer = django_user_model.objects.create_user("rita")
+
+    def invoice(number: str, day: int) -> str:
+        # Another number and another day: the same vendor, total and date would be a possible duplicate.
+        return CLEAN.replace("INV-1042", number).replace("Invoice Date: 2026-10-01", f"Invoice Date: 2026-10-{day:02d}")
+
     for index in range(12):
-        run = run_create(
-            flow_name="invoice_processing", inputs={"raw_invoice": CLEAN.replace("INV-1042", f"INV-{index}")}
-        )
+        run = run_create(flow_name="invoice_processing", inputs={"raw_invoice": invoice(f"INV-{index}", index + 1)})
         run.refresh_from_db()
         assert run.status == RunStatus.WAITING_REVIEW, run.error
     items = list(ReviewItem.objects.filter(output_type="invoice", status=ReviewStatus.PENDING))
@@ -539,7 +542,7 @@ def test_acceptance_twelve_clean_invoices_then_autonomy(django_user_model):
     assert recommendation.recommend("invoice")["threshold"] is None  # 12 < min_samples
 
     policy_update(output_type="invoice", changes={"threshold": 0.5, "audit_rate": 0}, by=reviewer, reason="test")
-    run = run_create(flow_name="invoice_processing", inputs={"raw_invoice": CLEAN.replace("INV-1042", "INV-AUTO")})
+    run = run_create(flow_name="invoice_processing", inputs={"raw_invoice": invoice("INV-AUTO", 20)})
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.result["reviewed"] is False

@@ -88,12 +88,13 @@ def test_label_variants_read_the_same_invoice(replacements):
 
     # A removed line moves the lines below it; where each field was read is tested on its own.
     reading, clean = demo_extract_invoice(variant), demo_extract_invoice(CLEAN)
-    assert reading.pop("source_lines").keys() == clean.pop("source_lines").keys()
+    fields = [sorted(entry["field"] for entry in answer.pop("source_lines")) for answer in (reading, clean)]
+    assert fields[0] == fields[1]
     assert reading == clean
 
 
 def test_the_demo_reading_says_on_which_line_it_read_each_field():
-    lines = demo_extract_invoice(CLEAN)["source_lines"]
+    lines = {entry["field"]: entry["lines"] for entry in demo_extract_invoice(CLEAN)["source_lines"]}
     text = CLEAN.splitlines()
 
     def at(path):
