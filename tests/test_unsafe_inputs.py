@@ -127,7 +127,11 @@ def test_policy_page_refuses_counts_beyond_the_column(manager):
     client = Client()
     client.force_login(manager)
     values = {**PolicyForm.initial_for(policy), "reason": "more", "min_samples": 10**20, "sla_minutes": 10**20}
-    data = {key: str(value) for key, value in values.items() if value is not None and not isinstance(value, bool)}
+    data = {
+        key: value if isinstance(value, list) else str(value)  # a list: ticked checkboxes, one value each
+        for key, value in values.items()
+        if value is not None and not isinstance(value, bool)
+    }
     data["review_all"] = "on"  # a new type has no threshold yet
     response = client.post(reverse("autonomy:type", args=["invoice"]), data)
     assert response.status_code == 422
