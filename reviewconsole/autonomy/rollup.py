@@ -39,8 +39,8 @@ WEIGHTED = Q(review_probability__gt=0)
 
 # What each rollup groups by (besides type and day), and the sums it keeps (see `live_aggregate`).
 ROLLUP_KEYS: dict[type[GateRollup | GateBucketRollup], tuple[str, ...]] = {
-    GateRollup: ("route", "forced", "audit", "verdict", "reject_reason"),
-    GateBucketRollup: ("bucket", "forced", "verdict"),
+    GateRollup: ("flow_version", "route", "forced", "audit", "verdict", "reject_reason"),
+    GateBucketRollup: ("flow_version", "bucket", "forced", "verdict"),
 }
 ROLLUP_SUMS: dict[type[GateRollup | GateBucketRollup], tuple[str, ...]] = {
     GateRollup: ("n", "n_weighted", "weight", "weight_square"),
@@ -84,8 +84,8 @@ def live_aggregate(column: str, condition: Q | None = None) -> Any:
 class Measure:
     """One sum over gate decisions: rollup `column` over the decisions matching `condition`.
 
-    `condition` may only use fields the gate decisions and the rollup read share (route, forced, audit, verdict,
-    reject_reason; bucket, as an annotation on the live side).
+    `condition` may only use fields the gate decisions and the rollup read share (flow_version, route, forced,
+    audit, verdict, reject_reason; bucket, as an annotation on the live side).
     """
 
     column: str
