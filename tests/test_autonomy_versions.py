@@ -33,6 +33,7 @@ from reviewconsole.engine.models import FlowRun
 from reviewconsole.engine.registry import FlowSpec, flow_version, output_type_version, source_version
 from reviewconsole.engine.tokens import api_token_create
 from reviewconsole.llm.configured import configured_model_id
+from tests.paused_runs import paused_item
 from tests.people import client_for, user_in_role
 
 pytestmark = pytest.mark.django_db
@@ -401,3 +402,14 @@ def test_the_api_carries_evidence_over(flow_at):
     body = done.json()
     assert (body["evidence_versions"], body["threshold"], body["stats"]["reviewed"]) == (["2", "", "1"], 0.5, 15)
     assert body["history"][0]["reason"] == "Same prompt"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_records_its_flow_version_and_model_and_the_item_page_shows_the_version():
+    item = paused_item("decorated_review")
+    decision = GateDecision.objects.get(review_item=item)
+    # Three test flows declare the type: its version names all three.
+    assert decision.flow_version == output_type_version(item.output_type) != ""
+    assert decision.model == configured_model_id() == "demo"
+    page = client_for(user_in_role("rita", "reviewer")).get(reverse("reviews:item", args=[item.id]))
+    assert f">{decision.flow_version}</dd>" in page.content.decode()
