@@ -109,7 +109,7 @@ def make_decisions(seed: int = 1, per_day: int = 40) -> list[GateDecision]:
         decision.created_at = stamp
     GateDecision.objects.bulk_update(created, ["created_at"], batch_size=500)
     FieldError.objects.bulk_create(
-        FieldError(gate_decision=d, output_type=d.output_type, field=f)
+        FieldError(gate_decision=d, output_type=d.output_type, flow_version=d.flow_version, field=f)
         for d in created
         if d.verdict == Verdict.INCORRECT and not d.reject_reason
         for f in ("total", "vendor")[: 1 + d.id % 2]

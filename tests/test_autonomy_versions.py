@@ -16,8 +16,9 @@ from django.urls import reverse
 from pydantic import BaseModel
 
 from reviewconsole.autonomy.guard import guard_window
-from reviewconsole.autonomy.models import AutonomyPolicy, GateDecision, PolicyChange, Route, Verdict
+from reviewconsole.autonomy.models import AutonomyPolicy, FieldError, GateDecision, PolicyChange, Route, Verdict
 from reviewconsole.autonomy.recommendation import recommend
+from reviewconsole.autonomy.selectors import field_error_rates
 from reviewconsole.autonomy.services import (
     PolicyError,
     gate,
@@ -25,14 +26,16 @@ from reviewconsole.autonomy.services import (
     policy_evidence_carry_over,
     policy_update,
     policy_version_observe,
+    verdict_record,
 )
 from reviewconsole.autonomy.versions import UNRECORDED_LABEL, evidence_filter
 from reviewconsole.engine import registry
 from reviewconsole.engine.context import Execution, current_execution
-from reviewconsole.engine.models import FlowRun
+from reviewconsole.engine.models import FlowRun, PendingFeedback
 from reviewconsole.engine.registry import FlowSpec, flow_version, output_type_version, source_version
 from reviewconsole.engine.tokens import api_token_create
 from reviewconsole.llm.configured import configured_model_id
+from reviewconsole.reviews.models import Decision, ReviewItem
 from tests.paused_runs import paused_item
 from tests.people import client_for, user_in_role
 
@@ -279,6 +282,22 @@ def test_evidence_of_one_version_does_not_count_for_the_next(flow_at):
     guarded = policy()
     guarded.threshold = 0.9
     assert guard_window(guarded, since=guarded.created_at).filter(flow_version="1").count() == 0
+
+
+def test_a_corrected_field_counts_for_the_version_of_its_output(flow_at):
+    flow_at("1")
+    gate(TYPE, 0.2)
+    run = FlowRun.objects.create(flow_name="versioned")
+    pending = PendingFeedback.objects.create(flow_uuid=str(run.id), method="review", context={}, state={})
+    item = ReviewItem.objects.create(
+        run=run, pending=pending, method="review", output_type=TYPE, outcomes=["approved", "rejected"]
+    )
+    GateDecision.objects.update(review_item=item)
+    edit = [{"path": "total", "from": 1, "to": 2}]
+    verdict_record(item=item, decision=Decision(item=item, outcome="approved", edited_output={"total": 2}, diff=edit))
+    assert list(FieldError.objects.values_list("flow_version", "field")) == [("1", "total")]
+    assert field_error_rates(TYPE, where=evidence_filter(["1"]))[0]["errors"] == 1
+    assert field_error_rates(TYPE, where=evidence_filter(["2"])) == []
 
 
 def test_carrying_evidence_over_is_logged_and_restores_the_evidence_and_the_threshold(flow_at):

@@ -179,6 +179,8 @@ class FieldError(models.Model):
 
     gate_decision = models.ForeignKey(GateDecision, on_delete=models.CASCADE, related_name="field_errors")
     output_type = models.CharField(max_length=100)
+    # The gate decision's, copied so a version's field error rates need no join (`versions.evidence_filter`).
+    flow_version = models.CharField(max_length=FLOW_VERSION_LENGTH, blank=True)
     field = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -188,7 +190,7 @@ class FieldError(models.Model):
             # Field error rates since a moment: a type's recent corrections, read from the index alone.
             models.Index(
                 fields=["output_type", "created_at"],
-                include=["field", "gate_decision"],
+                include=["field", "gate_decision", "flow_version"],
                 name="field_error_type_created_idx",
             ),
         ]

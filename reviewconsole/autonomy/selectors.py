@@ -243,12 +243,13 @@ def field_error_rates(output_type: str, since: datetime | None = None, where: Q 
     """Per field, the share of reviewed outputs a reviewer corrected it in; most-corrected first. Up to five queries.
 
     Each row: {field, errors, n (reviewed outputs), rate, ci_low, ci_high}.
-    `since` counts verdicts given since then; `where` only those on gate decisions it matches.
+    `since` counts verdicts given since then; `where` (a Q over fields FieldError shares with the gate decisions,
+    such as `versions.evidence_filter`) only those it matches.
     """
     n = sum(_verdict_counts(output_type, since, where=where).values())
     errors = FieldError.objects.filter(output_type=output_type)
     if where is not None:
-        errors = errors.filter(gate_decision__in=GateDecision.objects.filter(where, output_type=output_type))
+        errors = errors.filter(where)
     if since is not None:
         errors = errors.filter(created_at__gte=since)
     # Count distinct decisions: one output corrected twice in a field is one error.

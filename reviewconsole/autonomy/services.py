@@ -390,7 +390,13 @@ def verdict_record(*, item: Any, decision: Any) -> None:
     gate_decision.save(update_fields=["verdict", "error_fields", "reject_reason", "verdict_at"])
     rollup_mark_stale(decisions=[gate_decision])
     FieldError.objects.bulk_create(
-        FieldError(gate_decision=gate_decision, output_type=item.output_type, field=field) for field in fields
+        FieldError(
+            gate_decision=gate_decision,
+            output_type=item.output_type,
+            flow_version=gate_decision.flow_version,
+            field=field,
+        )
+        for field in fields
     )
 
 

@@ -5,8 +5,9 @@ of the flow produced them, and it cannot be worked out now (the source then is g
 versions were recorded, and for the type's policy they are evidence of the version it sees first: every policy
 starts with `evidence_versions == [""]`, and the first version the gate or a page sees for the type is recorded
 beside "" without resetting anything (`services.policy_version_observe`). So the thresholds set on that data
-keep their evidence across the upgrade; only a later version starts again at full review. The rollups get the
-same empty version on their rows, which is the exact rollup of the backfilled decisions: no rebuild needed.
+keep their evidence across the upgrade; only a later version starts again at full review. The rollups and the
+field errors get the same empty version on their rows: still the exact copies of the backfilled decisions, so
+no rebuild is needed.
 """
 
 import reviewconsole.autonomy.models
@@ -20,6 +21,10 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RemoveIndex(
+            model_name='fielderror',
+            name='field_error_type_created_idx',
+        ),
         migrations.AddField(
             model_name='autonomypolicy',
             name='evidence_versions',
@@ -27,6 +32,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='autonomypolicy',
+            name='flow_version',
+            field=models.CharField(blank=True, max_length=40),
+        ),
+        migrations.AddField(
+            model_name='fielderror',
             name='flow_version',
             field=models.CharField(blank=True, max_length=40),
         ),
@@ -49,5 +59,9 @@ class Migration(migrations.Migration):
             model_name='gaterollup',
             name='flow_version',
             field=models.CharField(blank=True, max_length=40),
+        ),
+        migrations.AddIndex(
+            model_name='fielderror',
+            index=models.Index(fields=['output_type', 'created_at'], include=('field', 'gate_decision', 'flow_version'), name='field_error_type_created_idx'),
         ),
     ]
