@@ -165,6 +165,8 @@ def test_get_returns_the_policy_its_statistics_recommendation_and_history(manage
         "output_type",
         *EDITABLE_POLICY_FIELDS,
         "updated_at",
+        "flow_version",
+        "evidence_versions",
         "window",
         "stats",
         "recommendation",

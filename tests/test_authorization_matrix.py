@@ -139,11 +139,16 @@ MATRIX: dict[str, dict[str, Row]] = {
     "api:review_decide": {"POST": (401, 403, (200, 404), 200, 200, (200, 404))},
     "api:autonomy_detail": {"GET": (401, 403, (200, 403), 200, 200, (200, 403))},
     "api:autonomy_update": {"PATCH": (401, 403, 403, 403, 422, (422, 403))},
+    # A version the type's flow never had: let in, refused.
+    "api:autonomy_carry_over": {"POST": (401, 403, 403, 403, 422, (422, 403))},
 }
 
 # Bodies that pass validation, so that the answer is the authorization's, not the body's (ninja checks a
 # body before the endpoint runs).
-API_BODIES: dict[str, dict[str, Any]] = {"api:review_decide": {"outcome": "approved"}}
+API_BODIES: dict[str, dict[str, Any]] = {
+    "api:review_decide": {"outcome": "approved"},
+    "api:autonomy_carry_over": {"from_version": "matrix", "reason": "matrix"},
+}
 
 # Ninja's own read-only views answer any method as they answer GET: not probed for 405.
 METHOD_BLIND = {"api:api-root", "api:openapi-json", "api:openapi-view"}

@@ -42,6 +42,7 @@ from reviewconsole.autonomy.services import (
     rollup_refresh,
     verdict_record,
 )
+from reviewconsole.autonomy.versions import evidence_filter
 from reviewconsole.engine.models import FlowRun, PendingFeedback
 from reviewconsole.reviews.models import Decision, ReviewItem
 
@@ -53,6 +54,11 @@ DAYS = 10
 CONFIDENCES = (None, 0.0, 0.05, 0.29, 0.3, 0.5, 0.79, 0.8, 0.85, 0.8500001, 0.855, 0.86, 0.9, 0.99, 1.0)
 THRESHOLDS = (0.29, 0.3, 0.8, 0.85, 0.8500001, 0.852, 0.855, 0.9, 1.0)
 REASONS = ("wrong_data", "incomplete", "other")
+# Flow versions: none recorded (before versions were), and two; the figures of one version read through the
+# rollups must equal those read from its gate decisions alone.
+VERSIONS = ("", "v1", "v2")
+ONE_VERSION = evidence_filter(["v1"])
+TWO_VERSIONS = evidence_filter(["", "v2"])
 
 
 def make_decisions(seed: int = 1, per_day: int = 40) -> list[GateDecision]:
@@ -82,6 +88,7 @@ def make_decisions(seed: int = 1, per_day: int = 40) -> list[GateDecision]:
             rows.append(
                 GateDecision(
                     output_type=output_type,
+                    flow_version=VERSIONS[len(rows) % len(VERSIONS)],
                     confidence=confidence,
                     threshold=0.8,
                     route=route,
@@ -102,7 +109,7 @@ def make_decisions(seed: int = 1, per_day: int = 40) -> list[GateDecision]:
         decision.created_at = stamp
     GateDecision.objects.bulk_update(created, ["created_at"], batch_size=500)
     FieldError.objects.bulk_create(
-        FieldError(gate_decision=d, output_type=d.output_type, field=f)
+        FieldError(gate_decision=d, output_type=d.output_type, flow_version=d.flow_version, field=f)
         for d in created
         if d.verdict == Verdict.INCORRECT and not d.reject_reason
         for f in ("total", "vendor")[: 1 + d.id % 2]
@@ -137,10 +144,18 @@ def snapshot(since: Any = SINCE) -> dict[str, Any]:
         # The type page aggregates the buckets once for both.
         "recommend_shared": recommendation.recommend(output_type, strata=recommendation.type_strata(output_type)),
         "calibration_shared": selectors.calibration_bands(recommendation.type_strata(output_type)),
+        # One version's evidence, and two versions' (one carried over to the other).
+        "summary_version": selectors.type_summary(output_type, where=ONE_VERSION),
+        "summary_versions_since": selectors.type_summary(output_type, since, where=TWO_VERSIONS),
+        "calibration_version": selectors.calibration_bands(recommendation.type_strata(output_type, since, ONE_VERSION)),
+        "trend_version": selectors.trend(output_type, "day", where=TWO_VERSIONS),
+        "field_errors_version": selectors.field_error_rates(output_type, where=ONE_VERSION),
+        "reject_reasons_version": selectors.reject_reason_rates(output_type, where=TWO_VERSIONS),
     }
     for threshold in THRESHOLDS:
         figures[f"what_if_{threshold}"] = recommendation.what_if(output_type, threshold)
         figures[f"what_if_{threshold}_since"] = recommendation.what_if(output_type, threshold, since=since)
+        figures[f"what_if_{threshold}_version"] = recommendation.what_if(output_type, threshold, where=ONE_VERSION)
     for row in figures["overview"] + figures["overview_since"]:
         row.pop("oldest_pending_age_seconds")  # the clock moves between two snapshots
     return figures

@@ -176,7 +176,18 @@ class AutonomyPolicyAdmin(ManagersOnly, admin.ModelAdmin):
 
 @admin.register(GateDecision)
 class GateDecisionAdmin(ManagersOnly, admin.ModelAdmin):
-    list_display = ["id", "output_type", "confidence", "threshold", "route", "reason", "audit", "verdict", "created_at"]
+    list_display = [
+        "id",
+        "output_type",
+        "confidence",
+        "threshold",
+        "route",
+        "reason",
+        "audit",
+        "verdict",
+        "flow_version",
+        "created_at",
+    ]
     # No filter or date hierarchy by type or day: each would scan every decision for its choices.
     list_filter = ["route", "verdict", "audit"]
     search_fields = ["=output_type"]

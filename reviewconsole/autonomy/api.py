@@ -1,6 +1,7 @@
 """JSON endpoints for autonomy: read a type's policy with its statistics, and change it.
 
-GET is for managers and for reviewers of that type; PATCH for managers only (403 for anyone else).
+GET is for managers and for reviewers of that type; PATCH and POST …/carry-over for managers only (403 for
+anyone else). Figures are over the evidence of the current version of the type's flow.
 A PATCH changes any editable policy field and needs a `reason`, which the change history keeps with
 who and when. A refused change is a 422 whose `loc` names the field: a missing reason, a value out of
 range (a threshold outside [0, 1]) or a field that is not a policy field.
@@ -19,8 +20,20 @@ from ninja.errors import ValidationError as NinjaValidationError
 from reviewconsole.autonomy import selectors
 from reviewconsole.autonomy.models import POLICY_INT_MAX, AutonomyPolicy, PolicyChange, PolicyMode
 from reviewconsole.autonomy.recommendation import recommend, type_strata
-from reviewconsole.autonomy.services import EDITABLE_POLICY_FIELDS, PolicyError, policy_update
-from reviewconsole.autonomy.views import DEFAULT_WINDOW, ESTIMATE_WINDOW, is_manager, policy_get_for_user
+from reviewconsole.autonomy.services import (
+    EDITABLE_POLICY_FIELDS,
+    PolicyError,
+    policy_evidence_carry_over,
+    policy_update,
+)
+from reviewconsole.autonomy.versions import evidence_filter
+from reviewconsole.autonomy.views import (
+    DEFAULT_WINDOW,
+    ESTIMATE_WINDOW,
+    is_manager,
+    policy_get_for_user,
+    policy_observed,
+)
 from reviewconsole.autonomy.windows import window_for
 from reviewconsole.openapi import error_responses, inline_refs
 
@@ -166,6 +179,14 @@ class PolicyOut(Schema):
     )
     second_review_rate: float = pydantic.Field(description="Share of decided items sent to a blind second review.")
     updated_at: datetime
+    flow_version: str = pydantic.Field(
+        description="The version of the type's flow the threshold and figures are about (declared, or a hash of its "
+        "source); empty until a flow of the type is seen."
+    )
+    evidence_versions: list[str] = pydantic.Field(
+        description="The flow versions whose verdicts count as its evidence: its own, those carried over to it, "
+        'and "" (before versions were recorded) for the first version seen.'
+    )
     window: WindowOut = pydantic.Field(description="The evidence window of `stats` and `recommendation`.")
     stats: StatsOut
     recommendation: RecommendationOut
@@ -217,19 +238,72 @@ def _validation_error(error: pydantic.ValidationError) -> NinjaValidationError:
 def _policy_out(request: HttpRequest, policy: AutonomyPolicy, window_key: str = DEFAULT_WINDOW) -> dict[str, Any]:
     """The policy with its statistics and recommendation over the window, and its history."""
     window = window_for(policy, window_key)
-    strata = type_strata(policy.output_type, window.since)
+    where = evidence_filter(policy.evidence_versions)
+    strata = type_strata(policy.output_type, window.since, where)
     audits_since = window_for(policy, ESTIMATE_WINDOW).since if window.key == DEFAULT_WINDOW else window.since
-    stats = selectors.type_summary(policy.output_type, window.since, strata=strata, audits_since=audits_since)
+    stats = selectors.type_summary(
+        policy.output_type, window.since, strata=strata, audits_since=audits_since, where=where
+    )
     history = PolicyChange.objects.filter(policy=policy).select_related("by")[:HISTORY_LIMIT]
     url = request.build_absolute_uri(reverse("autonomy:type", args=[policy.output_type]))
     return {
-        **{field: getattr(policy, field) for field in ("output_type", *EDITABLE_POLICY_FIELDS, "updated_at")},
+        **{
+            field: getattr(policy, field)
+            for field in ("output_type", *EDITABLE_POLICY_FIELDS, "updated_at", "flow_version", "evidence_versions")
+        },
         "window": {"key": window.key, "since": window.since, "label": window.label},
         "stats": stats,
         "recommendation": recommend(policy.output_type, policy=policy, strata=strata),
         "history": list(history),
         "url": url,
     }
+
+
+class CarryOverIn(Schema):
+    """The earlier flow version whose evidence now counts for the current one, and why."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    from_version: Annotated[str, pydantic.StringConstraints(max_length=40)] = pydantic.Field(
+        description='An earlier version of the type\'s flow; "" for the decisions made before versions were recorded.'
+    )
+    reason: Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+def _refused(error: PolicyError) -> NinjaValidationError:
+    field = error.field
+    return NinjaValidationError(
+        [{"loc": ["body", field] if field else ["body"], "msg": str(error), "type": "value_error"}]
+    )
+
+
+# Declared before the type's own routes: `{path:output_type}` would also match ".../carry-over".
+@router.post(
+    "/{path:output_type}/carry-over",
+    response={200: PolicyOut, **error_responses(403, 404, 422)},
+    openapi_extra={
+        "responses": {
+            403: {"description": "Only managers may carry evidence over."},
+            404: {"description": "No such output type."},
+            422: {"description": "A missing reason, or a version the type's flow has not left; `loc` names it."},
+        }
+    },
+)
+def autonomy_carry_over(request: HttpRequest, output_type: str, payload: CarryOverIn) -> dict[str, Any]:
+    """Count the evidence of an earlier version of the type's flow for the current version, with a required
+    `reason`. A new flow version starts at full review; this is the manager's word that the earlier verdicts
+    hold for it. Logged in the history with both versions and the reason."""
+    if not is_manager(request.auth):
+        raise PermissionDenied("Only managers may carry evidence over.")
+    policy = policy_observed(policy_get_for_user(request.auth, output_type))
+    try:
+        policy_evidence_carry_over(
+            output_type=policy.output_type, from_version=payload.from_version, by=request.auth, reason=payload.reason
+        )
+    except PolicyError as error:
+        raise _refused(error) from None
+    policy.refresh_from_db()
+    return _policy_out(request, policy)
 
 
 @router.get(
@@ -249,7 +323,7 @@ def autonomy_detail(request: HttpRequest, output_type: str, window: WindowKey = 
     `window`: the evidence the figures cover: `all` time, `since_change` (the last change to routing), or
     `recent` (a rolling window). Under `all`, the estimate for auto-processed outputs reads the recent window.
     """
-    policy = policy_get_for_user(request.auth, output_type)
+    policy = policy_observed(policy_get_for_user(request.auth, output_type))
     return _policy_out(request, policy, window)
 
 
@@ -280,9 +354,6 @@ def autonomy_update(request: HttpRequest, output_type: str, payload: Body[dict[s
     try:
         policy_update(output_type=policy.output_type, changes=patch.changes(), by=request.auth, reason=patch.reason)
     except PolicyError as error:
-        field = error.field
-        raise NinjaValidationError(
-            [{"loc": ["body", field] if field else ["body"], "msg": str(error), "type": "value_error"}]
-        ) from None
+        raise _refused(error) from None
     policy.refresh_from_db()
     return _policy_out(request, policy)

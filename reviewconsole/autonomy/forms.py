@@ -38,6 +38,22 @@ class WhatIfForm(forms.Form):
     threshold = forms.FloatField(**FRACTION)
 
 
+class CarryOverForm(forms.Form):
+    """A manager carrying the evidence of an earlier flow version over to the current one, and why."""
+
+    carry_over_from = forms.ChoiceField(label="Evidence of version")
+    carry_over_reason = forms.CharField(
+        label="Reason",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why the earlier version's verdicts hold for the current one (kept in the change history).",
+    )
+
+    def __init__(self, *args: Any, versions: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["carry_over_from"].choices = versions
+
+
 class PolicyForm(forms.Form):
     """Every editable policy field, and the reason the change is made (required, kept in the history)."""
 

@@ -4,7 +4,8 @@ The guard watches the outputs the gate lets through, through `evidence.Regressio
 (a CUSUM) whose chance of a false alarm is bounded over a whole horizon of verdicts, not at each look, so
 looking after every verdict does not make it cry wolf. It is fed, in the order they were given (verdict_at,
 id), the verdicts on outputs at or above the current threshold, gated under that threshold (their
-GateDecision.threshold is the policy's), not forced by a rule, since the policy's latest change of any kind.
+GateDecision.threshold is the policy's), not forced by a rule, of the flow versions whose evidence counts now
+(`versions.evidence_filter`), since the policy's latest change of any kind.
 In practice these are the audit samples. After any policy change the monitor starts afresh: the evidence it
 weighed was about another regime.
 
@@ -36,6 +37,7 @@ from reviewconsole.autonomy.recommendation import (
 )
 from reviewconsole.autonomy.rollup import COUNTED
 from reviewconsole.autonomy.services import policy_ensure, policy_update
+from reviewconsole.autonomy.versions import evidence_filter
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ def guard_window(policy: AutonomyPolicy, since: datetime | None = None) -> Query
         return GateDecision.objects.none()
     return GateDecision.objects.filter(
         COUNTED,
+        evidence_filter(policy.evidence_versions),
         output_type=policy.output_type,
         verdict__in=VERDICTS,
         threshold=threshold,
@@ -202,7 +205,7 @@ def autopilot(output_type: str) -> PolicyChange | None:
     if policy.mode != PolicyMode.AUTO or policy.always_review:
         return None
     after_id = _last_guard_decision_id(policy)
-    rec = recommend(output_type, after_id=after_id, policy=policy)
+    rec = recommend(output_type, after_id=after_id, policy=policy, where=evidence_filter(policy.evidence_versions))
     new = autopilot_target(rec["threshold"], policy.threshold, policy.auto_min_threshold, policy.auto_max_threshold)
     if new == policy.threshold:
         return None

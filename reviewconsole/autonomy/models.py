@@ -35,6 +35,14 @@ class PolicyMode(models.TextChoices):
 
 # The largest count a policy's integer fields hold: PostgreSQL's `integer`, which PositiveIntegerField uses.
 POLICY_INT_MAX = 2_147_483_647
+# The length of a flow version (engine.registry.FLOW_VERSION_MAX_LENGTH) and of a model id.
+FLOW_VERSION_LENGTH = 40
+MODEL_LENGTH = 200
+
+
+def default_evidence_versions() -> list[str]:
+    """A new policy counts the decisions of no recorded version (see `AutonomyPolicy.evidence_versions`)."""
+    return [""]
 
 
 class AutonomyPolicy(models.Model):
@@ -68,6 +76,12 @@ class AutonomyPolicy(models.Model):
     exclude_marked_approvals = models.BooleanField(default=False)
     # Share of decided items sent, blind, to a second reviewer, to measure agreement (0 to 1).
     second_review_rate = models.FloatField(default=0.0)
+    # The version of the type's flow the threshold and the evidence are about; "" until the gate or a page first
+    # sees the flow. A new version starts again at full review (`services.policy_version_observe`).
+    flow_version = models.CharField(max_length=FLOW_VERSION_LENGTH, blank=True)
+    # The versions whose gate decisions are evidence for `flow_version`: its own, those a manager carried over
+    # to it, and "" (decisions made before versions were recorded) for the version the policy first saw.
+    evidence_versions = models.JSONField(default=default_evidence_versions, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -133,6 +147,10 @@ class GateDecision(models.Model):
     forced = models.BooleanField(default=False)
     audit = models.BooleanField(default=False)
     review_probability = models.FloatField(default=1.0)
+    # The version of the flow that produced the output ("" when unknown: no flow declares the type, or the
+    # decision predates versions), and the model it ran on ("" outside a run).
+    flow_version = models.CharField(max_length=FLOW_VERSION_LENGTH, blank=True)
+    model = models.CharField(max_length=MODEL_LENGTH, blank=True)
     run = models.ForeignKey("engine.FlowRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Where in the run the gate was asked, so a re-executed step reuses its decision.
     step_key = models.CharField(max_length=300, blank=True)
@@ -184,6 +202,8 @@ class FieldError(models.Model):
 
     gate_decision = models.ForeignKey(GateDecision, on_delete=models.CASCADE, related_name="field_errors")
     output_type = models.CharField(max_length=100)
+    # The gate decision's, copied so a version's field error rates need no join (`versions.evidence_filter`).
+    flow_version = models.CharField(max_length=FLOW_VERSION_LENGTH, blank=True)
     field = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -193,7 +213,7 @@ class FieldError(models.Model):
             # Field error rates since a moment: a type's recent corrections, read from the index alone.
             models.Index(
                 fields=["output_type", "created_at"],
-                include=["field", "gate_decision"],
+                include=["field", "gate_decision", "flow_version"],
                 name="field_error_type_created_idx",
             ),
         ]
@@ -210,7 +230,8 @@ class FieldError(models.Model):
 # yet, days a late verdict made stale) live from GateDecision. The columns are the sums the statistics need:
 # `n` counts decisions; the weighted columns cover only decisions with a review probability above zero, as the
 # inverse-probability weights (1 / review_probability) do in `recommendation.weight_expression`.
-# Both group by `forced`, so every sum splits into the forced reviews and the outputs a threshold could decide.
+# Both group by `forced`, so every sum splits into the forced reviews and the outputs a threshold could decide,
+# and by `flow_version`, so a type's evidence can be read for one version of its flow (`versions.evidence_filter`).
 
 
 class GateRollup(models.Model):
@@ -218,6 +239,7 @@ class GateRollup(models.Model):
 
     output_type = models.CharField(max_length=100)
     day = models.DateField()
+    flow_version = models.CharField(max_length=FLOW_VERSION_LENGTH, blank=True)
     route = models.CharField(max_length=20, choices=Route.choices)
     forced = models.BooleanField()
     audit = models.BooleanField()
@@ -245,6 +267,7 @@ class GateBucketRollup(models.Model):
 
     output_type = models.CharField(max_length=100)
     day = models.DateField()
+    flow_version = models.CharField(max_length=FLOW_VERSION_LENGTH, blank=True)
     bucket = models.IntegerField(null=True)
     forced = models.BooleanField()
     verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)

@@ -108,14 +108,16 @@ def strata_aggregate(queryset: QuerySet[GateDecision]) -> dict[int, Stratum]:
     return _strata(sums(queryset.annotate(bucket=bucket_expression()), STRATUM_MEASURES, group_by=["bucket"]))
 
 
-def type_strata(output_type: str, since: datetime | None = None) -> dict[int, Stratum]:
-    """The strata of a type's verdicts on outputs created since `since`: rollups plus live rows. Up to four queries."""
+def type_strata(output_type: str, since: datetime | None = None, where: Q | None = None) -> dict[int, Stratum]:
+    """The strata of a type's verdicts on outputs created since `since` (matching `where`, a Q over fields the
+    gate decisions and the bucket rollup share): rollups plus live rows. Up to four queries."""
     cover = coverage(since, [output_type])
-    live = verdicts_queryset(output_type).filter(cover.live).annotate(bucket=bucket_expression())
+    rows = Q() if where is None else where
+    live = verdicts_queryset(output_type).filter(cover.live, rows).annotate(bucket=bucket_expression())
     rolled = None
     if cover.rolled is not None:
         rolled = GateBucketRollup.objects.filter(
-            cover.rolled, COUNTED, output_type=output_type, verdict__in=VERDICTS, bucket__isnull=False
+            cover.rolled, rows, COUNTED, output_type=output_type, verdict__in=VERDICTS, bucket__isnull=False
         )
     return _strata(totals(live, rolled, STRATUM_MEASURES, ["bucket"]))
 
@@ -127,6 +129,7 @@ def recommend(
     after_id: int | None = None,
     policy: AutonomyPolicy | None = None,
     strata: Mapping[int, Stratum] | None = None,
+    where: Q | None = None,
 ) -> dict[str, Any]:
     """The recommended threshold for a type (`evidence.recommend`), with the evidence for each candidate.
 
@@ -135,14 +138,14 @@ def recommend(
     (the first threshold tested), reason, guarantee, needed ({correct, threshold} when nothing passes and more
     evidence could), evidence (every candidate from 1.00 down, with its p_value, tested, passes).
     `since` / `after_id` restrict the verdicts to outputs created after a moment / a gate decision (the rollups
-    know no ids, so that case is read live). `strata`: `type_strata(output_type, since)` when the caller has
-    them. Up to five queries.
+    know no ids, so that case is read live). `where`: only the verdicts it matches. `strata`:
+    `type_strata(output_type, since, where)` when the caller has them. Up to five queries.
     """
     policy = policy or policy_ensure(output_type=output_type)
     if strata is None and after_id is None:
-        strata = type_strata(output_type, since)
+        strata = type_strata(output_type, since, where)
     elif strata is None:
-        queryset = verdicts_queryset(output_type).filter(id__gt=after_id)
+        queryset = verdicts_queryset(output_type).filter(Q() if where is None else where, id__gt=after_id)
         strata = strata_aggregate(queryset if since is None else queryset.filter(created_at__gte=since))
     rec = evidence.recommend(strata, target=policy.target_accuracy, min_samples=policy.min_samples)
     return {"output_type": output_type, "current_threshold": policy.threshold, **recommendation_dict(rec)}
@@ -163,6 +166,7 @@ def what_if(
     *,
     since: datetime | None = None,
     strata: Mapping[int, Stratum] | None = None,
+    where: Q | None = None,
 ) -> dict[str, Any]:
     """What a threshold would have done over the gate decisions of the type created since `since`.
 
@@ -172,7 +176,7 @@ def what_if(
     all decisions auto-processed, after the audit rate), expected_auto, accuracy (+ ci_low/ci_high, n, n_eff:
     `evidence.estimate` over the strata at or above the threshold, forced verdicts left out), expected_errors
     (+ expected_errors_low/high from the accuracy interval), audit_rate}. `strata`: `type_strata(output_type,
-    since)` when the caller has them. Up to eleven queries.
+    since, where)` when the caller has them. `where`: only the decisions it matches. Up to eleven queries.
 
     Counts are exact at any threshold. From the rollups, whole buckets above (or below) the threshold's bucket
     are wholly above (below) it: the bucket is a monotonic function of confidence. The threshold's own bucket
@@ -184,7 +188,7 @@ def what_if(
     # The bucket `lowest` falls in, by the arithmetic of `bucket_expression` (IEEE doubles on both sides).
     boundary = math.floor(lowest * 100.0 + BUCKET_EPSILON)
     cover = coverage(since, [output_type])
-    decisions = GateDecision.objects.filter(output_type=output_type)
+    decisions = GateDecision.objects.filter(Q() if where is None else where, output_type=output_type)
     row = sums(decisions.filter(cover.live), _what_if_measures(Q(confidence__gte=lowest), everything=True))
     if cover.rolled is not None:
         split = (
@@ -193,11 +197,11 @@ def what_if(
             .filter(bucket=boundary)
         )
         sums(split, _what_if_measures(Q(confidence__gte=lowest), everything=False), into=row)
-        rolled = GateBucketRollup.objects.filter(cover.rolled, output_type=output_type)
+        rolled = GateBucketRollup.objects.filter(cover.rolled, Q() if where is None else where, output_type=output_type)
         sums(rolled, _what_if_measures(Q(bucket__gt=boundary), everything=True), rolled=True, into=row)
     row = row[()]
     if strata is None:
-        strata = type_strata(output_type, since)
+        strata = type_strata(output_type, since, where)
     accuracy = evidence.estimate(evidence.at_or_above(strata, threshold))
     expected_auto = row["above"] * (1 - policy.audit_rate)
     # A share of whole decisions; `expected_auto` is a mean, so the interval is indicative.

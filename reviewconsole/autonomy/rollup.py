@@ -53,8 +53,8 @@ WEIGHTED = Q(review_probability__gt=0)
 
 # What each rollup groups by (besides type and day), and the sums it keeps (see `live_aggregate`).
 ROLLUP_KEYS: dict[type[GateRollup | GateBucketRollup], tuple[str, ...]] = {
-    GateRollup: ("route", "forced", "audit", "verdict", "reject_reason", "marked", "excluded"),
-    GateBucketRollup: ("bucket", "forced", "verdict", "excluded"),
+    GateRollup: ("flow_version", "route", "forced", "audit", "verdict", "reject_reason", "marked", "excluded"),
+    GateBucketRollup: ("flow_version", "bucket", "forced", "verdict", "excluded"),
 }
 ROLLUP_SUMS: dict[type[GateRollup | GateBucketRollup], tuple[str, ...]] = {
     GateRollup: ("n", "n_weighted", "weight", "weight_square"),
@@ -98,8 +98,8 @@ def live_aggregate(column: str, condition: Q | None = None) -> Any:
 class Measure:
     """One sum over gate decisions: rollup `column` over the decisions matching `condition`.
 
-    `condition` may only use fields the gate decisions and the rollup read share (route, forced, audit, verdict,
-    reject_reason, marked, excluded; bucket, as an annotation on the live side).
+    `condition` may only use fields the gate decisions and the rollup read share (flow_version, route, forced,
+    audit, verdict, reject_reason, marked, excluded; bucket, as an annotation on the live side).
     """
 
     column: str

@@ -154,6 +154,7 @@ def type_summary(
     *,
     strata: Mapping[int, Stratum] | None = None,
     audits_since: datetime | None = SAME_WINDOW,
+    where: Q | None = None,
 ) -> dict[str, Any]:
     """Headline figures of one output type, from gate decisions created since `since`. Up to eight queries.
 
@@ -168,16 +169,17 @@ def type_summary(
     leaves out of every figure above)}. Every interval is
     exact. `strata`: `type_strata(output_type, since)` when the caller has them. `audits_since`: read the
     estimate for auto-processed outputs over decisions created since then instead (the recent window, so a
-    drift shows); `audits_since` in the result says which.
+    drift shows); `audits_since` in the result says which. `where`: only the decisions it matches (a version's
+    evidence, `versions.evidence_filter`).
     """
-    row = gate_totals(SUMMARY, since=since, output_types=[output_type])[()]
+    row = gate_totals(SUMMARY, since=since, output_types=[output_type], where=where)[()]
     if strata is None:
-        strata = type_strata(output_type, since)
+        strata = type_strata(output_type, since, where)
     audits = row
     if audits_since is SAME_WINDOW or audits_since == since:
         audits_since = since
     else:
-        audits = gate_totals(AUDITS, since=audits_since, output_types=[output_type])[()]
+        audits = gate_totals(AUDITS, since=audits_since, output_types=[output_type], where=where)[()]
     auto_estimate = audit_estimate(audits)
     overall = evidence.estimate(strata.values())
     autonomy = evidence.proportion(row["auto"], row["total"])
@@ -246,27 +248,32 @@ def calibration_bands(strata: Mapping[int, Stratum]) -> list[dict[str, Any]]:
 
 
 def _verdict_counts(
-    output_type: str, since: datetime | None, group_by: Sequence[str] = ()
+    output_type: str, since: datetime | None, group_by: Sequence[str] = (), where: Q | None = None
 ) -> dict[tuple[Any, ...], int]:
-    """Verdicts on a type's outputs given since `since` (all when None), per `group_by` key; no zero counts."""
+    """Verdicts on a type's outputs given since `since` (all when None) matching `where`, per `group_by` key; no
+    zero counts."""
     measures = {"verdicts": Measure("n")}
+    verdicts_where = HAS_VERDICT if where is None else HAS_VERDICT & where
     if since is None:
-        rows = gate_totals(measures, output_types=[output_type], where=HAS_VERDICT, group_by=group_by)
+        rows = gate_totals(measures, output_types=[output_type], where=verdicts_where, group_by=group_by)
     else:
         # Counted by when the verdict was given, which no rollup is keyed by: read live.
-        verdicts = GateDecision.objects.filter(HAS_VERDICT, output_type=output_type, verdict_at__gte=since)
+        verdicts = GateDecision.objects.filter(verdicts_where, output_type=output_type, verdict_at__gte=since)
         rows = sums(verdicts, measures, group_by=group_by)
     return {key: row["verdicts"] for key, row in rows.items() if row["verdicts"]}
 
 
-def field_error_rates(output_type: str, since: datetime | None = None) -> list[dict[str, Any]]:
+def field_error_rates(output_type: str, since: datetime | None = None, where: Q | None = None) -> list[dict[str, Any]]:
     """Per field, the share of reviewed outputs a reviewer corrected it in; most-corrected first. Up to five queries.
 
     Each row: {field, errors, n (reviewed outputs), rate, ci_low, ci_high}.
-    `since` counts verdicts given since then.
+    `since` counts verdicts given since then; `where` (a Q over fields FieldError shares with the gate decisions,
+    such as `versions.evidence_filter`) only those it matches.
     """
-    n = sum(_verdict_counts(output_type, since).values())
+    n = sum(_verdict_counts(output_type, since, where=where).values())
     errors = FieldError.objects.filter(output_type=output_type)
+    if where is not None:
+        errors = errors.filter(where)
     if since is not None:
         errors = errors.filter(created_at__gte=since)
     # Count distinct decisions: one output corrected twice in a field is one error.
@@ -282,15 +289,18 @@ def _rate_row(rate: Estimate) -> dict[str, float | None]:
     return {"rate": rate.accuracy, "ci_low": rate.ci_low, "ci_high": rate.ci_high}
 
 
-def reject_reason_rates(output_type: str, since: datetime | None = None) -> list[dict[str, Any]]:
+def reject_reason_rates(
+    output_type: str, since: datetime | None = None, where: Q | None = None
+) -> list[dict[str, Any]]:
     """Per reject reason, the share of reviewed outputs rejected for it. Up to five queries.
 
     Each row: {reason, rejections, n (reviewed outputs), rate, ci_low,
     ci_high}; every reason of the type's policy is listed, unused ones with
-    0, then any reason no longer in the policy; most frequent first.
+    0, then any reason no longer in the policy; most frequent first. `where`: only verdicts on gate decisions
+    it matches.
     """
     # One GROUP BY gives both the counts per reason and (summed) the reviewed total.
-    counts = {reason: n for (reason,), n in _verdict_counts(output_type, since, ["reject_reason"]).items()}
+    counts = {r: n for (r,), n in _verdict_counts(output_type, since, ["reject_reason"], where).items()}
     n = sum(counts.values())
     policy = AutonomyPolicy.objects.filter(output_type=output_type).values_list("reject_reasons", flat=True).first()
     reasons = list(policy or []) + sorted(r for r in counts if r and r not in (policy or []))
@@ -301,25 +311,29 @@ def reject_reason_rates(output_type: str, since: datetime | None = None) -> list
     return sorted(rows, key=lambda row: -row["rejections"])
 
 
-def _daily_counts(output_types: list[str], since: datetime | None) -> dict[tuple[date, str], dict[str, int]]:
-    """COUNTS per (local day, type) of the decisions created since `since`."""
-    rows = gate_totals(COUNTS, since=since, output_types=output_types, group_by=["day", "output_type"])
+def _daily_counts(
+    output_types: list[str], since: datetime | None, where: Q | None = None
+) -> dict[tuple[date, str], dict[str, int]]:
+    """COUNTS per (local day, type) of the decisions created since `since` matching `where`."""
+    rows = gate_totals(COUNTS, since=since, output_types=output_types, where=where, group_by=["day", "output_type"])
     # SQLite gives TruncDate back as a datetime on some versions.
     return {(day.date() if isinstance(day, datetime) else day, t): row for (day, t), row in rows.items()}
 
 
-def trend(output_type: str, period: str = "day", since: datetime | None = None) -> list[dict[str, Any]]:
+def trend(
+    output_type: str, period: str = "day", since: datetime | None = None, where: Q | None = None
+) -> list[dict[str, Any]]:
     """Per day or week (weeks start on Monday), from the first period with data to the last. Up to four queries.
 
     Each row: {period (a date), total, auto, autonomy_rate +
     autonomy_ci_low/high, reviewed, correct, accuracy + ci_low/ci_high}.
     Periods without decisions in between are included with zeros, so a chart
-    shows the gap.
+    shows the gap. `where`: only the decisions it matches.
     """
     if period not in ("day", "week"):
         raise ValueError("period must be 'day' or 'week'")
     by_period: dict[date, dict[str, int]] = {}
-    for (day, *_), row in _daily_counts([output_type], since).items():
+    for (day, *_), row in _daily_counts([output_type], since, where).items():
         # Weeks are summed from days (the rollups are daily); the same Monday TruncWeek gives.
         start = day - timedelta(days=day.weekday()) if period == "week" else day
         total = by_period.setdefault(start, dict.fromkeys(COUNTS, 0))

@@ -37,6 +37,7 @@ from reviewconsole.autonomy.rollup import (
     live_aggregate,
     local_zone,
 )
+from reviewconsole.autonomy.versions import NEW_VERSION_KIND, versions_left
 from reviewconsole.engine.checks import CheckContext, has_errors, run_checks
 from reviewconsole.reviews.models import ReviewReason
 from reviewconsole.reviews.reasons import reason_check, review_reasons
@@ -151,6 +152,141 @@ def policy_update(
     return change
 
 
+# --------------------------------------------------------------------------- flow versions
+
+NEW_VERSION_REASON = "New flow version"
+CARRY_OVER_KIND = "evidence_carried_over"
+
+
+def flow_version_and_model(output_type: str) -> tuple[str, str]:
+    """The version of the flow that produces `output_type` now, and inside a run the model it runs on.
+
+    The version is the one of the flow declaring the type (`registry.output_type_version`), else, for a type no
+    flow declares, the version of the run's own flow; "" outside a run for such a type (a simulation). The
+    model is the configured one (`LLM_MODEL`, "demo" for the demo model), "" outside a run: nothing ran.
+    """
+    from reviewconsole.engine import registry
+    from reviewconsole.engine.context import current_execution
+
+    version = registry.output_type_version(output_type)
+    execution = current_execution.get()
+    if execution is None:
+        return version, ""
+    from reviewconsole.llm.configured import configured_model_id
+
+    if not version and execution.flow_name:
+        try:
+            version = registry.flow_version(registry.get_flow(execution.flow_name))
+        except registry.UnknownFlowError:
+            version = ""
+    return version, configured_model_id()
+
+
+def policy_version_observe(*, policy: AutonomyPolicy, version: str) -> AutonomyPolicy:
+    """Record the version of the type's flow that the gate or a page sees now; a new one reviews everything.
+
+    - The policy's version, or no version (a type no flow declares): nothing to do, no query.
+    - The first version seen: recorded, with no change logged and routing left alone. The decisions made before
+      versions were recorded ("") stay its evidence, as they were the evidence of the threshold set on them.
+    - Another version, never seen before: the type starts again at full review (threshold null), its evidence
+      is the new version's own, and an automatic PolicyChange names both versions. It stays so until a manager
+      carries the old evidence over (`policy_evidence_carry_over`) or a threshold is set on new evidence.
+    - A version the type has left (a worker still running old code during a deploy): nothing changes; its
+      outputs are not evidence for the current version and the gate reviews them all.
+
+    Side effects: the policy row, locked and rechecked, so two workers seeing a new version at once log one
+    change; the PolicyChange. Returns the policy as it now is.
+    """
+    if not version or version == policy.flow_version:
+        return policy
+    with transaction.atomic():
+        locked = AutonomyPolicy.objects.select_for_update().get(pk=policy.pk)
+        old = locked.flow_version
+        if version == old or version in versions_left(locked):
+            return locked
+        if not old:
+            locked.flow_version = version
+            locked.evidence_versions = [*locked.evidence_versions, version]
+            locked.save(update_fields=["flow_version", "evidence_versions", "updated_at"])
+            return locked
+        changes: dict[str, list[Any]] = {"flow_version": [old, version]}
+        if locked.threshold is not None:
+            changes["threshold"] = [locked.threshold, None]
+        evidence = {
+            "kind": NEW_VERSION_KIND,
+            "from_version": old,
+            "to_version": version,
+            # What the old version's evidence was: a manager carrying it over carries all of it.
+            "evidence_versions": locked.evidence_versions,
+        }
+        locked.flow_version, locked.threshold, locked.evidence_versions = version, None, [version]
+        locked.save(update_fields=["flow_version", "threshold", "evidence_versions", "updated_at"])
+        reason = (
+            f"{NEW_VERSION_REASON} {old} → {version}: review everything until the new version has evidence of its "
+            f"own, or a manager carries the evidence of {old} over."
+        )
+        PolicyChange.objects.create(policy=locked, automatic=True, changes=changes, reason=reason, evidence=evidence)
+    logger.warning("policy %s: %s", locked.output_type, reason)
+    return locked
+
+
+def policy_evidence_carry_over(*, output_type: str, from_version: str, by: Any, reason: str) -> PolicyChange:
+    """A manager's word that the evidence of an earlier version holds for the flow's current version too.
+
+    The current version's evidence then includes `from_version`'s (its own and whatever had been carried over to
+    it). If the type is still on the full review the version change started, the threshold it had before comes
+    back with it: the evidence it was set on counts again.
+
+    Side effects: the policy row (locked for the change) and one PolicyChange by the manager, with both
+    versions and the reason. Raises PolicyError naming the input at fault: no reason, or a version the type's
+    flow has not left, or whose evidence already counts.
+    """
+    if not reason or not reason.strip():
+        raise PolicyError("reason is required", field="reason")
+    with transaction.atomic():
+        policy = AutonomyPolicy.objects.select_for_update().get(output_type=output_type)
+        left = versions_left(policy)
+        if from_version not in left:
+            raise PolicyError(f"'{from_version}' is not an earlier version of this type's flow", field="from_version")
+        if from_version in policy.evidence_versions:
+            raise PolicyError(f"the evidence of '{from_version}' already counts", field="from_version")
+        versions = list(dict.fromkeys([*policy.evidence_versions, *left[from_version], from_version]))
+        changes: dict[str, list[Any]] = {"evidence_versions": [policy.evidence_versions, versions]}
+        update = ["evidence_versions"]
+        # The change that left `from_version` for the version now current, if the flow went straight from one to
+        # the other; its threshold comes back unless a threshold was set since.
+        version_change = (
+            PolicyChange.objects.filter(policy=policy, evidence__kind=NEW_VERSION_KIND)
+            .filter(evidence__from_version=from_version, evidence__to_version=policy.flow_version)
+            .order_by("-at", "-id")
+            .first()
+        )
+        restored = (version_change.changes.get("threshold") or [None])[0] if version_change else None
+        threshold_set_since = (
+            version_change is not None
+            and PolicyChange.objects.filter(
+                policy=policy, id__gt=version_change.id, changes__has_key="threshold"
+            ).exists()
+        )
+        if restored is not None and policy.threshold is None and not threshold_set_since:
+            changes["threshold"] = [None, restored]
+            policy.threshold = restored
+            update.append("threshold")
+        policy.evidence_versions = versions
+        policy.save(update_fields=[*update, "updated_at"])
+        change = PolicyChange.objects.create(
+            policy=policy,
+            by=by if getattr(by, "pk", None) else None,
+            changes=changes,
+            reason=reason.strip(),
+            evidence={"kind": CARRY_OVER_KIND, "from_version": from_version, "to_version": policy.flow_version},
+        )
+    logger.info(
+        "policy %s: evidence of %s carried over to %s by %s", output_type, from_version, policy.flow_version, by
+    )
+    return change
+
+
 def _step_key() -> tuple[Any, str]:
     """The run and step asking, so a re-executed step gets the decision it got the first time."""
     from crewai.flow.flow_context import current_flow_method_name
@@ -184,6 +320,9 @@ def gate(
     `check_failed`, recorded as `forced` (a rule, not the threshold, sent it).
     Above the threshold, a random share (`audit_rate`) of the rest is still
     reviewed as audit samples.
+    The decision records the flow's version and the model; a version the
+    policy has not seen starts the type again at full review
+    (`policy_version_observe`).
     """
     if force_review and reason in GATE_REASONS:
         # Reviewers read the reason: a forced review under a gate reason would pass for the policy's doing.
@@ -195,14 +334,16 @@ def gate(
         earlier = GateDecision.objects.filter(run_id=run_id, step_key=step_key).values_list("route", flat=True)
         if earlier:
             return earlier[0]
-    policy = policy_ensure(output_type=output_type)
+    version, model = flow_version_and_model(output_type)
+    policy = policy_version_observe(policy=policy_ensure(output_type=output_type), version=version)
     threshold = policy.threshold
     audit = False
     probability = 1.0
     if force_review:
         route, why = Route.HUMAN_REVIEW, reason or "flow_requested"
-    elif policy.always_review or threshold is None:
-        # No threshold yet is the starting point of gradual autonomy: every output is reviewed.
+    elif policy.always_review or threshold is None or version not in policy.evidence_versions:
+        # No threshold yet is the starting point of gradual autonomy: every output is reviewed. So is an output
+        # of a flow version the threshold has no evidence about (an old worker's, during a deploy).
         route, why = Route.HUMAN_REVIEW, "always_review"
     elif confidence is None or confidence < threshold:
         route, why = Route.HUMAN_REVIEW, "low_confidence"
@@ -224,6 +365,8 @@ def gate(
             forced=force_review,
             audit=audit,
             review_probability=probability,
+            flow_version=version,
+            model=model,
             run_id=run_id,
             step_key=step_key,
         )
@@ -253,7 +396,8 @@ def gate_decision_attach(*, item: Any) -> GateDecision:
         .first()
     )
     if decision is None:
-        policy = policy_ensure(output_type=item.output_type)
+        version, model = flow_version_and_model(item.output_type)
+        policy = policy_version_observe(policy=policy_ensure(output_type=item.output_type), version=version)
         decision = GateDecision.objects.create(
             output_type=item.output_type,
             confidence=item.confidence,
@@ -261,6 +405,8 @@ def gate_decision_attach(*, item: Any) -> GateDecision:
             route=Route.HUMAN_REVIEW,
             reason=item.reason,
             forced=True,
+            flow_version=version,
+            model=model,
             run_id=item.run_id,
         )
     decision.review_item = item
@@ -310,7 +456,13 @@ def _verdict_write(
     rollup_mark_stale(decisions=[gate_decision])
     FieldError.objects.filter(gate_decision=gate_decision).delete()
     FieldError.objects.bulk_create(
-        FieldError(gate_decision=gate_decision, output_type=item.output_type, field=field) for field in fields
+        FieldError(
+            gate_decision=gate_decision,
+            output_type=item.output_type,
+            flow_version=gate_decision.flow_version,
+            field=field,
+        )
+        for field in fields
     )
 
 

@@ -30,11 +30,18 @@ from django_htmx.middleware import HtmxDetails
 
 from reviewconsole.autonomy import charts, selectors
 from reviewconsole.autonomy.evidence import Stratum
-from reviewconsole.autonomy.forms import PolicyForm, WhatIfForm
+from reviewconsole.autonomy.forms import CarryOverForm, PolicyForm, WhatIfForm
 from reviewconsole.autonomy.guard import guard_state
 from reviewconsole.autonomy.models import AutonomyPolicy, PolicyChange
 from reviewconsole.autonomy.recommendation import recommend, type_strata, what_if
-from reviewconsole.autonomy.services import PolicyError, policy_ensure, policy_update
+from reviewconsole.autonomy.services import (
+    PolicyError,
+    policy_ensure,
+    policy_evidence_carry_over,
+    policy_update,
+    policy_version_observe,
+)
+from reviewconsole.autonomy.versions import VersionView, version_label, version_param, version_view, versions_left
 from reviewconsole.autonomy.windows import WINDOW_KEYS, Window, window_for
 from reviewconsole.reviews import reliability_selectors
 from reviewconsole.reviews.selectors import scoped_output_types
@@ -100,6 +107,21 @@ def policy_get_for_user(user: Any, output_type: str) -> AutonomyPolicy:
     raise Http404(f"No output type named '{output_type}'")
 
 
+def policy_observed(policy: AutonomyPolicy) -> AutonomyPolicy:
+    """The policy once it has seen the version of the type's flow this process loaded: a page showing a type
+    after a deploy starts a new version at full review as a worker would (`policy_version_observe`)."""
+    from reviewconsole.engine.registry import output_type_version
+
+    return policy_version_observe(policy=policy, version=output_type_version(policy.output_type))
+
+
+def _version(
+    request: HttpRequest, policy: AutonomyPolicy, left: dict[str, tuple[str, ...]] | None = None
+) -> VersionView:
+    """The flow version whose evidence the page reads (`?version=`): the current one unless another is asked for."""
+    return version_view(policy, request.GET.get("version"), versions_left(policy) if left is None else left)
+
+
 def _wants_fragment(request: HtmxHttpRequest, target: str) -> bool:
     # A history restore after a cache miss needs the whole page, not a fragment.
     return bool(request.htmx) and not request.htmx.history_restore_request and request.htmx.target == target
@@ -153,25 +175,47 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 def _what_if_context(
-    policy: AutonomyPolicy, threshold: float | None, window: Window, strata: dict[int, Stratum] | None = None
+    policy: AutonomyPolicy,
+    threshold: float | None,
+    window: Window,
+    version: VersionView,
+    strata: dict[int, Stratum] | None = None,
 ) -> dict[str, Any]:
     """The preview at `threshold`, beside what the current threshold did, for the #what-if partial."""
+    context = {"preview": None, "current": None, "policy": policy, "window": window, "version": version}
     if threshold is None:
-        return {"preview": None, "current": None, "policy": policy, "window": window}
+        return context
+    where = version.where()
     if strata is None:
-        strata = type_strata(policy.output_type, window.since)
-    preview = what_if(policy.output_type, threshold, since=window.since, strata=strata)
+        strata = type_strata(policy.output_type, window.since, where)
+    preview = what_if(policy.output_type, threshold, since=window.since, strata=strata, where=where)
     current = None
     if policy.threshold is not None and abs(policy.threshold - threshold) > 1e-9:
-        current = what_if(policy.output_type, policy.threshold, since=window.since, strata=strata)
+        current = what_if(policy.output_type, policy.threshold, since=window.since, strata=strata, where=where)
     below = preview["ci_low"] is not None and preview["ci_low"] < policy.target_accuracy
-    return {"preview": preview, "current": current, "policy": policy, "below_target": below, "window": window}
+    return {**context, "preview": preview, "current": current, "below_target": below}
 
 
-def _trend_context(policy: AutonomyPolicy, period: str) -> dict[str, Any]:
-    rows = selectors.trend(policy.output_type, period)
+def _trend_context(policy: AutonomyPolicy, period: str, version: VersionView) -> dict[str, Any]:
+    rows = selectors.trend(policy.output_type, period, where=version.where())
     chart = charts.trend_chart(rows, period=period, target=policy.target_accuracy, output_type=policy.output_type)
-    return {"policy": policy, "period": period, "trend_rows": rows, "trend_chart": _svg(chart)}
+    return {"policy": policy, "period": period, "trend_rows": rows, "trend_chart": _svg(chart), "version": version}
+
+
+def _versions_context(policy: AutonomyPolicy, version: VersionView, left: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """The versions the page can show, and the earlier ones whose evidence a manager may carry over."""
+    links = [("", version_label(policy.flow_version) + " (current)", version.version is None)]
+    links += [(version_param(v), version_label(v), version.version == v) for v in left]
+    return {
+        "version": version,
+        "version_links": links if left else [],
+        "carry_over_choices": _carry_over_choices(policy, left),
+    }
+
+
+def _carry_over_choices(policy: AutonomyPolicy, left: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    """The earlier versions whose evidence does not count yet: those a manager may carry over."""
+    return [(v, version_label(v)) for v in left if v not in policy.evidence_versions]
 
 
 def _history(policy: AutonomyPolicy) -> list[PolicyChange]:
@@ -202,16 +246,22 @@ def _type_context(
     policy: AutonomyPolicy,
     *,
     form: PolicyForm | None = None,
+    carry_over_form: CarryOverForm | None = None,
     alert: str = "",
     alert_level: str = "success",
 ) -> dict[str, Any]:
     output_type = policy.output_type
     manager = is_manager(request.user)
     window = _window(request, policy)
+    left = versions_left(policy)
+    version = _version(request, policy, left)
+    where = version.where()
     # Calibration, recommendation, summary and what-if read the same per-percent strata: aggregate them once.
-    strata = type_strata(output_type, window.since)
+    strata = type_strata(output_type, window.since, where)
     estimate_window = window_for(policy, ESTIMATE_WINDOW) if window.key == DEFAULT_WINDOW else window
-    summary = selectors.type_summary(output_type, window.since, strata=strata, audits_since=estimate_window.since)
+    summary = selectors.type_summary(
+        output_type, window.since, strata=strata, audits_since=estimate_window.since, where=where
+    )
     bands = selectors.calibration_bands(strata)
     rec = recommend(output_type, policy=policy, strata=strata)
     evidence = rec["evidence"]
@@ -245,13 +295,14 @@ def _type_context(
         "agreement": reliability_selectors.agreement_by_type(output_types=[output_type], since=window.since).get(
             output_type
         ),
-        "field_errors": selectors.field_error_rates(output_type, window.since),
-        "reject_rates": selectors.reject_reason_rates(output_type, window.since),
+        "field_errors": selectors.field_error_rates(output_type, window.since, where),
+        "reject_rates": selectors.reject_reason_rates(output_type, window.since, where),
         "queue": selectors.queue_depth(output_type),
         "history": _history(policy),
         "alert": alert,
         "alert_level": alert_level,
-        **_trend_context(policy, _period(request)),
+        **_trend_context(policy, _period(request), version),
+        **_versions_context(policy, version, left),
     }
     if manager:
         preview = _preview_threshold(request, policy, rec["threshold"])
@@ -260,8 +311,9 @@ def _type_context(
             if "threshold" in request.GET and preview is not None:
                 form.initial.update(threshold=preview, review_all=False)
         context["form"] = form
+        context["carry_over_form"] = carry_over_form or CarryOverForm(versions=context["carry_over_choices"])
         context["slider_value"] = preview if preview is not None else 1.0
-        context.update(_what_if_context(policy, preview, window, strata))
+        context.update(_what_if_context(policy, preview, window, version, strata))
     return context
 
 
@@ -302,8 +354,11 @@ def _describe(changes: dict[str, list[Any]]) -> str:
 @login_required
 @require_http_methods(["GET", "POST"])
 def type_detail(request: HtmxHttpRequest, output_type: str) -> HttpResponse:
-    """One type's dashboard; for managers also the policy controls. POST applies a policy change."""
-    policy = policy_get_for_user(request.user, output_type)
+    """One type's dashboard; for managers also the policy controls. POST applies a policy change, or carries the
+    evidence of an earlier flow version over (a form with `carry_over_from`)."""
+    policy = policy_observed(policy_get_for_user(request.user, output_type))
+    if request.method == "POST" and "carry_over_from" in request.POST:
+        return _carry_over(request, policy)
     if request.method == "POST":
         return _apply(request, policy)
     if _wants_fragment(request, "what-if"):
@@ -313,12 +368,15 @@ def type_detail(request: HtmxHttpRequest, output_type: str) -> HttpResponse:
         if not form.is_valid():
             context = {"policy": policy, "preview": None, "what_if_error": "Enter a threshold between 0 and 1."}
             return _render(request, "autonomy/type.html#what-if", context, status=422)
-        context = _what_if_context(policy, form.cleaned_data["threshold"], _window(request, policy))
+        context = _what_if_context(
+            policy, form.cleaned_data["threshold"], _window(request, policy), _version(request, policy)
+        )
         return _render(request, "autonomy/type.html#what-if", context)
     if _wants_fragment(request, "reviewing-panel"):
         return _render(request, "autonomy/type.html#reviewing-panel", _reviewing_context(policy))
     if _wants_fragment(request, "trend-panel"):
-        return _render(request, "autonomy/type.html#trend-panel", _trend_context(policy, _period(request)))
+        context = _trend_context(policy, _period(request), _version(request, policy))
+        return _render(request, "autonomy/type.html#trend-panel", context)
     return _render(request, "autonomy/type.html", _type_context(request, policy))
 
 
@@ -356,4 +414,29 @@ def _apply(request: HtmxHttpRequest, policy: AutonomyPolicy) -> HttpResponse:
         response = _render(request, "autonomy/type.html#type-body", context)
         return reswap(retarget(response, "#type-body"), "outerHTML")
     (messages.success if change else messages.info)(request, message)
+    return redirect("autonomy:type", output_type=policy.output_type)
+
+
+def _carry_over(request: HtmxHttpRequest, policy: AutonomyPolicy) -> HttpResponse:
+    """A manager carrying an earlier version's evidence over, with its required reason; refused: the page with
+    the form's errors by field (422)."""
+    if not is_manager(request.user):
+        raise PermissionDenied("Only managers may carry evidence over.")
+    form = CarryOverForm(request.POST, versions=_carry_over_choices(policy, versions_left(policy)))
+    change = None
+    if form.is_valid():
+        try:
+            change = policy_evidence_carry_over(
+                output_type=policy.output_type,
+                from_version=form.cleaned_data["carry_over_from"],
+                by=request.user,
+                reason=form.cleaned_data["carry_over_reason"],
+            )
+        except PolicyError as error:
+            field = {"from_version": "carry_over_from", "reason": "carry_over_reason"}.get(error.field or "")
+            form.add_error(field, str(error))
+    if change is None:
+        return _render(request, "autonomy/type.html", _type_context(request, policy, carry_over_form=form), status=422)
+    message = f"Evidence of {version_label(change.evidence['from_version'])} now counts for the current version."
+    messages.success(request, message)
     return redirect("autonomy:type", output_type=policy.output_type)

@@ -6,9 +6,13 @@ use rather than when Django starts: pages that never touch a flow stay fast.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
+import inspect
 import logging
 import re
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping
@@ -23,6 +27,9 @@ logger = logging.getLogger(__name__)
 # A review reason is stored as a code on review items and gate decisions (columns of this length).
 REVIEW_REASON_MAX_LENGTH = 20
 _REASON_CODE = re.compile(rf"[a-z][a-z0-9_]{{0,{REVIEW_REASON_MAX_LENGTH - 1}}}")
+# A flow version is stored on gate decisions and policies (columns of this length); a source hash is this short.
+FLOW_VERSION_MAX_LENGTH = 40
+SOURCE_HASH_CHARS = 12
 
 
 class UnknownFlowError(LookupError):
@@ -43,6 +50,8 @@ class FlowSpec:
     description: str = ""
     # The reasons, beyond the built-in ones, for which the flow sends an output to review: code → label.
     review_reasons: dict[str, str] = field(default_factory=dict)
+    # The version its author declared; empty: the flow's version is a hash of its module's source.
+    version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,6 +95,7 @@ def register_flow(
     output_types: tuple[str, ...] | list[str] = (),
     description: str = "",
     review_reasons: Mapping[str, str] | None = None,
+    version: str = "",
 ) -> Callable[[type], type]:
     """Class decorator that makes a CrewAI Flow startable from the console.
 
@@ -94,7 +104,12 @@ def register_flow(
     A reason the flow does not declare (and that is not built in) is refused when the flow tries to use it.
     `output_types` may be left out when the flow pauses only through `@human_feedback` without a provider: the
     flow then loads with those `_plain_feedback_output_types` gives.
+    `version` names the flow's version, to which the evidence about its outputs belongs (`flow_version`); left
+    out, the version is a hash of the flow's module source, so any edit of the module makes a new version.
     """
+    version = str(version).strip()
+    if len(version) > FLOW_VERSION_MAX_LENGTH:
+        raise ValueError(f"Flow '{name}': version must be at most {FLOW_VERSION_MAX_LENGTH} characters")
     reasons = dict(review_reasons or {})
     for code, label in reasons.items():
         if not isinstance(code, str) or not _REASON_CODE.fullmatch(code):
@@ -118,6 +133,7 @@ def register_flow(
             output_types=tuple(output_types),
             description=description or (flow_class.__doc__ or "").strip(),
             review_reasons=reasons,
+            version=version,
         )
         return flow_class
 
@@ -244,3 +260,45 @@ def get_flow(name: str) -> FlowSpec:
         if any(spec.name == name for spec in failure.flows):
             raise FlowUnavailableError(name, failure)
     raise UnknownFlowError(name)
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def source_version(source: str) -> str:
+    """The version of a flow without a declared one: a short hex hash of its module's source text (pure).
+
+    A hash of the text, not of the compiled code or the file's timestamp, so every process that loads the same
+    source names the same version, and any edit, even a prompt's wording, names a new one.
+    """
+    return hashlib.sha256(source.encode()).hexdigest()[:SOURCE_HASH_CHARS]
+
+
+@functools.cache
+def _module_version(flow_class: type) -> str:
+    # Keyed by the class: a module imported again (a test, a reload) gives a new class and is hashed afresh.
+    try:
+        source = inspect.getsource(sys.modules[flow_class.__module__])
+    except (KeyError, OSError, TypeError):
+        # No source to read (a class built at run time): such a flow has a version only if it declares one.
+        return ""
+    return source_version(source)
+
+
+def flow_version(spec: FlowSpec) -> str:
+    """The flow's version: the one declared with `register_flow(version=...)`, else its module's source hash."""
+    return spec.version or _module_version(spec.flow_class)
+
+
+def output_type_version(output_type: str) -> str:
+    """The version of the flow that produces `output_type` now; "" when no loaded flow declares it.
+
+    An output type comes from one flow. Should several declare it, its version names them all (a hash of each
+    one's name and version), so runs of either record the same version and do not take turns at being "new".
+    """
+    specs = sorted(
+        (spec for spec in load_flows().values() if output_type in spec.output_types), key=lambda spec: spec.name
+    )
+    if len(specs) <= 1:
+        return flow_version(specs[0]) if specs else ""
+    return source_version("\n".join(f"{spec.name}:{flow_version(spec)}" for spec in specs))

@@ -19,6 +19,12 @@ from reviewconsole.llm.setting import read_setting
 DEFAULT_LLM_MODEL = DEMO_MODEL_NAME
 
 
+def configured_model_id() -> str:
+    """The id of the model ``LLM_MODEL`` names: "demo" for the demo model (also when unset), else as given."""
+    model = str(read_setting("LLM_MODEL", DEFAULT_LLM_MODEL)).strip()
+    return DEMO_MODEL_NAME if not model or model.lower() == DEMO_MODEL_NAME else model
+
+
 def build_llm() -> BaseLLM | LLM:
     """The LLM flows run on, from ``LLM_MODEL`` / ``LLM_BASE_URL`` / ``LLM_API_KEY``.
 
@@ -28,8 +34,8 @@ def build_llm() -> BaseLLM | LLM:
     unset base URL / key are left out so the provider's own defaults and
     environment variables still apply.
     """
-    model = str(read_setting("LLM_MODEL", DEFAULT_LLM_MODEL)).strip()
-    if not model or model.lower() == DEMO_MODEL_NAME:
+    model = configured_model_id()
+    if model == DEMO_MODEL_NAME:
         return DemoLLM()
     kwargs: dict[str, Any] = {"model": model}
     base_url = read_setting("LLM_BASE_URL")

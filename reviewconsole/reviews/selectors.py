@@ -59,9 +59,11 @@ def items_visible_to(user: Any) -> QuerySet[ReviewItem]:
 
 
 def item_detail(*, item_id: Any) -> ReviewItem:
-    return ReviewItem.objects.select_related("run", "claimed_by", "decision__user", "first_approval__user").get(
-        id=item_id
-    )
+    """An item with what its page shows beside it: the run, the claim, the decision, the first of two approvals,
+    the gate decision (its flow version and model)."""
+    return ReviewItem.objects.select_related(
+        "run", "claimed_by", "decision__user", "first_approval__user", "gate_decision"
+    ).get(id=item_id)
 
 
 def item_events(*, item_id: Any) -> QuerySet[ReviewEvent]:

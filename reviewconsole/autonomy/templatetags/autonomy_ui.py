@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from reviewconsole.autonomy.charts import interval, pct
+from reviewconsole.autonomy.versions import version_label, version_param
 
 register = template.Library()
 
@@ -84,3 +85,14 @@ def policy_value(value: Any) -> str:
 def pretty_json(value: Any) -> str:
     """Indented JSON for a <pre>; the template escapes it."""
     return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
+
+
+@register.filter(name="version_label")
+def version_label_filter(value: str) -> str:
+    """A flow version as people read it; the decisions made before versions were recorded have none."""
+    return version_label(value)
+
+
+@register.filter(name="version_param")
+def version_param_filter(value: str) -> str:
+    return version_param(value)
