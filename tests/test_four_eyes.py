@@ -16,6 +16,7 @@ from reviewconsole.autonomy.models import GateDecision, PolicyChange, Verdict
 from reviewconsole.autonomy.services import PolicyError, policy_ensure, policy_update
 from reviewconsole.engine.models import FlowRun, RunStatus, Step, StepKind
 from reviewconsole.engine.services import run_create
+from reviewconsole.reviews.confirmations import approval_confirmations, confirmation_key
 from reviewconsole.reviews.models import (
     Decision,
     FirstApproval,
@@ -376,7 +377,9 @@ def test_pages_show_the_awaiting_item_and_refuse_the_first_approvers_second_appr
     page = rita_client.get(f"/reviews/{item.id}/").content.decode()
     assert 'data-four-eyes="needed"' in page
 
-    response = rita_client.post(f"/reviews/{item.id}/decide/", {"outcome": "approved"})
+    # A high-value approval on the page is deliberate: it posts the tick naming the high value.
+    confirm = confirmation_key(approval_confirmations(reason=item.reason, findings=item.findings))
+    response = rita_client.post(f"/reviews/{item.id}/decide/", {"outcome": "approved", "confirm": confirm})
     assert response.status_code == 302
     assert not Decision.objects.exists()
 
@@ -394,13 +397,13 @@ def test_pages_show_the_awaiting_item_and_refuse_the_first_approvers_second_appr
     item.refresh_from_db()
     assert item.claimed_by is None
 
-    refused = rita_client.post(f"/reviews/{item.id}/decide/", {"outcome": "approved"})
+    refused = rita_client.post(f"/reviews/{item.id}/decide/", {"outcome": "approved", "confirm": confirm})
     assert refused.status_code == 409
     content = refused.content.decode()
     assert "needs a second approver" in content and "You gave the first approval" in content
     assert not Decision.objects.exists()
 
-    response = sam_client.post(f"/reviews/{item.id}/decide/", {"outcome": "approved"})
+    response = sam_client.post(f"/reviews/{item.id}/decide/", {"outcome": "approved", "confirm": confirm})
     assert response.status_code == 302
     assert Decision.objects.get(item=item).user == sam
     assert run_of(item).status == RunStatus.COMPLETED

@@ -23,6 +23,7 @@ from reviewconsole.autonomy.models import AutonomyPolicy
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus, Step, StepKind
 from reviewconsole.engine.services import run_create
 from reviewconsole.reviews import schema_form, selectors
+from reviewconsole.reviews.confirmations import approval_confirmations, confirmation_key
 from reviewconsole.reviews.models import (
     Decision,
     ReviewEvent,
@@ -1067,7 +1068,11 @@ def test_correcting_an_invoice_in_the_browser_completes_the_run_with_the_correct
     bad = client.post(decide_url(item), edit_post(item, {"output.total_amount": "two hundred"}), headers=HTMX)
     assert bad.status_code == 422
     assert status_of(item) == ReviewStatus.PENDING
-    good = client.post(decide_url(item), edit_post(item, {"output.total_amount": "125"}), headers=HTMX)
+    # The invoice has an error finding (see RAW_INVOICE): approving it on the page needs the tick naming it.
+    confirm = confirmation_key(approval_confirmations(reason=item.reason, findings=item.findings))
+    good = client.post(
+        decide_url(item), {**edit_post(item, {"output.total_amount": "125"}), "confirm": confirm}, headers=HTMX
+    )
     assert good.status_code == 200, good.content.decode()[:2000]
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETED, run.error

@@ -37,9 +37,10 @@ from tests.test_autonomy_rollup import TYPES, assert_same, direct, make_decision
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TYPE = "invoice"
+# Each number is another invoice (its own number and date): no possible-duplicate finding holds it out of bulk.
 CLEAN = """Vendor: Acme Supplies Ltd
 Invoice Number: INV-{number}
-Invoice Date: 2026-10-01
+Invoice Date: 2026-10-{day:02d}
 Due Date: 2026-10-31
 Currency: EUR
 Description | Qty | Unit price | Amount
@@ -51,7 +52,9 @@ Total: 205.00
 
 def invoice_item(number: int) -> ReviewItem:
     """An invoice the new type sends to review (everything is reviewed at first), paused on the demo model."""
-    run = run_create(flow_name="invoice_processing", inputs={"raw_invoice": CLEAN.format(number=number)})
+    run = run_create(
+        flow_name="invoice_processing", inputs={"raw_invoice": CLEAN.format(number=number, day=number + 1)}
+    )
     run.refresh_from_db()
     assert run.status == RunStatus.WAITING_REVIEW, run.error
     return ReviewItem.objects.get(run=run)

@@ -105,10 +105,13 @@ class ReviewDecisionOut(Schema):
         "pending, and another reviewer must approve it too."
     )
     handling_seconds: float | None = pydantic.Field(
-        description="Seconds from the reviewer opening the item to deciding it; null when decided without opening it."
+        default=None,
+        description="Seconds from the reviewer opening the item to deciding it; null when decided without opening "
+        "it, and for the first of two approvals.",
     )
     mark: str = pydantic.Field(
-        description="'bulk' or 'fast' for an approval that may not have been a check (see the README), else empty."
+        default="",
+        description="'bulk' or 'fast' for an approval that may not have been a check (see the README), else empty.",
     )
 
     @staticmethod

@@ -67,7 +67,11 @@ def test_second_review_is_blind_and_an_adjudication_changes_the_accuracy(browse,
 
 def test_with_the_policy_set_the_dashboard_says_how_many_bulk_approvals_were_left_out(browse, rita, mona):
     policy_update(output_type=TYPE, changes={"exclude_marked_approvals": True}, by=None, reason="hygiene")
-    items = [invoice_item(CLEAN_INVOICE.replace("INV-1042", f"INV-{n}")) for n in range(2)]
+    # Two different invoices (number and date): no possible-duplicate finding holds either out of bulk.
+    items = [
+        invoice_item(CLEAN_INVOICE.replace("INV-1042", f"INV-{n}").replace("2026-10-01", f"2026-10-0{n + 1}"))
+        for n in range(2)
+    ]
     decide_bulk(item_ids=[i.id for i in items], user=rita, output_type=TYPE)
     page = browse.as_user(mona)
     page.goto(reverse("autonomy:type", args=[TYPE]))
