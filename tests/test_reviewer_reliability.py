@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from datetime import timedelta
 
 import pytest
@@ -393,3 +394,15 @@ def test_quantile_interval_covers_the_true_quantile_at_least_95_percent(n, q):
         high = math.inf if result.ci_high is None else result.ci_high
         covered += low <= true <= high
     assert covered / runs >= 0.94  # 95% less a few simulation errors (sd ≈ 0.5%)
+
+
+@pytest.mark.parametrize(
+    ("url_name", "current"),
+    [("reviews:reviewers", "Reviewers"), ("reviews:queue", "Queue")],
+    ids=["reviewers", "queue"],
+)
+def test_the_top_bar_marks_one_section_current(mona, url_name, current):
+    # The reviewers page lives under the queue's address: only its own link is current there.
+    page = client_for(mona).get(reverse(url_name)).content.decode()
+    marked = re.findall(r'<a class="nav__link" href="[^"]*" aria-current="page">([^<]*)</a>', page)
+    assert marked == [current]

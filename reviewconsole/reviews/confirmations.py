@@ -48,7 +48,8 @@ def approval_confirmations(*, reason: str, findings: Any) -> list[Confirmation]:
     needed = []
     for finding in _error_findings(findings):
         field = str(finding.get("field") or "")
-        message = str(finding.get("message") or finding.get("check") or "error")
+        # Messages are sentences; the tick lists them joined by semicolons, so their own full stop goes.
+        message = str(finding.get("message") or finding.get("check") or "error").rstrip(". ")
         needed.append(
             Confirmation(
                 code=f"finding:{finding.get('check', '')}:{field}", text=f"{field}: {message}" if field else message

@@ -72,11 +72,13 @@ def short_id(value: Any) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def nav_link(context: template.Context, url_name: str, label: str) -> SafeString:
-    """A top-bar link, marked current for its own page and every page below it."""
+def nav_link(context: template.Context, url_name: str, label: str, *sections: str) -> SafeString:
+    """A top-bar link, marked current for its own page and every page below it, except those below `sections`
+    (url names of other top-bar links under its address, which are current there instead)."""
     url = reverse(url_name)
     request = context.get("request")
-    current = request is not None and request.path.startswith(url)
+    path = request.path if request is not None else None
+    current = path is not None and path.startswith(url) and not any(path.startswith(reverse(s)) for s in sections)
     if current:
         return format_html('<a class="nav__link" href="{}" aria-current="page">{}</a>', url, label)
     return format_html('<a class="nav__link" href="{}">{}</a>', url, label)
