@@ -130,6 +130,25 @@ def test_same_vendor_amount_and_date_under_another_number_is_a_possible_duplicat
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_copy_of_an_invoice_that_went_through_without_review_is_held_as_a_possible_duplicate(client):
+    policy(threshold=0.5, audit_rate=0.0)
+    first_run = start(CLEAN)
+    assert first_run.status == RunStatus.COMPLETED and not ReviewItem.objects.filter(run=first_run).exists()
+
+    # The copy would go straight through too, but its duplicate check finds the first: it goes to a person.
+    second = ReviewItem.objects.get(run=start(CLEAN))
+    assert second.reason == "check_failed"
+    [duplicate] = by_check(second, "possible_duplicate")
+    assert duplicate["link"] == {"run": str(first_run.id)}
+    page = client.get(f"/reviews/{second.id}/").content.decode()
+    assert f'href="/runs/{first_run.id}/">the other run</a> (went through without review)' in page
+    assert client.get(f"{REVIEWS_API}/{second.id}").json()["findings"][0]["link"] == {
+        "item": None,
+        "run": str(first_run.id),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_failing_check_forces_review_when_the_policy_says_so():
     policy(threshold=0.5, audit_rate=0.0)
     assert AutonomyPolicy.objects.get(output_type="invoice").review_failed_checks  # on by default

@@ -38,8 +38,9 @@ from reviewconsole.autonomy.rollup import (
     local_zone,
 )
 from reviewconsole.autonomy.versions import NEW_VERSION_KIND, versions_left
-from reviewconsole.engine.checks import CheckContext, has_errors, run_checks
+from reviewconsole.engine.checks import CheckContext, as_output, has_errors, run_checks
 from reviewconsole.reviews.models import ReviewReason
+from reviewconsole.reviews.output_keys import output_keys_record
 from reviewconsole.reviews.reasons import reason_check, review_reasons
 
 logger = logging.getLogger(__name__)
@@ -356,20 +357,27 @@ def gate(
         audit = (rng or random).random() < policy.audit_rate
         route, why = (Route.HUMAN_REVIEW, "audit_sample") if audit else (Route.AUTO_APPROVED, "")
     try:
-        GateDecision.objects.create(
-            output_type=output_type,
-            confidence=confidence,
-            threshold=threshold,
-            route=route,
-            reason=why,
-            forced=force_review,
-            audit=audit,
-            review_probability=probability,
-            flow_version=version,
-            model=model,
-            run_id=run_id,
-            step_key=step_key,
-        )
+        with transaction.atomic():
+            decision = GateDecision.objects.create(
+                output_type=output_type,
+                confidence=confidence,
+                threshold=threshold,
+                route=route,
+                reason=why,
+                forced=force_review,
+                audit=audit,
+                review_probability=probability,
+                flow_version=version,
+                model=model,
+                run_id=run_id,
+                step_key=step_key,
+            )
+            if route == Route.AUTO_APPROVED and output is not None and run_id is not None:
+                # An output sent to a person is keyed with its review item; one let through is keyed here, so
+                # that a later copy of it is still found as a possible duplicate.
+                output_keys_record(
+                    output_type=output_type, output=as_output(output), run_id=run_id, created_at=decision.created_at
+                )
     except IntegrityError:
         # The same step asked twice at once (a redelivered task); the first answer stands.
         return GateDecision.objects.get(run_id=run_id, step_key=step_key).route

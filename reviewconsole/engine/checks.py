@@ -60,7 +60,7 @@ def finding(
         raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, not '{severity}'")
     made: dict[str, Any] = {"check": check, "severity": severity, "field": field, "message": message}
     if link:
-        made["link"] = {key: str(value) for key, value in link.items()}
+        made["link"] = {key: str(value) for key, value in link.items() if value is not None}
     return made
 
 

@@ -155,8 +155,12 @@ class FirstApprovalOut(Schema):
 
 
 class FindingLinkOut(Schema):
-    item: str = pydantic.Field(description="The other review item's id (a possible duplicate, say).")
-    run: str = pydantic.Field(description="That item's run id.")
+    item: str | None = pydantic.Field(
+        default=None,
+        description="The other review item's id (a possible duplicate, say); null when the other output went "
+        "through without review.",
+    )
+    run: str = pydantic.Field(description="The other output's run id.")
 
 
 class FindingOut(Schema):

@@ -146,13 +146,14 @@ class ReviewItem(models.Model):
 
 
 class ReviewItemKey(models.Model):
-    """A key identifying an item's output for duplicate lookups (`engine.checks.register_match_keys`).
+    """A key identifying an output for duplicate lookups (`engine.checks.register_match_keys`).
 
-    Written with the item; a duplicate check finds the earlier items sharing a key through the index below,
-    one seek per key, however many items there are.
+    Written with a review item, or by the gate for an output it lets through without review (`item` null):
+    a copy of an invoice that was paid without review is still a copy. A duplicate check finds the earlier
+    outputs sharing a key through the index below, one seek per key, however many there are.
     """
 
-    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="match_keys")
+    item = models.ForeignKey(ReviewItem, null=True, blank=True, on_delete=models.CASCADE, related_name="match_keys")
     run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="+")
     output_type = models.CharField(max_length=100)
     key = models.CharField(max_length=300)

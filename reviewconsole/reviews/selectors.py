@@ -93,8 +93,11 @@ def item_findings(*, item: ReviewItem, output: Any) -> list[dict[str, Any]]:
     return run_checks(item.output_type, output, context)
 
 
-def items_sharing_keys(*, output_type: str, keys: list[str], context: CheckContext) -> dict[str, tuple[str, str]]:
-    """For each key, the earliest other item of the type with it: {key: (item id, run id)}.
+def items_sharing_keys(
+    *, output_type: str, keys: list[str], context: CheckContext
+) -> dict[str, tuple[str | None, str]]:
+    """For each key, the earliest other output of the type with it: {key: (item id, run id)}, the item id None
+    for an output the gate let through without review.
 
     One seek of `review_item_key_idx` per key (a handful per output), so the cost does not grow with the
     number of items. Items of the run being checked are not "other" (a re-run of a step, or the item itself).
@@ -108,7 +111,7 @@ def items_sharing_keys(*, output_type: str, keys: list[str], context: CheckConte
             rows = rows.exclude(run_id=context.run_id)
         first = rows.order_by("created_at").values_list("item_id", "run_id").first()
         if first is not None:
-            found[key] = (str(first[0]), str(first[1]))
+            found[key] = (str(first[0]) if first[0] is not None else None, str(first[1]))
     return found
 
 

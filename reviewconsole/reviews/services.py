@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from reviewconsole.autonomy.services import gate_decision_attach, policy_ensure, verdict_record
 from reviewconsole.engine import services as engine_services
-from reviewconsole.engine.checks import CheckContext, match_keys, run_checks
+from reviewconsole.engine.checks import CheckContext, run_checks
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.enqueue import enqueue_on_commit
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
@@ -27,9 +27,9 @@ from reviewconsole.reviews.models import (
     ReviewEvent,
     ReviewEventKind,
     ReviewItem,
-    ReviewItemKey,
     ReviewStatus,
 )
+from reviewconsole.reviews.output_keys import output_keys_record
 from reviewconsole.reviews.pending_counts import pending_count_add
 from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, InvalidEdit, validated_edit
 from reviewconsole.reviews.selectors import item_findings
@@ -140,9 +140,8 @@ def _checked(item: ReviewItem) -> None:
     inputs = FlowRun.objects.filter(id=item.run_id).values_list("inputs", flat=True).first() or {}
     item.set_findings(run_checks(item.output_type, item.output, CheckContext(inputs=inputs, run_id=item.run_id)))
     item.save(update_fields=["findings", "finding_count", "error_count"])
-    ReviewItemKey.objects.bulk_create(
-        ReviewItemKey(item=item, run_id=item.run_id, output_type=item.output_type, key=key, created_at=item.created_at)
-        for key in match_keys(item.output_type, item.output)
+    output_keys_record(
+        output_type=item.output_type, output=item.output, run_id=item.run_id, created_at=item.created_at, item=item
     )
 
 

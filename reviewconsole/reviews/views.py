@@ -609,12 +609,17 @@ def _labelled(findings: list[dict[str, Any]], tree: schema_form.FormField) -> li
 
 
 def _link_urls(link: Any) -> dict[str, str]:
-    """The pages of the item and run a finding links to; none for ids that are not UUIDs."""
+    """The pages of the item and run a finding links to (the run alone for an output that went through without
+    review); none for ids that are not UUIDs."""
     try:
-        item_id, run_id = uuid.UUID(str(link["item"])), uuid.UUID(str(link["run"]))
-    except (TypeError, KeyError, ValueError):
+        run_id = uuid.UUID(str(link["run"]))
+        item_id = uuid.UUID(str(link["item"])) if link.get("item") is not None else None
+    except (TypeError, KeyError, ValueError, AttributeError):
         return {}
-    return {"item_url": reverse("reviews:item", args=[item_id]), "run_url": reverse("engine:run_detail", args=[run_id])}
+    urls = {"run_url": reverse("engine:run_detail", args=[run_id])}
+    if item_id is not None:
+        urls["item_url"] = reverse("reviews:item", args=[item_id])
+    return urls
 
 
 @login_required
