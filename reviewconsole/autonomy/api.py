@@ -7,17 +7,18 @@ who and when. A refused change is a 422 whose `loc` names the field: a missing r
 range (a threshold outside [0, 1]) or a field that is not a policy field.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import pydantic
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import Body, Router, Schema
 from ninja.errors import ValidationError as NinjaValidationError
 
 from reviewconsole.autonomy import selectors
+from reviewconsole.autonomy.export_views import export_policy_for_user, export_response
 from reviewconsole.autonomy.models import POLICY_INT_MAX, AutonomyPolicy, PolicyChange, PolicyMode
 from reviewconsole.autonomy.recommendation import recommend, type_strata
 from reviewconsole.autonomy.services import (
@@ -275,6 +276,81 @@ def _refused(error: PolicyError) -> NinjaValidationError:
     return NinjaValidationError(
         [{"loc": ["body", field] if field else ["body"], "msg": str(error), "type": "value_error"}]
     )
+
+
+EXPORT_DAYS_HELP = (
+    "Decisions made from the start of `date_from` to the end of `date_to` (days in the console's time zone, "
+    "both included; either may be left out for no limit)."
+)
+
+
+def _export_days(date_from: date | None, date_to: date | None) -> None:
+    if date_from is not None and date_to is not None and date_from > date_to:
+        message = f"The start date {date_from.isoformat()} is after the end date {date_to.isoformat()}"
+        raise NinjaValidationError([{"loc": ["query", "date_from"], "msg": message, "type": "value_error"}])
+
+
+def _export_operation(kind: str, media_type: str, description: str, summary: str) -> dict[str, Any]:
+    """The route options of an export: what it does, what its 200 streams (not JSON), and its errors."""
+    return {
+        "description": f"{summary} {EXPORT_DAYS_HELP}",
+        "response": {**error_responses(403, 404, 422)},
+        "openapi_extra": {
+            "responses": {
+                200: {
+                    "description": description,
+                    "headers": {
+                        "Content-Disposition": {
+                            "description": f"attachment, with a file name naming the type, {kind} and the days.",
+                            "schema": {"type": "string"},
+                        }
+                    },
+                    "content": {media_type: {"schema": {"type": "string"}}},
+                },
+                403: {"description": "Not a manager, or a type outside the caller's output-type limit."},
+                404: {"description": "No such output type."},
+                422: {"description": "A date that does not parse, or a start after the end; `loc` names it."},
+            }
+        },
+    }
+
+
+@router.get(
+    "/{path:output_type}/export/audit",
+    **_export_operation(
+        "audit",
+        "text/csv",
+        "The audit trail as CSV, a row per decision, streamed.",
+        "The type's audit trail (managers): a CSV row per decision with who, when (UTC), the outcome, the reasons, "
+        "the changes (compact JSON), the handling time, the four-eyes first approver and any adjudication. Cells "
+        "that a spreadsheet would run as a formula start with `'`.",
+    ),
+)
+def autonomy_export_audit(
+    request: HttpRequest, output_type: str, date_from: date | None = None, date_to: date | None = None
+) -> HttpResponse:
+    _export_days(date_from, date_to)
+    policy = export_policy_for_user(request.auth, output_type)
+    return export_response(output_type=policy.output_type, kind="audit", date_from=date_from, date_to=date_to)
+
+
+@router.get(
+    "/{path:output_type}/export/dataset",
+    **_export_operation(
+        "dataset",
+        "application/jsonl",
+        "The dataset as JSON Lines, one object per decided item, streamed.",
+        "The type's decided items as a dataset (managers): a JSON line per item with the run's input, the AI's "
+        "output, the corrected output and the verdict as the autonomy evidence counts it (the line's schema is "
+        "`DatasetLine`, in the README).",
+    ),
+)
+def autonomy_export_dataset(
+    request: HttpRequest, output_type: str, date_from: date | None = None, date_to: date | None = None
+) -> HttpResponse:
+    _export_days(date_from, date_to)
+    policy = export_policy_for_user(request.auth, output_type)
+    return export_response(output_type=policy.output_type, kind="dataset", date_from=date_from, date_to=date_to)
 
 
 # Declared before the type's own routes: `{path:output_type}` would also match ".../carry-over".

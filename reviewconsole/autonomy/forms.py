@@ -1,4 +1,5 @@
-"""Browser input for autonomy: the what-if threshold and the policy form (applied through `policy_update`)."""
+"""Browser input for autonomy: the what-if threshold, the policy form (applied through `policy_update`) and the
+export form."""
 
 from __future__ import annotations
 
@@ -189,3 +190,21 @@ class PolicyForm(forms.Form):
     def changes(self) -> dict[str, Any]:
         """The policy fields as submitted; `policy_update` records only those that differ."""
         return {field: self.cleaned_data[field] for field in EDITABLE_POLICY_FIELDS}
+
+
+class ExportForm(forms.Form):
+    """The days whose decisions an export covers, both inclusive; either may be left open."""
+
+    date_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start is not None and end is not None and start > end:
+            self.add_error("date_from", f"The start date {start.isoformat()} is after the end date {end.isoformat()}.")
+        return cleaned

@@ -30,10 +30,11 @@ from django_htmx.middleware import HtmxDetails
 
 from reviewconsole.autonomy import charts, selectors
 from reviewconsole.autonomy.evidence import Stratum
-from reviewconsole.autonomy.forms import CarryOverForm, PolicyForm, WhatIfForm
+from reviewconsole.autonomy.forms import CarryOverForm, ExportForm, PolicyForm, WhatIfForm
 from reviewconsole.autonomy.guard import guard_state
 from reviewconsole.autonomy.models import AutonomyPolicy, PolicyChange
 from reviewconsole.autonomy.recommendation import recommend, type_strata, what_if
+from reviewconsole.autonomy.rollup import local_zone
 from reviewconsole.autonomy.services import (
     PolicyError,
     policy_ensure,
@@ -53,6 +54,8 @@ SPARK_DAYS = 30
 # Reviewer throughput and decision times on a type's page cover this many days.
 THROUGHPUT_DAYS = 30
 HISTORY_ROWS = 50
+# The export form on a type's page offers the decisions of this many days, today included.
+EXPORT_DEFAULT_DAYS = 30
 PERIODS = ("day", "week")
 # The evidence window a type's page reads when none is asked for; the estimate of auto-processed outputs reads
 # the recent one then, so a drift shows instead of being averaged away over all time.
@@ -312,6 +315,11 @@ def _type_context(
                 form.initial.update(threshold=preview, review_all=False)
         context["form"] = form
         context["carry_over_form"] = carry_over_form or CarryOverForm(versions=context["carry_over_choices"])
+        today = timezone.localdate(timezone=local_zone())
+        context["export_form"] = ExportForm(
+            initial={"date_from": today - timedelta(days=EXPORT_DEFAULT_DAYS - 1), "date_to": today}
+        )
+        context["time_zone"] = str(local_zone())
         context["slider_value"] = preview if preview is not None else 1.0
         context.update(_what_if_context(policy, preview, window, version, strata))
     return context
