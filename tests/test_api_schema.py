@@ -80,6 +80,8 @@ def test_each_flow_documents_its_own_run_inputs(document):
         ("/api/v1/reviews/{item_id}/decision", "post", {"200", "400", "401", "403", "429", "404", "409", "422"}),
         ("/api/v1/autonomy/{output_type}", "get", {"200", "400", "401", "403", "429", "404", "422"}),
         ("/api/v1/autonomy/{output_type}", "patch", {"200", "400", "401", "403", "429", "404", "422"}),
+        ("/api/v1/autonomy/{output_type}/export/audit", "get", {"200", "400", "401", "403", "429", "404", "422"}),
+        ("/api/v1/autonomy/{output_type}/export/dataset", "get", {"200", "400", "401", "403", "429", "404", "422"}),
     ],
 )
 def test_every_status_an_operation_answers_is_documented_with_its_body(document, path, method, statuses):
@@ -97,3 +99,11 @@ def test_an_api_url_no_route_matches_is_a_json_404():
         response = client.get(url)
         assert (response.status_code, response.json()) == (404, {"detail": "Not found"})
     assert "text/html" in Client().get("/no-such-page/")["Content-Type"]
+
+
+@pytest.mark.parametrize(("kind", "media_type"), [("audit", "text/csv"), ("dataset", "application/jsonl")])
+def test_the_exports_document_what_they_stream(document, kind, media_type):
+    operation = document["paths"][f"/api/v1/autonomy/{{output_type}}/export/{kind}"]["get"]
+    assert set(operation["responses"]["200"]["content"]) == {media_type}
+    assert "Content-Disposition" in operation["responses"]["200"]["headers"]
+    assert {parameter["name"] for parameter in operation["parameters"]} == {"output_type", "date_from", "date_to"}
