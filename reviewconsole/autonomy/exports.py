@@ -19,11 +19,13 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from itertools import chain
 from typing import Any, Literal
 
 import pydantic
+from django.db import connections, transaction
 from django.db.models import Q
 
 from reviewconsole.autonomy.rollup import day_start
@@ -119,10 +121,17 @@ def export_period(date_from: date | None, date_to: date | None) -> Q:
     return period
 
 
-def _decision_rows(output_type: str, date_from: date | None, date_to: date | None, fields: tuple[str, ...]) -> Any:
+def _decision_rows(
+    output_type: str, date_from: date | None, date_to: date | None, fields: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
     # `Decision.output_type` is the item's, copied: the filter needs no join. Oldest first, as an audit reads.
     rows = Decision.objects.filter(export_period(date_from, date_to), output_type=output_type).order_by("at", "id")
-    return rows.values(*fields).iterator(chunk_size=EXPORT_CHUNK_SIZE)
+    # On PostgreSQL a server-side cursor inside a transaction hands rows over as they are fetched; outside one it
+    # is declared WITH HOLD, and the server copies the whole result aside before the first row is sent. Not on
+    # SQLite, whose transactions (IMMEDIATE) would hold the write lock for the whole download.
+    within = transaction.atomic(using=rows.db) if connections[rows.db].vendor == "postgresql" else nullcontext()
+    with within:
+        yield from rows.values(*fields).iterator(chunk_size=EXPORT_CHUNK_SIZE)
 
 
 def csv_cell(value: Any) -> Any:
