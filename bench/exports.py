@@ -335,7 +335,11 @@ def main() -> None:
         run_result_child([*common, "--child", "seed", *(["--regenerate"] if args.regenerate else [])], env)
         for kind in KINDS:
             result = run_result_child([*common, "--child", kind], env)
-            log(f"{backend} {kind}: peak {result['peak_mb']:.0f} MB")
+            log(
+                f"{backend} {kind}: {result['rows']:,} rows, RSS {result['baseline_mb']:.0f} MB before, peak "
+                f"{result['peak_mb']:.0f} MB (+{result['growth_mb']:.1f}), "
+                f"tracemalloc {result['tracemalloc_peak_mb']:.1f} MB"
+            )
             results.append((backend, result))
     print_table(
         [
