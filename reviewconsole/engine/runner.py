@@ -25,6 +25,7 @@ from reviewconsole.engine.models import FlowRun, PendingFeedback
 from reviewconsole.engine.pause_handler import pause_handler
 from reviewconsole.engine.persistence import DjangoFlowPersistence
 from reviewconsole.engine.registry import FlowUnavailableError, UnknownFlowError, get_flow, load_failures, load_flows
+from reviewconsole.logs import log_ids
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ class _Heartbeat:
                 self._guarded(lambda e=execution, w=worker: self._renew(e, w), f"renew the lease of {execution.run_id}")
             if self._sweeps and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + lease / 2
+                # Beside the sweep, which only a qcluster worker runs: the beat says a worker is there (/readyz).
+                self._guarded(lambda: services.worker_heartbeat_record(worker=worker_name()), "record a heartbeat")
                 self._guarded(services.runs_sweep, "sweep")
             if not current:
                 # Idle: give the connection back rather than hold one per worker process.
@@ -152,6 +155,11 @@ def _fail(run: FlowRun, worker: str, error: str, trace: str) -> None:
 
 def execute(run_id: Any, worker: str) -> None:
     """Run a claimed run to its next stop: paused, completed, failed or cancelled."""
+    with log_ids(run_id=run_id):
+        _execute(run_id, worker)
+
+
+def _execute(run_id: Any, worker: str) -> None:
     from crewai.flow.async_feedback.types import HumanFeedbackPending
 
     bootstrap_worker()
