@@ -93,8 +93,8 @@ class _Heartbeat:
         # A third of the lease, so two renewals can fail before it runs out.
         beat = max(0.5, min(lease / 3, 5.0))
         next_sweep = time.monotonic()
+        # The first round at once: a new worker reports (and sweeps) as soon as it is up, not a beat later.
         while True:
-            time.sleep(beat)
             with self._lock:
                 current = list(self._current.values())
             for execution, worker in current:
@@ -107,6 +107,7 @@ class _Heartbeat:
             if not current:
                 # Idle: give the connection back rather than hold one per worker process.
                 connection.close()
+            time.sleep(beat)
 
     @staticmethod
     def _renew(execution: Execution, worker: str) -> None:
