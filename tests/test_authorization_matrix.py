@@ -124,6 +124,11 @@ MATRIX: dict[str, dict[str, Row]] = {
         "GET": (LOGIN, 403, (200, 403), 200, 200, (200, 403)),
         "POST": (LOGIN, 403, 403, 403, 422, (422, 403)),
     },
+    # Probes and the scraper: public, for no one in particular. Not ready here (no worker reports in a test);
+    # the metrics are off without METRICS_TOKEN (tests/test_metrics.py checks the token).
+    "healthz": {"GET": everyone(200)},
+    "readyz": {"GET": everyone(503)},
+    "metrics": {"GET": everyone(404)},
     # The JSON API.
     "api:api-root": {"GET": everyone(404)},
     # The API's description is for API users: a login session or a valid token.
