@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 # The settings refuse to start without SECRET_KEY: `make run` makes one on first use and keeps it here.
 SECRET_KEY_FILE := var/secret-key
 
-.PHONY: install chromium run test lint bench clean
+.PHONY: install chromium run serve test lint bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -39,6 +39,12 @@ run: install $(SECRET_KEY_FILE)
 	@trap 'kill 0' EXIT; \
 	$(PY) manage.py qcluster & \
 	$(PY) manage.py runserver 127.0.0.1:8000 --insecure --noreload
+
+# Production (README, "Production"): migrate, collect static files, then gunicorn and WORKERS qcluster processes;
+# Ctrl-C or SIGTERM stops them all. Set SECRET_KEY (the same on every machine); else the kept one is used.
+serve: private export SECRET_KEY ?= $(shell cat $(SECRET_KEY_FILE) 2>/dev/null)
+serve: install $(SECRET_KEY_FILE)
+	$(PY) manage.py serve
 
 # Every benchmark in --quick mode, then a summary against DESIGN.md's targets: about 9 min on 2 cores (15 the
 # first time). Needs the local PostgreSQL, and Redis on 127.0.0.1:6379 for the Redis figures; see bench/run_all.py -h.

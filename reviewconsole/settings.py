@@ -5,6 +5,8 @@ REDIS_URL      if set, django-q2 uses Redis as its broker and Django's cache liv
                broker and a per-process cache
 TASKS_SYNC=1   django-q2 runs tasks inline (tests, debugging)
 SECRET_KEY, DEBUG, ALLOWED_HOSTS, PUBLIC_URL
+Production (README, "Production"): STATIC_MANIFEST, TRUST_X_FORWARDED_PROTO, SECURE_HSTS_SECONDS, BIND,
+WEB_CONCURRENCY, WORKERS, WORKER_HEARTBEAT_SECONDS, METRICS_TOKEN, METRICS_WINDOW_SECONDS, LOG_FORMAT
 """
 
 import os
@@ -34,6 +36,34 @@ def _env_positive_int(name: str, default: int) -> int:
     return value
 
 
+def _env_flag(name: str, default: bool = False) -> bool:
+    """A yes/no switch; a value that is neither stops start-up, rather than quietly meaning "no"."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {raw!r}")
+
+
+def _env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default); anything else stops start-up naming the variable."""
+    raw = os.environ.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
+def _public_url(raw: str) -> tuple[str, str]:
+    """(origin, host name) of PUBLIC_URL, which must be an http(s) address with a host."""
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ImproperlyConfigured(f"PUBLIC_URL must be an http:// or https:// address with a host, not {raw!r}")
+    return f"{parts.scheme}://{parts.netloc}", parts.hostname
+
+
 DEBUG = _env_bool("DEBUG")
 # Sessions, CSRF tokens and password-reset links are signed with it: a key anyone can read in the source
 # would let them forge a login. Only debugging on one's own machine may do without one.
@@ -47,7 +77,14 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "dev-only-review-console-key"  # noqa: S105 (DEBUG only, never a deployment)
 
+# Where links in notifications point, and the address people use: its host is always allowed, and its origin
+# trusted for CSRF (a form posted through a proxy whose Host differs); an https address marks the cookies Secure.
+PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000")
+PUBLIC_ORIGIN, _public_host = _public_url(PUBLIC_URL)
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+if _public_host not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append(_public_host)
+CSRF_TRUSTED_ORIGINS = [PUBLIC_ORIGIN]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -68,6 +105,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from the web process (gunicorn has no static handler), before sessions and logins.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "reviewconsole.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -75,6 +114,8 @@ MIDDLEWARE = [
     "reviewconsole.inputs.UnsafeInputMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # What a view logs carries the run or item id its URL names (LOG_FORMAT=json shows them as fields).
+    "reviewconsole.logs.LogIdsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -167,19 +208,36 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# `manage.py serve` turns this on: collectstatic writes hashed, compressed copies into STATIC_ROOT and pages link
+# to them, so browsers may cache them for ever. Off (tests, `make run`), files are served as they are in static/,
+# which needs no collectstatic first.
+STATIC_MANIFEST = _env_flag("STATIC_MANIFEST")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+# Without the manifest, WhiteNoise finds files where runserver does, so STATIC_ROOT need not exist.
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # HTMX reads the token from the page, not the cookie.
 X_FRAME_OPTIONS = "DENY"
 
-# Where links in notifications point; an https address also marks the cookies Secure.
-PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000")
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = urlsplit(PUBLIC_URL).scheme == "https"
-# Opt-ins for an https deployment: HSTS makes browsers refuse plain http for this many seconds, so it is
-# only for a site that will stay on https. Behind a proxy that ends TLS, Django sees plain http unless it
-# may trust the proxy's X-Forwarded-Proto; only set that when the proxy always sets (or strips) the header.
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
-if _env_bool("TRUST_X_FORWARDED_PROTO"):
+HTTPS = PUBLIC_ORIGIN.startswith("https://")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+# With https, HSTS makes browsers refuse plain http to this site for this many seconds (a year unless set;
+# SECURE_HSTS_SECONDS=0 turns it off, e.g. while trying https out). Without https it would do nothing.
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000" if HTTPS else "0"))
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured(f"SECURE_HSTS_SECONDS must be 0 or more, not {SECURE_HSTS_SECONDS}")
+# Behind a proxy that ends TLS, Django sees plain http unless it may trust the proxy's X-Forwarded-Proto; only
+# set that when the proxy always sets (or strips) the header, or a client could claim https for itself.
+TRUST_X_FORWARDED_PROTO = _env_flag("TRUST_X_FORWARDED_PROTO")
+if TRUST_X_FORWARDED_PROTO:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Failed logins (login page and admin), counted by django-axes in the database per username and client
@@ -248,10 +306,30 @@ DEMO_LLM_DELAY_MS = int(os.environ.get("DEMO_LLM_DELAY_MS", "0"))
 # The rolling evidence window of the autonomy statistics ("the last N days").
 AUTONOMY_WINDOW_DAYS = _env_positive_int("AUTONOMY_WINDOW_DAYS", 30)
 
+# A worker counts as alive for /readyz while its heartbeat (written every half lease) is younger than this.
+WORKER_HEARTBEAT_SECONDS = _env_positive_int("WORKER_HEARTBEAT_SECONDS", 2 * RUN_LEASE_SECONDS)
+# /metrics answers only a request bearing this token; unset, it is not there at all (404).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Histograms and decision counts cover what finished in this many seconds before a scrape.
+METRICS_WINDOW_SECONDS = _env_positive_int("METRICS_WINDOW_SECONDS", 3600)
+
+# `manage.py serve`: the address gunicorn binds, its web processes, and the qcluster processes beside it.
+BIND = os.environ.get("BIND", "127.0.0.1:8000")
+WEB_CONCURRENCY = _env_positive_int("WEB_CONCURRENCY", 2)
+WORKERS = _env_positive_int("WORKERS", 1)
+
+# `json`: one JSON object per line, for a log collector; `text`: lines for a person at a terminal.
+LOG_FORMAT = _env_choice("LOG_FORMAT", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # The run and review item a line was logged for (reviewconsole/logs.py), on every line that has them.
+    "filters": {"ids": {"()": "reviewconsole.logs.ContextIdsFilter"}},
+    "formatters": {
+        "text": {"format": "%(message)s%(ids)s"},
+        "json": {"()": "reviewconsole.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["ids"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {"reviewconsole": {"level": os.environ.get("LOG_LEVEL", "INFO"), "propagate": True}},
 }

@@ -4,9 +4,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views.defaults import page_not_found
 
+from reviewconsole import health, metrics
 from reviewconsole.api import api
 
 urlpatterns = [
+    # Public for probes and a scraper: no login, nothing sensitive (the metrics need METRICS_TOKEN).
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

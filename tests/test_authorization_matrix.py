@@ -127,6 +127,11 @@ MATRIX: dict[str, dict[str, Row]] = {
     # Exports of a type's decisions: managers only, within their scope (refused before the type is looked up).
     "autonomy:export_audit": {"GET": (LOGIN, 403, 403, 403, 200, (200, 403))},
     "autonomy:export_dataset": {"GET": (LOGIN, 403, 403, 403, 200, (200, 403))},
+    # Probes and the scraper: public, for no one in particular. Not ready here (no worker reports in a test);
+    # the metrics are off without METRICS_TOKEN (tests/test_metrics.py checks the token).
+    "healthz": {"GET": everyone(200)},
+    "readyz": {"GET": everyone(503)},
+    "metrics": {"GET": everyone(404)},
     # The JSON API.
     "api:api-root": {"GET": everyone(404)},
     # The API's description is for API users: a login session or a valid token.

@@ -48,7 +48,16 @@ from django.utils import timezone
 
 from reviewconsole.autonomy import evidence
 from reviewconsole.autonomy.evidence import Estimate, Stratum
-from reviewconsole.autonomy.models import AutonomyPolicy, FieldError, GateDecision, GateRollup, Route, Verdict
+from reviewconsole.autonomy.guard import GUARD_REASON
+from reviewconsole.autonomy.models import (
+    AutonomyPolicy,
+    FieldError,
+    GateDecision,
+    GateRollup,
+    PolicyChange,
+    Route,
+    Verdict,
+)
 from reviewconsole.autonomy.recommendation import type_strata
 from reviewconsole.autonomy.rollup import (
     COUNTED,
@@ -626,3 +635,14 @@ def trends_by_type(output_types: list[str], days: int) -> dict[str, list[dict[st
             rows.pop(0)
         result[output_type] = rows
     return result
+
+
+def guard_firing_counts() -> dict[str, int]:
+    """How many times the regression guard has changed each output type's policy (the change log, all time)."""
+    rows = (
+        PolicyChange.objects.filter(automatic=True, reason__startswith=GUARD_REASON)
+        .order_by()
+        .values_list("policy__output_type")
+        .annotate(count=Count("id"))
+    )
+    return dict(rows)

@@ -192,6 +192,8 @@ class Step(models.Model):
             # Run timeline and API: a run's steps in order.
             models.Index(fields=["run", "started_at"], name="step_run_started_idx"),
             models.Index(fields=["run", "event_key"], name="step_run_event_idx"),
+            # The step-duration histogram of /metrics: the steps finished in its window.
+            models.Index(fields=["finished_at"], name="step_finished_idx"),
         ]
 
     def __str__(self) -> str:
@@ -211,3 +213,21 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last sign of life of one qcluster worker process, written every half lease by its sweeping thread.
+
+    /readyz and the metrics read the newest beat: the web process cannot see django-q2's own cluster stats
+    without Redis (they live in each process's cache), but every process shares the database.
+    """
+
+    worker = models.CharField(max_length=200, primary_key=True)  # runner.worker_name(): host:pid
+    beat_at = models.DateTimeField()
+
+    class Meta:
+        # The newest beat (readiness, metrics) and the pruning of old ones.
+        indexes = [models.Index(fields=["beat_at"], name="worker_heartbeat_beat_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.worker} at {self.beat_at}"

@@ -25,6 +25,7 @@ from reviewconsole.engine.models import FlowRun, PendingFeedback
 from reviewconsole.engine.pause_handler import pause_handler
 from reviewconsole.engine.persistence import DjangoFlowPersistence
 from reviewconsole.engine.registry import FlowUnavailableError, UnknownFlowError, get_flow, load_failures, load_flows
+from reviewconsole.logs import log_ids
 
 logger = logging.getLogger(__name__)
 
@@ -92,18 +93,21 @@ class _Heartbeat:
         # A third of the lease, so two renewals can fail before it runs out.
         beat = max(0.5, min(lease / 3, 5.0))
         next_sweep = time.monotonic()
+        # The first round at once: a new worker reports (and sweeps) as soon as it is up, not a beat later.
         while True:
-            time.sleep(beat)
             with self._lock:
                 current = list(self._current.values())
             for execution, worker in current:
                 self._guarded(lambda e=execution, w=worker: self._renew(e, w), f"renew the lease of {execution.run_id}")
             if self._sweeps and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + lease / 2
+                # Beside the sweep, which only a qcluster worker runs: the beat says a worker is there (/readyz).
+                self._guarded(lambda: services.worker_heartbeat_record(worker=worker_name()), "record a heartbeat")
                 self._guarded(services.runs_sweep, "sweep")
             if not current:
                 # Idle: give the connection back rather than hold one per worker process.
                 connection.close()
+            time.sleep(beat)
 
     @staticmethod
     def _renew(execution: Execution, worker: str) -> None:
@@ -152,6 +156,11 @@ def _fail(run: FlowRun, worker: str, error: str, trace: str) -> None:
 
 def execute(run_id: Any, worker: str) -> None:
     """Run a claimed run to its next stop: paused, completed, failed or cancelled."""
+    with log_ids(run_id=run_id):
+        _execute(run_id, worker)
+
+
+def _execute(run_id: Any, worker: str) -> None:
     from crewai.flow.async_feedback.types import HumanFeedbackPending
 
     bootstrap_worker()

@@ -12,12 +12,13 @@ them is answered like something that does not exist (404).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, CharField, F, QuerySet, Value, When
+from django.db.models import Case, CharField, Count, F, Max, QuerySet, Value, When
 
 from reviewconsole.engine import registry
-from reviewconsole.engine.models import FlowRun, RunTransition, Step, StepKind
+from reviewconsole.engine.models import FlowRun, RunTransition, Step, StepKind, WorkerHeartbeat
 from reviewconsole.engine.pause_handler import pause_handler
 
 VIEW_RUNS = "engine.view_flowrun"
@@ -175,3 +176,19 @@ def run_latest_step_status(*, run_id: Any) -> dict[str, str]:
     for method, status in run_steps(run_id=run_id).filter(kind="method").values_list("method", "status"):
         latest[method] = status
     return latest
+
+
+def newest_worker_heartbeat() -> datetime | None:
+    """When a qcluster worker process last said it was alive (None: never, or over a day ago)."""
+    return WorkerHeartbeat.objects.aggregate(newest=Max("beat_at"))["newest"]
+
+
+def run_counts_by_status() -> dict[str, int]:
+    """How many runs are in each status (`run_status_created_idx`, read from the index alone)."""
+    rows = FlowRun.objects.order_by().values_list("status").annotate(count=Count("id"))
+    return dict(rows)
+
+
+def steps_finished_since(since: datetime) -> QuerySet[Step]:
+    """Steps that finished since `since`, with a duration (`step_finished_idx` bounds it to the window)."""
+    return Step.objects.filter(finished_at__gte=since, duration_ms__isnull=False)

@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from reviewconsole.engine.enqueue import enqueue_on_commit, queue_size
-from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepKind, StepStatus
+from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepKind, StepStatus, WorkerHeartbeat
 from reviewconsole.engine.pause_handler import pause_handler
 
 logger = logging.getLogger(__name__)
@@ -475,3 +475,17 @@ def steps_interrupt_open(*, run_id: Any) -> int:
     return Step.objects.filter(run_id=run_id, status=StepStatus.STARTED).update(
         status=StepStatus.INTERRUPTED, finished_at=timezone.now(), error="worker stopped during this step"
     )
+
+
+# A worker process's beat older than this is of a process long gone (every restart is a new host:pid).
+HEARTBEAT_KEPT = timedelta(days=1)
+
+
+def worker_heartbeat_record(*, worker: str) -> None:
+    """Record that this qcluster worker process is alive now (its sweeping thread, every half lease).
+
+    Side effects: upserts the worker's WorkerHeartbeat row, and deletes beats older than a day.
+    """
+    now = timezone.now()
+    WorkerHeartbeat.objects.update_or_create(worker=worker, defaults={"beat_at": now})
+    WorkerHeartbeat.objects.filter(beat_at__lt=now - HEARTBEAT_KEPT).delete()

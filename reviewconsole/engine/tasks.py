@@ -7,6 +7,7 @@ import logging
 
 from reviewconsole.engine import runner, services
 from reviewconsole.engine.pause_handler import pause_handler
+from reviewconsole.logs import log_ids
 
 logger = logging.getLogger(__name__)
 
@@ -14,20 +15,23 @@ logger = logging.getLogger(__name__)
 def run_flow(run_id: str) -> None:
     """Execute a queued run (or one whose previous worker died) to its next stop."""
     worker = runner.worker_name()
-    if not services.run_claim(run_id=run_id, worker=worker):
-        logger.info("run %s not claimable (already taken or finished)", run_id)
-        return
-    runner.execute(run_id, worker)
+    with log_ids(run_id=run_id):
+        if not services.run_claim(run_id=run_id, worker=worker):
+            logger.info("run %s not claimable (already taken or finished)", run_id)
+            return
+        runner.execute(run_id, worker)
 
 
 def resume_flow(answer_id: str) -> None:
     """Apply an answer to a pause (a decided review item) to its paused run and continue the flow."""
     worker = runner.worker_name()
-    run_id = pause_handler().resume_claim(answer_id=answer_id, worker=worker)
-    if run_id is None:
-        logger.info("answer %s: resume already taken or not decided", answer_id)
-        return
-    runner.execute(run_id, worker)
+    # The answer to a pause is the review item that asked for it: its id goes on the lines as the item's.
+    with log_ids(item_id=answer_id):
+        run_id = pause_handler().resume_claim(answer_id=answer_id, worker=worker)
+        if run_id is None:
+            logger.info("answer %s: resume already taken or not decided", answer_id)
+            return
+        runner.execute(run_id, worker)
 
 
 def start_scheduled_run(flow_name: str, inputs_json: str = "{}") -> str:

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from reviewconsole.engine.checks import CheckContext, run_checks
 from reviewconsole.reviews.models import (
+    Decision,
     PendingCount,
     ReviewerScope,
     ReviewEvent,
@@ -203,8 +204,16 @@ def queue_counts(*, user: Any) -> list[PendingOfType]:
     Pending counts come from `PendingCount`; overdue ones are counted up to QUEUE_COUNT_CAP from the
     partial due-date index, and the oldest item is the first entry of the pending-by-type index.
     """
+    return _queue_counts(reviewable_output_types(user))
+
+
+def queue_counts_all() -> list[PendingOfType]:
+    """`queue_counts` of every output type, for no one in particular (the metrics)."""
+    return _queue_counts(None)
+
+
+def _queue_counts(allowed: set[str] | None) -> list[PendingOfType]:
     counts = PendingCount.objects.filter(pending__gt=0)
-    allowed = reviewable_output_types(user)
     if allowed is not None:
         counts = counts.filter(output_type__in=allowed)
     of_type = ReviewItem.objects.filter(status=ReviewStatus.PENDING, output_type=OuterRef("output_type"))
@@ -345,3 +354,19 @@ def next_item_for(*, user: Any, after: ReviewItem | None = None, output_type: st
     if after is not None:
         items = items.exclude(id=after.id)
     return items.first()
+
+
+def items_resumed_since(since: datetime) -> QuerySet[ReviewItem]:
+    """Items decided since `since` whose run has resumed (`review_decided_idx` bounds it to the window)."""
+    return ReviewItem.objects.filter(status=ReviewStatus.DECIDED, decided_at__gte=since, resumed_at__isnull=False)
+
+
+def decision_counts_since(since: datetime) -> list[dict[str, Any]]:
+    """Decisions of items decided since `since`, per output type and outcome (`review_decided_idx`, then each
+    item's decision by its unique key)."""
+    return list(
+        Decision.objects.filter(item__status=ReviewStatus.DECIDED, item__decided_at__gte=since)
+        .values("output_type", "outcome")
+        .order_by("output_type", "outcome")
+        .annotate(count=Count("id"))
+    )

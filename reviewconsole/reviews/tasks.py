@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from reviewconsole.logs import log_ids
 from reviewconsole.reviews import notifications, pending_counts, services
 
 
 def notify_new_item(item_id: str) -> None:
     """Send the configured webhook and email for a new review item."""
-    notifications.notify_new_item(item_id=item_id)
+    with log_ids(item_id=item_id):
+        notifications.notify_new_item(item_id=item_id)
 
 
 def expire_overdue_items() -> int:
