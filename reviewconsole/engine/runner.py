@@ -101,6 +101,9 @@ class _Heartbeat:
             if self._sweeps and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + lease / 2
                 self._guarded(services.runs_sweep, "sweep")
+            if self._sweeps:
+                # Every beat, not every sweep: a resume held back for an undo window waits at most one beat more.
+                self._guarded(pause_handler().held_resumes_release, "release held resumes")
             if not current:
                 # Idle: give the connection back rather than hold one per worker process.
                 connection.close()
