@@ -7,14 +7,18 @@ has ended. A test ends a window by moving the item's `resume_not_before` into th
 
 from __future__ import annotations
 
+import re
 import threading
+import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import F
+from django.test import Client
 from django.utils import timezone
 
 from reviewconsole.autonomy.models import FieldError, GateDecision, StaleRollupDay, Verdict
@@ -22,7 +26,7 @@ from reviewconsole.autonomy.services import policy_update
 from reviewconsole.engine.models import FlowRun, RunStatus, Step, StepKind
 from reviewconsole.engine.services import run_create
 from reviewconsole.engine.tasks import resume_flow
-from reviewconsole.reviews import services
+from reviewconsole.reviews import services, undo_offers
 from reviewconsole.reviews.models import (
     Decision,
     FirstApproval,
@@ -42,7 +46,8 @@ from reviewconsole.reviews.services import (
     review_item_undo,
     review_items_release_held_resumes,
 )
-from tests.people import user_in_role
+from tests.people import client_for, user_in_role
+from tests.settings_env import settings_under
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -424,3 +429,128 @@ def test_undo_racing_the_resume_claim_exactly_one_wins(rita, monkeypatch):
         assert review_items_release_held_resumes() == 0
         assert resumed_steps(item) == (0 if item.status == ReviewStatus.PENDING else 1)
     assert sum(wins.values()) == RACE_ROUNDS, wins
+
+
+# --------------------------------------------------------------------------- the API
+
+
+def api_client(user: User) -> Client:
+    from reviewconsole.engine.tokens import api_token_create
+
+    return Client(headers={"Authorization": f"Bearer {api_token_create(user=user)}"})
+
+
+def test_api_undo_answers_the_item_pending_then_409_403_and_404(rita, sam):
+    item = paused_invoice()
+    client = api_client(rita)
+    decided = client.post(
+        f"/api/v1/reviews/{item.id}/decision", {"outcome": "approved"}, content_type="application/json"
+    )
+    assert decided.status_code == 200, decided.content
+
+    not_yours = api_client(sam).post(f"/api/v1/reviews/{item.id}/undo")
+    assert (not_yours.status_code, not_yours.json()["detail"]) == (
+        403,
+        "Too late to undo: only the person who decided can undo",
+    )
+    undone = client.post(f"/api/v1/reviews/{item.id}/undo")
+    assert undone.status_code == 200, undone.content
+    body = undone.json()
+    assert (body["id"], body["status"], body["decision"], body["claimed_by"]) == (str(item.id), "pending", None, "rita")
+
+    again = client.post(f"/api/v1/reviews/{item.id}/undo")
+    assert (again.status_code, again.json()["detail"]) == (409, "Nothing to undo: this item has no decision")
+    client.post(f"/api/v1/reviews/{item.id}/decision", {"outcome": "approved"}, content_type="application/json")
+    end_window(item)
+    late = client.post(f"/api/v1/reviews/{item.id}/undo")
+    assert (late.status_code, late.json()["detail"]) == (409, "Too late to undo: the flow has resumed")
+    assert client.post(f"/api/v1/reviews/{uuid.uuid4()}/undo").status_code == 404
+
+
+def test_the_undo_endpoint_is_in_the_openapi_schema(rita):
+    schema = api_client(rita).get("/api/v1/openapi.json").json()
+    operation = schema["paths"]["/api/v1/reviews/{item_id}/undo"]["post"]
+    assert {"200", "403", "404", "409"} <= set(operation["responses"])
+
+
+# --------------------------------------------------------------------------- the pages
+
+
+def test_the_page_after_a_decision_offers_undo_and_the_undo_puts_the_item_back(rita):
+    first, second = paused_invoice(), paused_invoice()
+    client = client_for(rita)
+    client.get(f"/reviews/{first.id}/")
+    response = client.post(f"/reviews/{first.id}/decide/", {"outcome": "approved"}, follow=True)
+    assert response.redirect_chain[-1][0] == f"/reviews/{second.id}/"
+    page = response.content.decode()
+    assert f'action="/reviews/{first.id}/undo/"' in page
+    assert "Approved: invoice" in page and 'data-key="z"' in page
+
+    undone = client.post(f"/reviews/{first.id}/undo/", follow=True)
+    assert undone.redirect_chain[-1][0] == f"/reviews/{first.id}/"
+    assert "is pending again, yours to decide" in undone.content.decode()
+    assert 'data-key="z"' not in undone.content.decode()  # the offer is used up
+    first.refresh_from_db()
+    assert (first.status, first.claimed_by) == (ReviewStatus.PENDING, rita)
+    assert str(first.id) in client.get("/reviews/").content.decode()
+
+
+def test_a_late_undo_on_the_page_says_so(rita, sam):
+    item = paused_invoice()
+    client_for(rita).post(f"/reviews/{item.id}/decide/", {"outcome": "approved"})
+    refused = client_for(sam).post(f"/reviews/{item.id}/undo/")
+    assert refused.status_code == 403
+    assert "only the person who decided can undo" in refused.content.decode()
+    end_window(item)
+    late = client_for(rita).post(f"/reviews/{item.id}/undo/")
+    assert late.status_code == 409
+    assert "Too late to undo: the flow has resumed" in late.content.decode()
+    assert ReviewItem.objects.get(id=item.id).status == ReviewStatus.DECIDED
+
+
+def test_the_offer_ends_with_its_window(rita, settings):
+    item = paused_invoice()
+    client = client_for(rita)
+    client.post(f"/reviews/{item.id}/decide/", {"outcome": "approved"})
+    session = client.session
+    session[undo_offers.SESSION_KEY]["until"] = (timezone.now() - timedelta(seconds=1)).isoformat()
+    session.save()
+    assert 'data-key="z"' not in client.get("/reviews/").content.decode()
+
+
+def test_without_undo_the_decision_is_a_message(rita, settings):
+    settings.UNDO_SECONDS = 0
+    item = paused_invoice()
+    page = client_for(rita).post(f"/reviews/{item.id}/decide/", {"outcome": "approved"}, follow=True).content.decode()
+    assert "Approved: invoice" in page
+    assert "/undo/" not in page
+
+
+# --------------------------------------------------------------------------- the setting
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"TASKS_SYNC": "0"}, 10),
+        ({"TASKS_SYNC": "1"}, 0),
+        ({"TASKS_SYNC": "0", "UNDO_SECONDS": "0"}, 0),
+        ({"TASKS_SYNC": "0", "UNDO_SECONDS": "60"}, 60),
+    ],
+)
+def test_undo_seconds_defaults_and_bounds(monkeypatch, environ, expected):
+    assert settings_under(monkeypatch, DEBUG="1", **environ)["UNDO_SECONDS"] == expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"TASKS_SYNC": "0", "UNDO_SECONDS": "61"}, "from 0 (undo off) to 60, not '61'"),
+        ({"TASKS_SYNC": "0", "UNDO_SECONDS": "ten"}, "from 0 (undo off) to 60, not 'ten'"),
+        ({"TASKS_SYNC": "0", "UNDO_SECONDS": "-1"}, "from 0 (undo off) to 60, not '-1'"),
+        ({"TASKS_SYNC": "1", "UNDO_SECONDS": "10"}, "must be 0 with TASKS_SYNC=1"),
+    ],
+)
+def test_undo_seconds_is_validated_at_start_up(monkeypatch, environ, message):
+    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
+        settings_under(monkeypatch, DEBUG="1", **environ)
