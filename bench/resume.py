@@ -375,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     # The bench process (the web side) and its qcluster must agree on these, so both read them from the
     # environment the children inherit.
     os.environ["TASKS_SYNC"] = "0"
+    # The figure is the way from a decision to its flow; with undo on, a decision waits out UNDO_SECONDS first.
+    os.environ["UNDO_SECONDS"] = "0"
     os.environ["FLOW_MODULES"] = FLOW_MODULES
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     if args.workers:

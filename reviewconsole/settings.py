@@ -348,3 +348,23 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "review-console@localh
 # An approval given sooner than this many seconds after the reviewer opened the item is marked "fast": too quick
 # to have been a check of the output (see README, "Reviewer reliability").
 FAST_APPROVAL_SECONDS = _env_positive_int("FAST_APPROVAL_SECONDS", 5)
+
+
+def _undo_seconds() -> int:
+    """UNDO_SECONDS: 0 (undo off) to 60; without workers (TASKS_SYNC=1) only 0, and 0 by default there."""
+    raw = os.environ.get("UNDO_SECONDS", "").strip() or ("0" if Q_CLUSTER["sync"] else "10")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 60:
+        raise ImproperlyConfigured(f"UNDO_SECONDS must be a whole number from 0 (undo off) to 60, not {raw!r}")
+    if value and Q_CLUSTER["sync"]:
+        # A held-back resume is released by a worker's heartbeat once the window ends; inline tasks have none.
+        raise ImproperlyConfigured("UNDO_SECONDS must be 0 with TASKS_SYNC=1: no worker would resume the flow later")
+    return value
+
+
+# For this many seconds after a decision its reviewer can undo it: the flow's resume is held back meanwhile
+# (see `reviews.services.review_item_undo`).
+UNDO_SECONDS = _undo_seconds()

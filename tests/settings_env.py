@@ -30,6 +30,7 @@ VARIABLES = (
     "BIND",
     "WEB_CONCURRENCY",
     "WORKERS",
+    "UNDO_SECONDS",
 )
 
 

@@ -106,6 +106,8 @@ MATRIX: dict[str, dict[str, Row]] = {
     "reviews:item": {"GET": (LOGIN, 403, (200, 404), 200, 200, (200, 404))},
     "reviews:decide": {"POST": (LOGIN, 403, (422, 404), 422, 422, (422, 404))},
     "reviews:release": {"POST": (LOGIN, 403, (302, 404), 302, 302, (302, 404))},
+    # Undo of an item nobody decided: let in, nothing to undo (409).
+    "reviews:undo": {"POST": (LOGIN, 403, (409, 404), 409, 409, (409, 404))},
     # The live re-check of an edit: reads only, but like deciding, only for a type one may review.
     "reviews:check": {"POST": (LOGIN, 403, (200, 404), 200, 200, (200, 404))},
     # Second reviews: of items decided by `reviewer` (missing for them: a second review is someone else's), a
@@ -145,6 +147,7 @@ MATRIX: dict[str, dict[str, Row]] = {
     "api:reason_list": {"GET": (401, 403, 200, 200, 200, 200)},
     "api:review_detail": {"GET": (401, 403, (200, 404), 200, 200, (200, 404))},
     "api:review_decide": {"POST": (401, 403, (200, 404), 200, 200, (200, 404))},
+    "api:review_undo": {"POST": (401, 403, (409, 404), 409, 409, (409, 404))},
     "api:autonomy_detail": {"GET": (401, 403, (200, 403), 200, 200, (200, 403))},
     "api:autonomy_update": {"PATCH": (401, 403, 403, 403, 422, (422, 403))},
     # A version the type's flow never had: let in, refused.

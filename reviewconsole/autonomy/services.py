@@ -448,6 +448,22 @@ def verdict_record(*, item: Any, decision: Any) -> None:
     )
 
 
+def verdict_withdraw(*, item: Any) -> None:
+    """Take back the verdict on the gate decision behind the item, as if nobody had decided it (an undo).
+
+    Side effects: the verdict, its mark, field errors and reason cleared; the day marked stale in the rollups,
+    which may already have counted the verdict.
+    """
+    gate_decision = GateDecision.objects.filter(review_item=item).first()
+    if gate_decision is None:
+        return
+    gate_decision.verdict, gate_decision.error_fields, gate_decision.reject_reason = "", [], ""
+    gate_decision.verdict_at, gate_decision.marked, gate_decision.excluded = None, "", False
+    gate_decision.save(update_fields=["verdict", "error_fields", "reject_reason", "verdict_at", "marked", "excluded"])
+    FieldError.objects.filter(gate_decision=gate_decision).delete()
+    rollup_mark_stale(decisions=[gate_decision])
+
+
 def _verdict_write(
     gate_decision: GateDecision, *, item: Any, outcome: str, edited_output: Any, diff: list, reject_reason: str
 ) -> None:

@@ -55,6 +55,11 @@ class PauseHandler(Protocol):
     def lost_resumes_requeue(self) -> int:
         """Queue `resume_flow` again for answers whose task was lost with a worker; how many."""
 
+    def held_resumes_release(self) -> int:
+        """Queue `resume_flow` for answers held back for a while (an undo window) that may now resume; how many.
+
+        Called by every worker's heartbeat, every few seconds: cheap when there is nothing to release."""
+
     def run_pauses(self, *, run_id: Any) -> Any:
         """The records of the run's pauses (with their answers), oldest first, for the run's page and API."""
 

@@ -104,6 +104,9 @@ class _Heartbeat:
                 # Beside the sweep, which only a qcluster worker runs: the beat says a worker is there (/readyz).
                 self._guarded(lambda: services.worker_heartbeat_record(worker=worker_name()), "record a heartbeat")
                 self._guarded(services.runs_sweep, "sweep")
+            if self._sweeps:
+                # Every beat, not every sweep: a resume held back for an undo window waits at most one beat more.
+                self._guarded(pause_handler().held_resumes_release, "release held resumes")
             if not current:
                 # Idle: give the connection back rather than hold one per worker process.
                 connection.close()

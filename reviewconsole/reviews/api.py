@@ -364,3 +364,37 @@ def review_decide(
         # `decide` moved the item to decided; its in-memory copy predates that.
         decision.item.status = ReviewStatus.DECIDED
     return decision
+
+
+@router.post(
+    "/{item_id}/undo",
+    response={200: ReviewItemOut, **error_responses(403, 404, 409)},
+    by_alias=True,
+    openapi_extra={
+        "responses": {
+            403: {"description": "You may not review items, or the decision is someone else's."},
+            404: {"description": "No such item, or one of a type you may not review."},
+            409: {
+                "description": "Too late to undo: the undo window (`UNDO_SECONDS`) has ended or the flow has "
+                "resumed; or the item has no decision to undo."
+            },
+        }
+    },
+)
+def review_undo(request: HttpRequest, item_id: UUID) -> ReviewItem:
+    """Undo your own decision (or your first approval of a four-eyes item) within the undo window.
+
+    The flow's resume is held back for `UNDO_SECONDS` after a decision: until then, and while no worker has
+    taken the resume, the decision can be undone. The item is pending again, with no decision and no verdict,
+    and claimed by you; the answer is the item.
+    """
+    from reviewconsole.reviews import services
+
+    item = _items(request).get(id=item_id)
+    try:
+        services.review_item_undo(item_id=item.id, user=request.auth)
+    except services.UndoRefusedError as error:
+        raise HttpError(error.status, str(error)) from None
+    except services.DecisionError as error:
+        raise HttpError(409, str(error)) from None
+    return _items(request).get(id=item.id)

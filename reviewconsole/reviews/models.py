@@ -69,6 +69,9 @@ class ReviewItem(models.Model):
     # Set when a worker takes the decision back into the flow; the resume task
     # is idempotent on it.
     resumed_at = models.DateTimeField(null=True, blank=True)
+    # Until when the decision's reviewer may undo it (`settings.UNDO_SECONDS` after it); no worker resumes the
+    # flow before. Null when the decision could not be undone (undo off, an expiry).
+    resume_not_before = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]
@@ -114,6 +117,13 @@ class ReviewItem(models.Model):
                 include=["output_type"],
                 condition=models.Q(status="pending", error_count__gt=0),
                 name="review_pending_errors_idx",
+            ),
+            # Held-back resumes whose undo window has ended (`services.review_items_release_held_resumes`, every
+            # worker's heartbeat): the few decided items not resumed yet, among every decided one.
+            models.Index(
+                fields=["resume_not_before"],
+                condition=models.Q(status="decided", resumed_at__isnull=True, resume_not_before__isnull=False),
+                name="review_held_resume_idx",
             ),
             # Expiry sweep: pending items past their deadline.
             models.Index(fields=["status", "expires_at"], name="review_status_expires_idx"),
@@ -279,6 +289,7 @@ class ReviewEventKind(models.TextChoices):
     RELEASED = "released", "Claim released"
     FIRST_APPROVED = "first_approved", "First approval, awaiting a second approver"
     DECIDED = "decided", "Decided"
+    UNDONE = "undone", "Decision undone by its reviewer"
     EXPIRED = "expired", "Expired"
     CANCELLED = "cancelled", "Cancelled"
     REOPENED = "reopened", "Reopened by a retry of its run"

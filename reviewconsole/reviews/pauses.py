@@ -44,5 +44,8 @@ class ReviewQueue:
     def lost_resumes_requeue(self) -> int:
         return services.review_items_requeue_lost_resumes()
 
+    def held_resumes_release(self) -> int:
+        return services.review_items_release_held_resumes()
+
     def run_pauses(self, *, run_id: Any) -> QuerySet[ReviewItem]:
         return selectors.review_items_of_run(run_id=run_id)

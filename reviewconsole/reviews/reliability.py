@@ -91,6 +91,14 @@ def second_review_maybe_request(*, item: ReviewItem, decision: Decision, rng: ra
     return True
 
 
+def second_review_withdraw(*, item_id: Any) -> None:
+    """Drop the blind second review an undone decision drew (call in the undo's transaction).
+
+    Nobody can have given it: a second reviewer sees it only once the flow has resumed, which an undo rules out.
+    """
+    SecondReview.objects.filter(item_id=item_id, status=SecondReviewStatus.PENDING).delete()
+
+
 def _same_output(first: Any, second: Any) -> bool:
     return not field_diff(first, second)
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from reviewconsole.autonomy.services import gate_decision_attach, policy_ensure, verdict_record
+from reviewconsole.autonomy.services import gate_decision_attach, policy_ensure, verdict_record, verdict_withdraw
 from reviewconsole.engine import services as engine_services
 from reviewconsole.engine.checks import CheckContext, run_checks
 from reviewconsole.engine.encoding import to_json
@@ -68,6 +69,24 @@ class NeedsSecondApproverError(DecisionError):
 
     def __init__(self) -> None:
         super().__init__(four_eyes.SECOND_APPROVER_MESSAGE, field="outcome")
+
+
+class UndoRefusedError(DecisionError):
+    """An undo that cannot be applied; nothing was changed. `status` is the HTTP answer (409, or 403)."""
+
+    status = 409
+
+
+class UndoTooLateError(UndoRefusedError):
+    def __init__(self, message: str = "Too late to undo: the flow has resumed") -> None:
+        super().__init__(message)
+
+
+class UndoNotYoursError(UndoRefusedError):
+    status = 403
+
+    def __init__(self) -> None:
+        super().__init__("Too late to undo: only the person who decided can undo")
 
 
 class EditValidationError(DecisionError):
@@ -226,7 +245,9 @@ def decide(
     findings of the type's checks on the edited output); the type's pending
     count; `resume_flow` (on the queue workers serve first, stamped on the
     run as its outstanding task) and the type's autonomy check (regression
-    guard, autopilot) enqueued on commit. The decision's handling time and
+    guard, autopilot) enqueued on commit. A person's decision holds the
+    resume back for `UNDO_SECONDS` (`resume_not_before`, see
+    `review_item_undo`). The decision's handling time and
     mark (`bulk`: part of a bulk approval), and perhaps a blind second
     review, come from `reliability`.
     """
@@ -277,8 +298,13 @@ def decide(
         # The resume next, ahead of new runs, and ahead of the autonomy check below: a worker free for one
         # task should take the flow on. Rolled back with the rest if the decision loses.
         engine_services.run_enqueue_resume(run_id=item.run_id, item_id=item.id)
+        now = timezone.now()
         if not ReviewItem.objects.filter(id=item_id, status=ReviewStatus.PENDING).update(
-            status=ReviewStatus.DECIDED, decided_at=timezone.now(), claimed_by=None, claim_expires_at=None
+            status=ReviewStatus.DECIDED,
+            decided_at=now,
+            resume_not_before=_undo_window_end(now, user),
+            claimed_by=None,
+            claim_expires_at=None,
         ):
             raise AlreadyDecidedError(ReviewItem.objects.select_related("decision__user").get(id=item_id))
         decision = Decision.objects.create(
@@ -379,21 +405,123 @@ def _expiry_outcome(configured: str, outcomes: list[str]) -> str:
     return REJECT_OUTCOME if REJECT_OUTCOME in outcomes else outcomes[-1]
 
 
-def review_item_claim_resume(*, item_id: Any, worker: str) -> Any:
-    """Take a decided item's run for resuming; None if another worker has it or it is done.
+def _undo_window_end(now: Any, user: Any) -> Any:
+    """Until when a decision taken now by `user` may be undone; None when it may not (undo off, no person)."""
+    if not settings.UNDO_SECONDS or not getattr(user, "pk", None):
+        return None
+    return now + timedelta(seconds=settings.UNDO_SECONDS)
 
-    Side effects: item.resumed_at set; the run moves waiting_review → running.
+
+def _resumable(now: Any) -> Q:
+    """Items whose decision may be taken into the flow at `now`: decided or expired, not resumed, not held."""
+    return Q(status__in=[ReviewStatus.DECIDED, ReviewStatus.EXPIRED], resumed_at__isnull=True) & (
+        Q(resume_not_before__isnull=True) | Q(resume_not_before__lte=now)
+    )
+
+
+def review_item_claim_resume(*, item_id: Any, worker: str) -> Any:
+    """Take a decided item's run for resuming; None if another worker has it, it is done or undone, or its
+    decision is still held back for undo (`review_items_release_held_resumes` queues it again after).
+
+    Side effects: the run moves waiting_review → running, then item.resumed_at is set by a conditional update
+    (`_resumable`), in one transaction, rolled back if that update finds nothing. Taking the run's row first,
+    as an undo does, makes the two serialize: an undo committed first leaves the item pending, and this claim
+    is rolled back; a claim committed first leaves the item resumed, and the undo is refused.
     """
+    now = timezone.now()
+    item = ReviewItem.objects.filter(_resumable(now), id=item_id).values("run_id").first()
+    if item is None:
+        return None
     with transaction.atomic():
-        item = ReviewItem.objects.filter(id=item_id).values("run_id", "status", "resumed_at").first()
-        if item is None or item["status"] not in (ReviewStatus.DECIDED, ReviewStatus.EXPIRED) or item["resumed_at"]:
-            return None
         if not engine_services.run_claim_for_resume(
             run_id=item["run_id"], worker=worker, note=f"resuming after review {item_id}"
         ):
             return None
-        ReviewItem.objects.filter(id=item_id).update(resumed_at=timezone.now())
+        if not ReviewItem.objects.filter(_resumable(now), id=item_id).update(resumed_at=now):
+            transaction.set_rollback(True)
+            return None
     return item["run_id"]
+
+
+def review_items_release_held_resumes() -> int:
+    """Queue `resume_flow` again for decisions whose undo window has ended; every worker's heartbeat calls it.
+
+    A decision queues its resume at once, but a worker that takes it within the undo window leaves it
+    (`review_item_claim_resume`): django-q2 cannot deliver a task later, and a worker that slept through the
+    window would be held from other work. The run's task stamp, older than the window's end, tells which
+    decisions are in that case; requeued, the stamp is newer, so each is queued once. Queueing from the
+    database, not from a timer in the process that decided, survives that process being killed: any live
+    worker releases it, and if the requeued task is lost too the lost-resume sweeper queues it after a lease.
+    Side effects per item: the run's `enqueued_at` restamped (a conditional update: one worker wins),
+    `resume_flow` enqueued on commit. Returns how many.
+    """
+    if not settings.UNDO_SECONDS:
+        return 0  # nothing is held back; one a web process with another setting held is queued by the sweeper
+    due = ReviewItem.objects.filter(
+        status=ReviewStatus.DECIDED,
+        resumed_at__isnull=True,
+        resume_not_before__lte=timezone.now(),
+        run__status=RunStatus.WAITING_REVIEW,
+        run__enqueued_at__lt=F("resume_not_before"),
+    ).values_list("run_id", "id", "run__enqueued_at")
+    released = 0
+    for run_id, item_id, enqueued_at in due:
+        with transaction.atomic():
+            released += engine_services.run_enqueue_resume(run_id=run_id, item_id=item_id, requeue_of=enqueued_at)
+    return released
+
+
+def review_item_undo(*, item_id: Any, user: Any) -> ReviewItem:
+    """Take back `user`'s decision, or their first approval of a four-eyes item, within `UNDO_SECONDS`.
+
+    A decision can be undone while its resume is held back: until its window ends and only while no worker
+    has claimed the resume (the run's row is taken first, as the claim takes it, so of the two exactly one
+    wins). Refusals change nothing: UndoNotYoursError (someone else's decision), UndoTooLateError (the
+    window has ended, or the flow has resumed), DecisionError (nothing to undo). ReviewItem.DoesNotExist for
+    no such item.
+
+    Side effects of undoing a decision: the item decided → pending by a conditional update, claimed by the
+    undoer so they can decide again (unless they gave its first approval, see `four_eyes`); the Decision
+    deleted, with the blind second review it drew; the verdict withdrawn from the gate decision (rollups
+    marked stale); an `undone` event; the type's pending count. The queued resume task finds the item
+    pending and returns. A four-eyes item keeps its first approval when its second approval is undone.
+    Of a first approval: the FirstApproval deleted, the item claimed by the undoer; an `undone` event.
+    """
+    run_id, output_type = ReviewItem.objects.filter(id=item_id).values_list("run_id", "output_type").get()
+    now = timezone.now()
+    with transaction.atomic():
+        engine_services.run_lock(run_id=run_id)
+        decision = Decision.objects.filter(item_id=item_id).first()
+        first = four_eyes.first_approval_of(item_id=item_id)
+        if decision is None and first is None:
+            raise DecisionError("Nothing to undo: this item has no decision")
+        given = decision or first
+        if given.user_id is None:
+            raise DecisionError("Nothing to undo: this item expired without a decision")
+        if given.user_id != getattr(user, "pk", None):
+            raise UndoNotYoursError
+        claim = {"claimed_by": user, "claim_expires_at": now + timedelta(minutes=CLAIM_MINUTES)}
+        if decision is None:
+            if first.at + timedelta(seconds=settings.UNDO_SECONDS) <= now:
+                raise UndoTooLateError("Too late to undo: the first approval was given before the undo window")
+            if not ReviewItem.objects.filter(id=item_id, status=ReviewStatus.PENDING).update(**claim):
+                raise UndoTooLateError
+            first.delete()
+            _log(item_id, ReviewEventKind.UNDONE, user, outcome=first.outcome, first_approval=True)
+        else:
+            if first is not None and four_eyes.is_first_approver(first, user):
+                claim = {"claimed_by": None, "claim_expires_at": None}
+            if not ReviewItem.objects.filter(
+                id=item_id, status=ReviewStatus.DECIDED, resumed_at__isnull=True, resume_not_before__gt=now
+            ).update(status=ReviewStatus.PENDING, decided_at=None, resume_not_before=None, **claim):
+                raise UndoTooLateError
+            item = ReviewItem.objects.get(id=item_id)
+            decision.delete()
+            verdict_withdraw(item=item)
+            reliability.second_review_withdraw(item_id=item_id)
+            _log(item_id, ReviewEventKind.UNDONE, user, outcome=decision.outcome)
+            pending_count_add(output_type=output_type, delta=1)
+    return ReviewItem.objects.get(id=item_id)
 
 
 def review_items_requeue_lost_resumes() -> int:

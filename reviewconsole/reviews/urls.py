@@ -16,4 +16,5 @@ urlpatterns = [
     path("<uuid:item_id>/decide/", views.decide, name="decide"),
     path("<uuid:item_id>/check/", views.recheck, name="check"),
     path("<uuid:item_id>/release/", views.release, name="release"),
+    path("<uuid:item_id>/undo/", views.undo, name="undo"),
 ]

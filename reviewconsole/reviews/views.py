@@ -34,7 +34,7 @@ from reviewconsole.autonomy import selectors as autonomy_selectors
 from reviewconsole.autonomy.models import AutonomyPolicy, default_reject_reasons
 from reviewconsole.engine import selectors as engine_selectors
 from reviewconsole.inputs import UnsafeInputError, json_loads
-from reviewconsole.reviews import four_eyes, reliability_selectors, schema_form, selectors
+from reviewconsole.reviews import four_eyes, reliability_selectors, schema_form, selectors, undo_offers
 from reviewconsole.reviews.confirmations import approval_confirmations
 from reviewconsole.reviews.forms import BulkApproveForm, DecisionForm, QueueFilterForm
 from reviewconsole.reviews.models import FirstApproval, ReviewItem, ReviewStatus
@@ -538,7 +538,9 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
     verb = "Edited and approved" if editing else outcome.replace("_", " ").capitalize()
     if isinstance(decision, FirstApproval):
         verb = f"{verb} (first of two approvals; it now awaits a second approver)"
-    messages.success(request, f"{verb}: {item.output_type} {_short(item.id)}.")
+    text = f"{verb}: {item.output_type} {_short(item.id)}."
+    if not undo_offers.offer(request, item_id=item.id, text=text, scope_type=scope_type):
+        messages.success(request, text)
     following = selectors.next_item_for(user=request.user, after=item, output_type=scope_type)
     if following is None:
         messages.info(request, "Nothing left to review here. Well done.")
@@ -630,3 +632,24 @@ def release(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
     _services().review_item_release(item_id=item.id, user=request.user)
     messages.info(request, f"Released {item.output_type} {_short(item.id)} back to the queue.")
     return _go(request, _queue_url(_scope_type(request.POST)))
+
+
+@login_required
+@require_POST
+def undo(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
+    """Undo one's own decision within the undo window: the item is pending again, with no decision, and the
+    reviewer's to decide again. Too late, or someone else's decision: the item's page says so (409, 403)."""
+    services = _services()
+    item = _get_item_for_user(request, item_id)
+    scope_type = _scope_type(request.POST)
+    undo_offers.withdraw(request)
+    try:
+        services.review_item_undo(item_id=item.id, user=request.user)
+    except services.DecisionError as error:
+        status = error.status if isinstance(error, services.UndoRefusedError) else 409
+        item = selectors.item_detail(item_id=item.id)
+        return _item_response(
+            request, item, status=status, scope_type=scope_type, alert=str(error), alert_level="error"
+        )
+    messages.success(request, f"Undone: {item.output_type} {_short(item.id)} is pending again, yours to decide.")
+    return _go(request, _item_url(item.id, scope_type))

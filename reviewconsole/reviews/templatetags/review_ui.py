@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from reviewconsole.reviews import undo_offers
 from reviewconsole.reviews.reasons import reason_label
 
 register = template.Library()
@@ -149,3 +150,13 @@ def event_detail(detail: Any) -> str:
         shown = ", ".join(str(v) for v in entries) if isinstance(value, list) else str(value)
         parts.append(f"{humanize_code(key).lower()}: {shown}")
     return " · ".join(parts)
+
+
+@register.inclusion_tag("reviews/_undo_bar.html", takes_context=True)
+def undo_bar(context: template.Context) -> dict[str, Any]:
+    """The bar offering to undo the reviewer's last decision while its window lasts (`undo_offers`)."""
+    request = context.get("request")
+    return {
+        "offer": undo_offers.current(request) if request is not None else None,
+        "csrf_token": context.get("csrf_token"),
+    }
