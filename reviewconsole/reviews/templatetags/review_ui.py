@@ -149,3 +149,11 @@ def event_detail(detail: Any) -> str:
         shown = ", ".join(str(v) for v in entries) if isinstance(value, list) else str(value)
         parts.append(f"{humanize_code(key).lower()}: {shown}")
     return " · ".join(parts)
+
+
+@register.filter
+def summary_text(item: Any) -> str:
+    """An item in a few words for a bulk selection ("Acme Supplies Ltd INV-1042 205.00 EUR"): its first found
+    summary values, or its type and short id."""
+    found = [str(field.get("value", "")) for field in (item.summary or []) if field.get("found")][:3]
+    return " ".join(found) or f"{humanize_code(item.output_type)} {str(item.id)[:8]}"
