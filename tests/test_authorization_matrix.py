@@ -106,6 +106,10 @@ MATRIX: dict[str, dict[str, Row]] = {
     "reviews:item": {"GET": (LOGIN, 403, (200, 404), 200, 200, (200, 404))},
     "reviews:decide": {"POST": (LOGIN, 403, (422, 404), 422, 422, (422, 404))},
     "reviews:release": {"POST": (LOGIN, 403, (302, 404), 302, 302, (302, 404))},
+    # Starting work on an item claims it (looking does not): like deciding, only for a type one may review.
+    "reviews:claim": {"POST": (LOGIN, 403, (302, 404), 302, 302, (302, 404))},
+    # One's own shortcut preference: anyone signed in; an empty form is refused (400).
+    "reviews:shortcuts": {"POST": (LOGIN, 400, 400, 400, 400, 400)},
     # The live re-check of an edit: reads only, but like deciding, only for a type one may review.
     "reviews:check": {"POST": (LOGIN, 403, (200, 404), 200, 200, (200, 404))},
     # Second reviews: of items decided by `reviewer` (missing for them: a second review is someone else's), a
