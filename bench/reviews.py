@@ -25,8 +25,10 @@ is server time without the network: URL routing, middleware (session and user re
 queries, template rendering. Each scenario gets warm-up requests, whose queries are counted with
 CaptureQueriesContext (queries per request, query time, the slowest query), then N timed requests without
 query capture (wall time, and this process's CPU time, which tells Python work from waiting on PostgreSQL or
-on a busy machine). The item page claims the item it opens (a write per request); item pages and decisions
-each take a different random pending item. During the whole measurement `django_q.tasks.async_task` is
+on a busy machine). Opening an item page claims nothing; item pages and decisions each take a different
+random pending item. The search scenarios look for a word of a pending invoice's vendor, among the pending
+items and among all of them, and for a word no item holds (every row of the range is read). During the
+whole measurement `django_q.tasks.async_task` is
 replaced by a no-op that only counts calls, so the decision POST times the web request alone and not the
 flow resume or the autonomy check it enqueues on commit. After each POST the flash-message cookie is dropped
 (a browser would show it on the next page). What the bench users wrote (decisions, verdicts, claims, events)
@@ -429,6 +431,11 @@ def _j(value: Any) -> str:
     return json.dumps(value).replace("\\", "\\\\")
 
 
+def _copy_text(text: str) -> str:
+    """Text for a COPY text field."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def _ts(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
 
@@ -447,16 +454,21 @@ class Pools:
     edits: list[list[tuple[str, str, str]]] = field(default_factory=list)  # (edited_output, diff, error_fields)
     changed: list[list[list[str]]] = field(default_factory=list)
     inputs: list[list[str]] = field(default_factory=list)
+    # What the item's creation stores for the queue's rows and search (`reviews.services._checked`).
+    summaries: list[list[str]] = field(default_factory=list)
+    search_texts: list[list[str]] = field(default_factory=list)
     schemas: list[str] = field(default_factory=list)
     output_bytes: list[int] = field(default_factory=list)
 
 
 def build_pools(rng: random.Random, size: int) -> Pools:
+    from reviewconsole.engine.summaries import summarize
     from reviewconsole.reviews.diff import changed_fields, field_diff
+    from reviewconsole.reviews.search import search_text
 
     pools = Pools()
     for kind in OUTPUT_TYPES:
-        outputs, edits, changed, inputs = [], [], [], []
+        outputs, edits, changed, inputs, summaries, texts = [], [], [], [], [], []
         for _ in range(size):
             output = kind.make(rng)
             edited = _edit(rng, output)
@@ -465,9 +477,15 @@ def build_pools(rng: random.Random, size: int) -> Pools:
             outputs.append(_j(output))
             edits.append((_j(edited), _j(diff), _j(fields)))
             changed.append(fields)
-            inputs.append(_j({"document": _raw_text(rng, output)}))
+            run_inputs = {"document": _raw_text(rng, output)}
+            inputs.append(_j(run_inputs))
+            summary = summarize(kind.name, output)
+            summaries.append(_j(summary))
+            texts.append(_copy_text(search_text(summary=summary, output=output, inputs=run_inputs)))
             pools.output_bytes.append(len(outputs[-1]))
         pools.outputs.append(outputs)
+        pools.summaries.append(summaries)
+        pools.search_texts.append(texts)
         pools.edits.append(edits)
         pools.changed.append(changed)
         pools.inputs.append(inputs)
@@ -610,12 +628,15 @@ class DataSet:
                 f"\tCheck the extracted {kind.name} against the original."
                 f"\t{self.pools.outputs[kind_index][self.pool_index[i]]}\t{self.pools.schemas[kind_index]}"
                 f"\t{OUTCOMES_JSON}\tt\t{'pending' if pending else 'decided'}\t{NULL}\t{NULL}\t{due}\t{NULL}"
-                f"\t{self.created_s[i]}\t{self.decided_s[i]}\t{resumed}\n"
+                f"\t{self.created_s[i]}\t{self.decided_s[i]}\t{resumed}"
+                f"\t{self.pools.summaries[kind_index][self.pool_index[i]]}"
+                f"\t{self.pools.search_texts[kind_index][self.pool_index[i]]}\n"
             )
 
     REVIEW_ITEM_COLUMNS = (
         "id, run_id, pending_id, method, output_type, reason, confidence, message, output, schema, outcomes, "
-        "uses_emit, status, claimed_by_id, claim_expires_at, due_at, expires_at, created_at, decided_at, resumed_at"
+        "uses_emit, status, claimed_by_id, claim_expires_at, due_at, expires_at, created_at, decided_at, resumed_at, "
+        "summary, search_text"
     )
 
     def _reviewer(self, i: int) -> int:
@@ -980,6 +1001,16 @@ def build_scenarios(total: int) -> list[Scenario]:
     def drop_messages(client: Any) -> None:
         client.cookies.pop("messages", None)
 
+    found = [
+        field["value"]
+        for field in ReviewItem.objects.filter(status="pending", output_type="invoice").values_list(
+            "summary", flat=True
+        )[:1][0]
+        if field.get("found")
+    ]
+    word = found[0].split()[0] if found else "invoice"
+    in_list = {"list": "type=invoice&sort=confidence"}
+
     return [
         Scenario("queue: first page", MANAGER, "get", get(queue), 200),
         Scenario("queue: type=invoice", MANAGER, "get", get(queue, {"type": "invoice"}), 200),
@@ -1002,12 +1033,15 @@ def build_scenarios(total: int) -> list[Scenario]:
         Scenario("queue: sort=lowest confidence", MANAGER, "get", get(queue, {"sort": "confidence"}), 200),
         Scenario("queue: sort=highest confidence", MANAGER, "get", get(queue, {"sort": "-confidence"}), 200),
         Scenario("queue: status=decided (1M)", MANAGER, "get", get(queue, {"status": "decided"}), 200),
-        Scenario("item page (claims it)", MANAGER, "get", lambda i: (f"/reviews/{item_ids[i]}/", {}), 200),
+        Scenario(f"queue: search q={word}", MANAGER, "get", get(queue, {"q": word}), 200),
+        Scenario(f"queue: search q={word}, any status", MANAGER, "get", get(queue, {"q": word, "status": "all"}), 200),
+        Scenario("queue: search, no match", MANAGER, "get", get(queue, {"q": "zzqx-nothing"}), 200),
+        Scenario("item page", MANAGER, "get", lambda i: (f"/reviews/{item_ids[i]}/", {}), 200),
         Scenario(
-            "item page ?type=invoice (claims it)",
+            "item page in a list (invoices, lowest confidence first)",
             MANAGER,
             "get",
-            lambda i: (f"/reviews/{typed_ids[i]}/", {"type": "invoice"}),
+            lambda i: (f"/reviews/{typed_ids[i]}/", in_list),
             200,
         ),
         Scenario(

@@ -738,6 +738,7 @@ def release(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
 
 # ---------------------------------------------------------------- preferences
 
+
 @login_required
 @require_POST
 def shortcuts(request: HttpRequest) -> HttpResponse:

@@ -45,7 +45,9 @@ def item_path(item: ReviewItem) -> str:
 
 
 def arrive_at(page: Page, item: ReviewItem) -> None:
+    """Wait until the item's page has loaded, its shortcuts with it (see test_review_browser.arrive)."""
     expect(page).to_have_url(re.compile(re.escape(item_path(item)) + r"(\?|$)"))
+    page.wait_for_load_state("load")
 
 
 def claimed() -> list[str]:
