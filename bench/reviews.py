@@ -630,13 +630,13 @@ class DataSet:
                 f"\t{OUTCOMES_JSON}\tt\t{'pending' if pending else 'decided'}\t{NULL}\t{NULL}\t{due}\t{NULL}"
                 f"\t{self.created_s[i]}\t{self.decided_s[i]}\t{resumed}"
                 f"\t{self.pools.summaries[kind_index][self.pool_index[i]]}"
-                f"\t{self.pools.search_texts[kind_index][self.pool_index[i]]}\n"
+                f"\t{self.pools.search_texts[kind_index][self.pool_index[i]]}\t[]\t0\t0\t{{}}\n"
             )
 
     REVIEW_ITEM_COLUMNS = (
         "id, run_id, pending_id, method, output_type, reason, confidence, message, output, schema, outcomes, "
         "uses_emit, status, claimed_by_id, claim_expires_at, due_at, expires_at, created_at, decided_at, resumed_at, "
-        "summary, search_text"
+        "summary, search_text, findings, finding_count, error_count, source_spans"
     )
 
     def _reviewer(self, i: int) -> int:
@@ -657,9 +657,17 @@ class DataSet:
             else:
                 reason = REJECT_REASONS[i % len(REJECT_REASONS)]
                 body = f"rejected\t{NULL}\t[]\tDoes not match the source document.\t{reason}"
-            yield f"{number}\t{self.item_ids[i]}\t{body}\t{self._reviewer(i)}\t{self.decided_s[i]}\n"
+            yield (
+                f"{number}\t{self.item_ids[i]}\t{body}\t{self._reviewer(i)}\t{self.decided_s[i]}"
+                f"\t{OUTPUT_TYPES[self.kind[i]].name}\t{self.created_s[i]}\t\n"
+            )
 
-    DECISION_COLUMNS = "id, item_id, outcome, edited_output, diff, comment, reason_code, user_id, at"
+    DECISION_COLUMNS = ", ".join(
+        (
+            "id, item_id, outcome, edited_output, diff, comment, reason_code, user_id, at",
+            "output_type, item_created_at, mark",
+        )
+    )
 
     def gate_decisions(self) -> Iterator[str]:
         for i in range(self.n):
@@ -679,12 +687,13 @@ class DataSet:
                 f"{i + 1}\t{OUTPUT_TYPES[kind_index].name}\t{NULL if confidence is None else f'{confidence:.3f}'}"
                 f"\t0.85\thuman_review\t{reason}\t{'t' if audit else 'f'}\t{0.05 if audit else 1.0}"
                 f"\tvalidate:{self.step_no[i]}\t{verdict}\t{fields}\t{reject}\t{verdict_at}"
-                f"\t{_ts(self.created[i] - 0.01)}\t{self.item_ids[i]}\t{self.run_ids[self.run_of[i]]}\n"
+                f"\t{_ts(self.created[i] - 0.01)}\t{self.item_ids[i]}\t{self.run_ids[self.run_of[i]]}\tf\t\t\tf\tf\n"
             )
 
     GATE_DECISION_COLUMNS = (
         "id, output_type, confidence, threshold, route, reason, audit, review_probability, step_key, verdict, "
-        "error_fields, reject_reason, verdict_at, created_at, review_item_id, run_id"
+        "error_fields, reject_reason, verdict_at, created_at, review_item_id, run_id, forced, flow_version, model, "
+        "marked, excluded"
     )
 
     def field_errors(self) -> Iterator[str]:
@@ -693,9 +702,9 @@ class DataSet:
                 continue
             name = OUTPUT_TYPES[self.kind[i]].name
             for field_name in self.pools.changed[self.kind[i]][self.pool_index[i]]:
-                yield f"{i + 1}\t{name}\t{field_name}\t{self.decided_s[i]}\n"
+                yield f"{i + 1}\t{name}\t{field_name}\t{self.decided_s[i]}\t\n"
 
-    FIELD_ERROR_COLUMNS = "gate_decision_id, output_type, field, created_at"
+    FIELD_ERROR_COLUMNS = "gate_decision_id, output_type, field, created_at, flow_version"
 
     def events(self) -> Iterator[str]:
         # Only `created` events: the measured pages read the events of pending items alone.

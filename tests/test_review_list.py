@@ -124,6 +124,15 @@ def test_search_finds_pending_and_decided_items_by_summary_and_text_within_scope
     assert found(fiona, "launch") == set()
 
 
+def test_an_edit_replaces_the_summary_and_search_text(rita):
+    item = summarized(make_item(output=invoice_output(), inputs={"raw_invoice": "scanned"}))
+    decide(item_id=item.id, user=rita, outcome="approved", edited_output=invoice_output(vendor="Initech"))
+    item.refresh_from_db()
+    assert item.summary[0] == {"label": "Vendor", "value": "Initech", "found": True}
+    assert set(selectors.queue_items(user=rita, status="", query="initech").values_list("id", flat=True)) == {item.id}
+    assert not selectors.queue_items(user=rita, status="", query="acme").exists()
+
+
 def test_the_queue_searches_and_refuses_a_bad_query_with_the_field_error(rita, fiona):
     acme = summarized(make_item(output=invoice_output()))
     summarized(make_item(output=invoice_output(vendor="Globex"), inputs={"raw_invoice": "Globex"}))
