@@ -427,6 +427,7 @@ def _edit_fragment(request: HtmxHttpRequest, item: ReviewItem, listing: ReviewLi
     context = {
         "item": item,
         "listing": listing,
+        "opened": _opened_stamp(item),
         "editing": editing,
         "findings": _labelled(item.findings, editing),
         "approve_outcome": _approve_outcome(item.outcomes),
@@ -468,8 +469,7 @@ def _item_context(
             "decision": decision,
             "listing": listing,
             "position": position,
-            # Signed, so that the handling time of the decision runs from when this page showed the item.
-            "opened": signing.dumps({"item": str(item.id), "at": timezone.now().timestamp()}, salt=OPENED_SALT),
+            "opened": _opened_stamp(item),
             "form": form,
             "confirmations": form.confirmations,
             "confirm_key": form.confirm_key,
@@ -637,6 +637,11 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
         messages.info(request, "Nothing left to review here. Well done.")
         return _go(request, _queue_url(listing))
     return _go(request, _item_url(following.id, listing))
+
+
+def _opened_stamp(item: ReviewItem) -> str:
+    """When this page shows `item`, signed: the decision's handling time runs from it (`_opened_at`)."""
+    return signing.dumps({"item": str(item.id), "at": timezone.now().timestamp()}, salt=OPENED_SALT)
 
 
 def _opened_at(signed: str, item: ReviewItem) -> datetime | None:
