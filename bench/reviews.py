@@ -981,12 +981,16 @@ class Result:
     slowest: list[tuple[float, str]]
 
 
-def _random_pending(count: int, *, output_type: str = "", exclude: set[str] | None = None) -> list[str]:
+def _random_pending(
+    count: int, *, output_type: str = "", exclude: set[str] | None = None, reason: str = ""
+) -> list[str]:
     from reviewconsole.reviews.models import ReviewItem
 
     items = ReviewItem.objects.filter(status="pending", claimed_by__isnull=True)
     if output_type:
         items = items.filter(output_type=output_type)
+    if reason:
+        items = items.filter(reason=reason)
     ids = [str(pk) for pk in items.order_by("?").values_list("id", flat=True)[: count + len(exclude or ())]]
     ids = [pk for pk in ids if pk not in (exclude or set())][:count]
     if len(ids) < count:
@@ -1002,7 +1006,8 @@ def build_scenarios(total: int) -> list[Scenario]:
     last_invoice_page = max(1, math.ceil(pending_invoices / 50))
     item_ids = _random_pending(total)
     typed_ids = _random_pending(total, output_type="invoice", exclude=set(item_ids))
-    decide_ids = _random_pending(total, exclude=set(item_ids) | set(typed_ids))
+    # Low confidence: a high-value item's approval needs a tick (and four eyes), which the POST does not give.
+    decide_ids = _random_pending(total, exclude=set(item_ids) | set(typed_ids), reason="low_confidence")
 
     def get(path: str, query: dict[str, Any] | None = None) -> Callable[[int], tuple[str, dict[str, Any]]]:
         return lambda _i: (path, dict(query or {}))

@@ -174,8 +174,8 @@ def seek(items: QuerySet[ReviewItem], item: ReviewItem, sort: str, *, backwards:
 def position_in(items: QuerySet[ReviewItem], item: ReviewItem, sort: str) -> tuple[int, int, bool]:
     """Where `item` stands in `items` sorted by `sort`: (1-based place, total, whether the total is capped).
 
-    Both are counts of an index range, stopped at QUEUE_COUNT_CAP like the queue's pager; the place is that
-    of the item, or of the slot it would take if it has left the list (decided meanwhile).
+    Both are counts of an index range, stopped at QUEUE_COUNT_CAP like the queue's pager (a place past it is
+    QUEUE_COUNT_CAP + 1); the place is that of the item, or of the slot it would take if it has left the list.
     """
     before = items.filter(_beyond(item, sort, backwards=True)).order_by()[:QUEUE_COUNT_CAP].count()
     total = items.order_by()[: QUEUE_COUNT_CAP + 1].count()

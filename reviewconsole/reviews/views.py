@@ -349,7 +349,9 @@ def _place(request: HttpRequest, item: ReviewItem, listing: ReviewList) -> tuple
     if not items.filter(id=item.id).exists():
         return previous, following, ""
     place, total, more = selectors.position_in(items, item, listing.sort)
-    return previous, following, f"{place:,} of {total:,}{'+' if more else ''} {listing.label}"
+    # Past the counting cap, the place is known only to lie beyond it.
+    shown = f"{min(place, total):,}{'+' if place > total else ''}"
+    return previous, following, f"{shown} of {total:,}{'+' if more else ''} {listing.label}"
 
 
 def _run_inputs(inputs: Any) -> list[tuple[str, str, bool]]:
