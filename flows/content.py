@@ -26,6 +26,7 @@ from flows.content_demo import demo_article, demo_research
 from flows.crews import agent, run_crew, task
 from reviewconsole.autonomy.services import gate
 from reviewconsole.engine.registry import register_flow
+from reviewconsole.engine.summaries import SummaryField, register_summary
 from reviewconsole.llm.responders import register_responder
 from reviewconsole.reviews.decorators import human_review, review_decision
 
@@ -291,3 +292,12 @@ class ContentProductionFlow(Flow[ContentState]):
 # Teach the offline demo model to answer the content crews (see flows/content_demo.py).
 register_responder(ResearchOutput, demo_research)
 register_responder(ArticleDraft, demo_article)
+# A draft is told apart by its title and standfirst, and weighed by how many sources back it.
+register_summary(
+    OUTPUT_TYPE,
+    [
+        SummaryField("title", "Title"),
+        SummaryField("standfirst", "Standfirst"),
+        SummaryField("sources.0", "First source"),
+    ],
+)

@@ -32,6 +32,7 @@ from flows.invoice_checks import register_invoice_checks
 from flows.invoice_demo import demo_extract_invoice
 from reviewconsole.autonomy.services import gate
 from reviewconsole.engine.registry import register_flow
+from reviewconsole.engine.summaries import MONEY, SummaryField, register_summary
 from reviewconsole.llm.responders import register_responder
 from reviewconsole.reviews.provider import ReviewConsoleProvider
 
@@ -254,3 +255,12 @@ class InvoiceProcessingFlow(Flow[InvoiceState]):
 # Teach the offline demo model to fill InvoiceData from the invoice text (see flows/invoice_demo.py).
 register_responder(InvoiceReading, demo_extract_invoice)
 register_invoice_checks(OUTPUT_TYPE)
+register_summary(
+    OUTPUT_TYPE,
+    [
+        SummaryField("vendor", "Vendor"),
+        SummaryField("invoice_number", "Number"),
+        SummaryField("total_amount", "Total", kind=MONEY, currency="currency"),
+        SummaryField("due_date", "Due"),
+    ],
+)

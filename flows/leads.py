@@ -29,6 +29,7 @@ from flows.crews import agent, run_crew, task
 from flows.leads_demo import demo_company, demo_contact, demo_outreach, demo_score
 from reviewconsole.autonomy.services import gate
 from reviewconsole.engine.registry import register_flow
+from reviewconsole.engine.summaries import SummaryField, register_summary
 from reviewconsole.llm.responders import register_responder
 from reviewconsole.recall import latest_completed_run
 from reviewconsole.reviews.decorators import human_review, review_decision
@@ -428,3 +429,5 @@ register_responder(CompanyProfile, demo_company)
 register_responder(ContactProfile, demo_contact)
 register_responder(LeadScore, demo_score)
 register_responder(OutreachEmail, demo_outreach)
+# A first email is told apart by whom it goes to and what it says it is about.
+register_summary(OUTPUT_TYPE, [SummaryField("to", "To"), SummaryField("subject", "Subject")])

@@ -108,6 +108,10 @@ MATRIX: dict[str, dict[str, Row]] = {
     "reviews:release": {"POST": (LOGIN, 403, (302, 404), 302, 302, (302, 404))},
     # Undo of an item nobody decided: let in, nothing to undo (409).
     "reviews:undo": {"POST": (LOGIN, 403, (409, 404), 409, 409, (409, 404))},
+    # Starting work on an item claims it (looking does not): like deciding, only for a type one may review.
+    "reviews:claim": {"POST": (LOGIN, 403, (302, 404), 302, 302, (302, 404))},
+    # One's own shortcut preference: anyone signed in; an empty form is refused (400).
+    "reviews:shortcuts": {"POST": (LOGIN, 400, 400, 400, 400, 400)},
     # The live re-check of an edit: reads only, but like deciding, only for a type one may review.
     "reviews:check": {"POST": (LOGIN, 403, (200, 404), 200, 200, (200, 404))},
     # Second reviews: of items decided by `reviewer` (missing for them: a second review is someone else's), a

@@ -389,11 +389,11 @@ def test_pages_show_the_awaiting_item_and_refuse_the_first_approvers_second_appr
     assert 'data-four-eyes="awaiting"' in page and "First approved by rita" in page
     assert "Approving confirms the output as shown" in page
 
-    # The first approver is not sent back to it, and opening it does not keep others off with a claim.
+    # The first approver is not sent back to it, and starting work on it does not keep others off with a claim.
     assert rita_client.get("/reviews/next/?type=invoice")["Location"] == "/reviews/?type=invoice"
-    assert sam_client.get("/reviews/next/?type=invoice")["Location"] == f"/reviews/{item.id}/?type=invoice"
+    assert sam_client.get("/reviews/next/?type=invoice")["Location"] == f"/reviews/{item.id}/?list=type%3Dinvoice"
     ReviewItem.objects.filter(id=item.id).update(claimed_by=None, claim_expires_at=None)
-    rita_client.get(f"/reviews/{item.id}/")
+    rita_client.post(f"/reviews/{item.id}/claim/")
     item.refresh_from_db()
     assert item.claimed_by is None
 

@@ -582,32 +582,51 @@ def test_item_page_escapes_hostile_output_inputs_and_decisions(rita, colleague):
     assert 'value="&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"' in edit_form
 
 
-def test_opening_an_item_claims_it_and_others_see_who_has_it(rita, reviewer, colleague):
+def claim_url(item: ReviewItem) -> str:
+    return reverse("reviews:claim", args=[item.id])
+
+
+def test_looking_claims_nothing_and_working_on_it_claims_it(rita, reviewer, colleague):
     item = make_item()
     content = rita.get(item_url(item)).content.decode()
     item.refresh_from_db()
+    assert item.claimed_by is None
+    assert "Work on this" in content and "You have this item" not in content
+    assert not ReviewEvent.objects.filter(item=item, kind=ReviewEventKind.CLAIMED).exists()
+
+    response = rita.post(claim_url(item))
+    assert response.status_code == 302 and response["Location"] == item_url(item)
+    item.refresh_from_db()
     assert item.claimed_by == reviewer
     assert item.claim_expires_at > timezone.now() + timedelta(minutes=4)
-    assert "You have this item until" in content
     assert ReviewEvent.objects.filter(item=item, kind=ReviewEventKind.CLAIMED, user=reviewer).count() == 1
+    assert "You have this item until" in rita.get(item_url(item)).content.decode()
 
     other = client_for(colleague).get(item_url(item)).content.decode()
     assert "Being reviewed by rita" in other
     assert 'data-key="a"' in other  # the buttons are still there, under the warning
+    client_for(colleague).get(item_url(item), {"edit": "1"})
     item.refresh_from_db()
     assert item.claimed_by == reviewer
-    # Reopening renews the claim without logging another one; the audit trail shows the claim.
-    again = rita.get(item_url(item)).content.decode()
+    # Opening the edit form renews the claim without logging another one; the audit trail shows the claim.
+    again = rita.get(item_url(item), {"edit": "1"}).content.decode()
     assert ReviewEvent.objects.filter(item=item, kind=ReviewEventKind.CLAIMED).count() == 1
     trail = re.search(r'<ol class="events">.*?</ol>', again, re.S)[0]
     assert "Opened and claimed" in trail and "rita" in trail
 
 
+def test_opening_the_reject_form_claims_the_item(rita, reviewer):
+    item = make_item()
+    rita.get(item_url(item), {"reject": "1"})
+    item.refresh_from_db()
+    assert item.claimed_by == reviewer
+
+
 def test_claim_heartbeat_renews_the_claim_and_returns_only_the_banner(rita, reviewer):
     item = make_item()
-    rita.get(item_url(item))
+    rita.post(claim_url(item))
     ReviewItem.objects.filter(id=item.id).update(claim_expires_at=timezone.now() + timedelta(seconds=30))
-    response = rita.get(item_url(item), headers={**HTMX, "HX-Target": "claim-banner"})
+    response = rita.post(claim_url(item), headers=HTMX)
     content = response.content.decode()
     assert content.lstrip().startswith('<div id="claim-banner"')
     assert "You have this item until" in content
@@ -616,12 +635,21 @@ def test_claim_heartbeat_renews_the_claim_and_returns_only_the_banner(rita, revi
     assert item.claim_expires_at > timezone.now() + timedelta(minutes=4)
 
 
+def test_the_banner_fragment_claims_nothing(rita):
+    item = make_item()
+    response = rita.get(item_url(item), headers={**HTMX, "HX-Target": "claim-banner"})
+    assert response.content.decode().lstrip().startswith('<div id="claim-banner"')
+    item.refresh_from_db()
+    assert item.claimed_by is None
+
+
 def test_claim_expires_and_passes_to_the_next_reviewer(rita, reviewer, colleague):
     item = make_item()
     review_item_claim(item_id=item.id, user=colleague)
     ReviewItem.objects.filter(id=item.id).update(claim_expires_at=timezone.now() - timedelta(seconds=1))
     content = rita.get(item_url(item)).content.decode()
     assert "Being reviewed by" not in content
+    rita.post(claim_url(item))
     item.refresh_from_db()
     assert item.claimed_by == reviewer
 
@@ -793,7 +821,8 @@ def test_htmx_approval_answers_with_hx_redirect_keeping_the_type(rita):
     following = make_item("draft", age=timedelta(hours=1))
     response = rita.post(decide_url(item), {"outcome": "approved", "type": "draft"}, headers=HTMX)
     assert response.status_code == 200
-    assert response["HX-Redirect"] == f"{item_url(following)}?type=draft"
+    # The list goes on with the next item, as the list's query string.
+    assert response["HX-Redirect"] == f"{item_url(following)}?list=type%3Ddraft"
 
 
 def test_deciding_the_last_item_goes_back_to_the_queue(rita):
@@ -984,7 +1013,7 @@ def test_decide_query_count_does_not_depend_on_the_item(rita, colleague, django_
 
 def test_release_gives_the_item_back(rita, reviewer):
     item = make_item()
-    rita.get(item_url(item))
+    rita.post(claim_url(item))
     response = rita.post(reverse("reviews:release", args=[item.id]), {"type": "invoice"}, headers=HTMX)
     assert response["HX-Redirect"] == reverse("reviews:queue") + "?type=invoice"
     item.refresh_from_db()

@@ -28,6 +28,7 @@ from reviewconsole.openapi import error_responses
 from reviewconsole.reviews import four_eyes, selectors
 from reviewconsole.reviews.models import Decision, FirstApproval, ReviewItem, ReviewStatus
 from reviewconsole.reviews.reasons import Reason, reason_label, review_reasons
+from reviewconsole.reviews.search import QUERY_MAX_CHARS
 
 router = Router(tags=["reviews"])
 # `GET /runs/{run_id}`: the engine's run with its steps, and the run's review items.
@@ -171,6 +172,12 @@ class FindingOut(Schema):
     link: FindingLinkOut | None = None
 
 
+class SummaryFieldOut(Schema):
+    label: str
+    value: str = pydantic.Field(description="For display; `not found` when the output lacks it.")
+    found: bool
+
+
 class ReviewItemOut(Schema):
     id: UUID
     run_id: UUID
@@ -189,6 +196,9 @@ class ReviewItemOut(Schema):
     outcomes: list[str]
     findings: list[FindingOut] = pydantic.Field(
         description="What the output type's checks found in the output when the item was created, errors first."
+    )
+    summary: list[SummaryFieldOut] = pydantic.Field(
+        description="The few values that say what the output is, as its flow declares them for its type."
     )
     claimed_by: str | None
     created_at: datetime
@@ -248,6 +258,12 @@ class ReviewFilters(Schema):
         default="",
         description="`errors`: only items with an error-level finding; `any`: only items with a finding.",
     )
+    # A NUL is refused (400) before the query is read, as in every parameter (`inputs.UnsafeInputMiddleware`).
+    q: str = pydantic.Field(
+        default="",
+        max_length=QUERY_MAX_CHARS,
+        description="Words every item listed holds in its summary fields, its output or its run's input text.",
+    )
 
 
 def _items(request: HttpRequest) -> QuerySet[ReviewItem]:
@@ -277,7 +293,11 @@ def review_list(request: HttpRequest, filters: Query[ReviewFilters]) -> QuerySet
     """
     require_perm(request, REVIEW_PERM)
     items = selectors.queue_items(
-        user=request.auth, status=filters.status or "", output_type=filters.output_type, findings=filters.findings
+        user=request.auth,
+        status=filters.status or "",
+        output_type=filters.output_type,
+        findings=filters.findings,
+        query=filters.q,
     )
     # The queue pages defer the heavy JSON; the API returns it, in the same query.
     return items.defer(None).select_related("decision__user", "first_approval__user")

@@ -15,6 +15,7 @@ from django import forms
 from reviewconsole.reviews.confirmations import Confirmation, confirmation_key
 from reviewconsole.reviews.models import ReviewStatus
 from reviewconsole.reviews.reasons import review_reasons
+from reviewconsole.reviews.search import QUERY_MAX_CHARS
 from reviewconsole.reviews.templatetags.review_ui import humanize_code
 
 STATUS_ALL = "all"
@@ -68,6 +69,14 @@ class QueueFilterForm(forms.Form):
     )
     findings = forms.ChoiceField(required=False, label="Checks", choices=FINDINGS_CHOICES)
     sort = forms.ChoiceField(required=False, label="Sort", choices=SORT_CHOICES)
+    # Words every match holds in its summary, output or run input (`search`). A NUL or an over-long query is
+    # refused with the field's error, and the queue then shows nothing rather than everything.
+    q = forms.CharField(
+        required=False,
+        max_length=QUERY_MAX_CHARS,
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Vendor, number, any text"}),
+    )
 
     def __init__(self, data: Any = None, *, output_types: Iterable[str]) -> None:
         super().__init__(data)
@@ -95,6 +104,7 @@ class QueueFilterForm(forms.Form):
             "confidence_max": cleaned.get("conf_max"),
             "findings": cleaned.get("findings") or "",
             "sort": cleaned.get("sort") or "oldest",
+            "query": cleaned.get("q") or "",
         }
 
 

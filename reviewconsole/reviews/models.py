@@ -50,6 +50,12 @@ class ReviewItem(models.Model):
     # on them without reading the JSON.
     finding_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
+    # What a queue row shows of the output (`engine.summaries.summarize`): [{"label", "value", "found"}], kept
+    # with the findings so the queue neither loads the flows nor reads the output JSON per row.
+    summary = models.JSONField(default=list, blank=True)
+    # The summary, the output's text and the run's input text, folded to lower case (`search.search_text`): the
+    # queue's search matches words in this one column.
+    search_text = models.TextField(blank=True, default="")
     # Where the flow read each field: {"input": run input name, "lines": {field path: [1-based line, ...]}}, or {}.
     source_spans = models.JSONField(default=dict, blank=True)
     # True when the flow routes on the decision through CrewAI's `emit`;
@@ -379,3 +385,14 @@ class SecondReview(models.Model):
 
     def __str__(self) -> str:
         return f"second review of {self.item_id} ({self.status})"
+
+
+class ReviewerPreference(models.Model):
+    """A reviewer's settings of the review pages; a user without a row has the defaults."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_preference")
+    # Single-key shortcuts can be turned off (WCAG 2.1.4): speech input and stray key presses must not decide items.
+    shortcuts_enabled = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user_id}"

@@ -13,6 +13,7 @@ the first verdict in every accuracy figure (`autonomy.services.verdict_adjudicat
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -50,16 +51,19 @@ def _approves(item: ReviewItem, outcome: str, edited_output: Any) -> bool:
     return outcome == item.outcomes[0] and edited_output is None
 
 
-def decision_handling(*, item: ReviewItem, user: Any, outcome: str, edited_output: Any, bulk: bool) -> dict[str, Any]:
-    """`handling_seconds` and `mark` for the decision `user` is about to record on `item`. One query.
+def decision_handling(
+    *, item: ReviewItem, user: Any, outcome: str, edited_output: Any, bulk: bool, opened_at: datetime | None = None
+) -> dict[str, Any]:
+    """`handling_seconds` and `mark` for the decision `user` is about to record on `item`. At most one query.
 
-    Handling time runs from the user's latest claim of the item (opening its page claims it) to now; None when
-    they never opened it (a bulk approval from the queue, a decision through the API). A bulk approval is
+    Handling time runs from when the user's page showed the item (`opened_at`, sent back by the page) or else
+    from their latest claim of it (starting work on it claims it) to now; None when they never opened it (a
+    bulk approval from the queue, a decision through the API). A bulk approval is
     marked bulk; another approval faster than FAST_APPROVAL_SECONDS is marked fast. Edits and rejections are
     never marked: they show the reviewer looked.
     """
-    opened = None
-    if getattr(user, "pk", None):
+    opened = opened_at
+    if opened is None and getattr(user, "pk", None):
         opened = (
             ReviewEvent.objects.filter(item_id=item.id, kind=ReviewEventKind.CLAIMED, user=user)
             .order_by("-at", "-id")

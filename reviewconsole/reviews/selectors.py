@@ -21,6 +21,7 @@ from reviewconsole.reviews.models import (
     ReviewItemKey,
     ReviewStatus,
 )
+from reviewconsole.reviews.search import query_words
 
 
 def scoped_output_types(user: Any) -> set[str] | None:
@@ -118,13 +119,68 @@ def items_sharing_keys(
 
 FINDINGS_FILTERS = {"errors": {"error_count__gt": 0}, "any": {"finding_count__gt": 0}}
 
-QUEUE_SORTS = {
-    "oldest": ("created_at", "id"),
-    "newest": ("-created_at", "-id"),
-    # Items without a confidence sort last either way, on every database.
-    "confidence": (F("confidence").asc(nulls_last=True), "created_at", "id"),
-    "-confidence": (F("confidence").desc(nulls_last=True), "created_at", "id"),
+# Each sort as its keys: (field, descending, nullable). Nullable keys sort their nulls last either way, on every
+# database; the last key is unique, so the order is total and an item's place in it can be sought (`seek`).
+SORT_KEYS: dict[str, tuple[tuple[str, bool, bool], ...]] = {
+    "oldest": (("created_at", False, False), ("id", False, False)),
+    "newest": (("created_at", True, False), ("id", True, False)),
+    "confidence": (("confidence", False, True), ("created_at", False, False), ("id", False, False)),
+    "-confidence": (("confidence", True, True), ("created_at", False, False), ("id", False, False)),
 }
+
+
+def _ordering(sort: str, *, backwards: bool = False) -> list[Any]:
+    """The order_by of a sort, or of its reverse (nulls then first)."""
+    ordering = []
+    for field, descending, nullable in SORT_KEYS.get(sort, SORT_KEYS["oldest"]):
+        down = descending != backwards
+        if nullable:
+            nulls = {"nulls_first": True} if backwards else {"nulls_last": True}
+            ordering.append(F(field).desc(**nulls) if down else F(field).asc(**nulls))
+        else:
+            ordering.append(f"-{field}" if down else field)
+    return ordering
+
+
+QUEUE_SORTS = {name: tuple(_ordering(name)) for name in SORT_KEYS}
+
+
+def _beyond(item: ReviewItem, sort: str, *, backwards: bool = False) -> Q:
+    """The rows after `item` in `sort` (before it, `backwards`): a keyset condition, so that the next row is
+    found by seeking the sort's index from the item rather than by reading the list up to it."""
+    beyond = Q(pk__in=[])
+    equal = Q()
+    for field, descending, nullable in SORT_KEYS.get(sort, SORT_KEYS["oldest"]):
+        value = getattr(item, field)
+        if value is None:
+            # Nulls sort last: before a null come every value and earlier nulls; after it, only later nulls.
+            if backwards:
+                beyond |= equal & Q(**{f"{field}__isnull": False})
+            equal &= Q(**{f"{field}__isnull": True})
+            continue
+        step = Q(**{f"{field}__{'gt' if descending == backwards else 'lt'}": value})
+        if nullable and not backwards:
+            step |= Q(**{f"{field}__isnull": True})
+        beyond |= equal & step
+        equal &= Q(**{field: value})
+    return beyond
+
+
+def seek(items: QuerySet[ReviewItem], item: ReviewItem, sort: str, *, backwards: bool = False) -> ReviewItem | None:
+    """The row of `items` just after `item` in `sort` (just before it, `backwards`), without loading the list."""
+    beyond = items.filter(_beyond(item, sort, backwards=backwards))
+    return beyond.order_by(*_ordering(sort, backwards=backwards)).first()
+
+
+def position_in(items: QuerySet[ReviewItem], item: ReviewItem, sort: str) -> tuple[int, int, bool]:
+    """Where `item` stands in `items` sorted by `sort`: (1-based place, total, whether the total is capped).
+
+    Both are counts of an index range, stopped at QUEUE_COUNT_CAP like the queue's pager (a place past it is
+    QUEUE_COUNT_CAP + 1); the place is that of the item, or of the slot it would take if it has left the list.
+    """
+    before = items.filter(_beyond(item, sort, backwards=True)).order_by()[:QUEUE_COUNT_CAP].count()
+    total = items.order_by()[: QUEUE_COUNT_CAP + 1].count()
+    return before + 1, min(total, QUEUE_COUNT_CAP), total > QUEUE_COUNT_CAP
 
 
 def queue_items(
@@ -138,13 +194,19 @@ def queue_items(
     confidence_max: float | None = None,
     findings: str = "",
     sort: str = "oldest",
+    query: str = "",
 ) -> QuerySet[ReviewItem]:
     """The review queue as `user` may see it, filtered; oldest first by default.
 
-    `findings`: "errors" for items with an error finding, "any" for items with any finding.
-    Heavy JSON columns (output, schema, findings) are deferred: list pages show only the counts.
+    `findings`: "errors" for items with an error finding, "any" for items with any finding. `query`: items
+    whose search text (`search.search_text`: summary, output and run input) holds each of its words.
+    Heavy JSON and text columns (output, schema, findings, search text) are deferred: list pages show only
+    the counts and the summary.
     """
-    items = items_visible_to(user).select_related("claimed_by").defer("output", "schema", "message", "findings")
+    items = items_visible_to(user).select_related("claimed_by")
+    items = items.defer("output", "schema", "message", "findings", "search_text")
+    for word in query_words(query):
+        items = items.filter(search_text__contains=word)
     if findings in FINDINGS_FILTERS:
         items = items.filter(**FINDINGS_FILTERS[findings])
     if status:
@@ -344,16 +406,21 @@ def queue_page(items: QuerySet[ReviewItem], page: Any, *, per_page: int = QUEUE_
     return QueuePage(items=rows, number=number, per_page=per_page, counted=counted, more=more)
 
 
-def next_item_for(*, user: Any, after: ReviewItem | None = None, output_type: str = "") -> ReviewItem | None:
-    """The oldest pending item the user may take: unclaimed, or claimed by them, or with a lapsed claim; not
-    one they gave the first of two approvals (four eyes), which only someone else can complete."""
-    items = queue_items(user=user, output_type=output_type).filter(
+def next_item_for(*, user: Any, after: ReviewItem | None = None, **filters: Any) -> ReviewItem | None:
+    """The next pending item the user may take in their list (`filters`: the keyword arguments of
+    `queue_items`, its sort among them): the first one after `after` in the list's order, else the list's first.
+
+    One the user may take is unclaimed, or claimed by them, or with a lapsed claim; not one they gave the first
+    of two approvals (four eyes), which only someone else can complete.
+    """
+    items = queue_items(user=user, **{**filters, "status": ReviewStatus.PENDING}).filter(
         Q(claimed_by__isnull=True) | Q(claimed_by=user) | Q(claim_expires_at__lt=timezone.now())
     )
     items = items.exclude(first_approval__user=user)
-    if after is not None:
-        items = items.exclude(id=after.id)
-    return items.first()
+    if after is None:
+        return items.first()
+    items = items.exclude(id=after.id)
+    return seek(items, after, filters.get("sort", "oldest")) or items.first()
 
 
 def items_resumed_since(since: datetime) -> QuerySet[ReviewItem]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -19,12 +19,14 @@ from reviewconsole.engine.checks import CheckContext, run_checks
 from reviewconsole.engine.encoding import to_json
 from reviewconsole.engine.enqueue import enqueue_on_commit
 from reviewconsole.engine.models import FlowRun, PendingFeedback, RunStatus
+from reviewconsole.engine.summaries import summarize
 from reviewconsole.reviews import four_eyes, reliability
 from reviewconsole.reviews.confirmations import approval_confirmations, bulk_skip_reason
 from reviewconsole.reviews.diff import field_diff
 from reviewconsole.reviews.models import (
     Decision,
     FirstApproval,
+    ReviewerPreference,
     ReviewEvent,
     ReviewEventKind,
     ReviewItem,
@@ -33,6 +35,7 @@ from reviewconsole.reviews.models import (
 from reviewconsole.reviews.output_keys import output_keys_record
 from reviewconsole.reviews.pending_counts import pending_count_add
 from reviewconsole.reviews.schemas import REVIEW_METADATA_KEY, InvalidEdit, validated_edit
+from reviewconsole.reviews.search import search_text
 from reviewconsole.reviews.selectors import item_findings
 
 logger = logging.getLogger(__name__)
@@ -154,11 +157,14 @@ def review_item_create_for_pause(*, run_id: Any, pending: PendingFeedback, conte
 
 
 def _checked(item: ReviewItem) -> None:
-    """Run the type's checks on a new item's output, store the findings, and key the output for later
-    duplicate lookups. The lookup runs before the item's own keys are written, so it finds only others."""
+    """Run the type's checks on a new item's output, store the findings and the summary a queue row shows
+    (with the text the search reads), and key the output for later duplicate lookups. The lookup runs before
+    the item's own keys are written, so it finds only others."""
     inputs = FlowRun.objects.filter(id=item.run_id).values_list("inputs", flat=True).first() or {}
     item.set_findings(run_checks(item.output_type, item.output, CheckContext(inputs=inputs, run_id=item.run_id)))
-    item.save(update_fields=["findings", "finding_count", "error_count"])
+    item.summary = summarize(item.output_type, item.output, item.findings)
+    item.search_text = search_text(summary=item.summary, output=item.output, inputs=inputs)
+    item.save(update_fields=["findings", "finding_count", "error_count", "summary", "search_text"])
     output_keys_record(
         output_type=item.output_type, output=item.output, run_id=item.run_id, created_at=item.created_at, item=item
     )
@@ -227,6 +233,7 @@ def decide(
     comment: str = "",
     reason_code: str = "",
     bulk: bool = False,
+    opened_at: datetime | None = None,
 ) -> Decision | FirstApproval:
     """Record the one decision on a pending item and queue the flow's resume.
 
@@ -248,8 +255,10 @@ def decide(
     guard, autopilot) enqueued on commit. A person's decision holds the
     resume back for `UNDO_SECONDS` (`resume_not_before`, see
     `review_item_undo`). The decision's handling time and
-    mark (`bulk`: part of a bulk approval), and perhaps a blind second
-    review, come from `reliability`.
+    mark (`bulk`: part of a bulk approval; `opened_at`: when the reviewer's
+    page showed the item), and perhaps a blind second review, come from
+    `reliability`. An edit's summary and search text replace the item's, so
+    the queue shows and finds the output as decided.
     """
     item = ReviewItem.objects.select_related("decision__user").get(id=item_id)
     if item.status != ReviewStatus.PENDING:
@@ -305,6 +314,7 @@ def decide(
             resume_not_before=_undo_window_end(now, user),
             claimed_by=None,
             claim_expires_at=None,
+            **_summary_of_edit(item, edited_output, edit_findings),
         ):
             raise AlreadyDecidedError(ReviewItem.objects.select_related("decision__user").get(id=item_id))
         decision = Decision.objects.create(
@@ -316,7 +326,7 @@ def decide(
             reason_code=reason_code if outcome == REJECT_OUTCOME else "",
             user=user if getattr(user, "pk", None) else None,
             **reliability.decision_handling(
-                item=item, user=user, outcome=outcome, edited_output=edited_output, bulk=bulk
+                item=item, user=user, outcome=outcome, edited_output=edited_output, bulk=bulk, opened_at=opened_at
             ),
         )
         verdict_record(item=item, decision=decision)
@@ -326,6 +336,20 @@ def decide(
         enqueue_on_commit("reviewconsole.autonomy.tasks.check_autonomy", item.output_type)
         pending_count_add(output_type=item.output_type, delta=-1)
     return decision
+
+
+def _summary_of_edit(item: ReviewItem, edited_output: Any, findings: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The summary and search text of an edited output, as update fields; none for an approval as it stands."""
+    if edited_output is None:
+        return {}
+    summary = summarize(item.output_type, edited_output, findings or [])
+    inputs = FlowRun.objects.filter(id=item.run_id).values_list("inputs", flat=True).first() or {}
+    return {"summary": summary, "search_text": search_text(summary=summary, output=edited_output, inputs=inputs)}
+
+
+def reviewer_shortcuts_set(*, user: Any, enabled: bool) -> None:
+    """Turn the user's single-key shortcuts on or off. Side effect: their ReviewerPreference row."""
+    ReviewerPreference.objects.update_or_create(user=user, defaults={"shortcuts_enabled": enabled})
 
 
 @dataclass

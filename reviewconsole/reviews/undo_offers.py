@@ -18,12 +18,17 @@ from django.utils.dateparse import parse_datetime
 SESSION_KEY = "undo_offer"
 
 
-def offer(request: HttpRequest, *, item_id: Any, text: str, scope_type: str) -> bool:
+def offer(request: HttpRequest, *, item_id: Any, text: str, listing_query: str) -> bool:
     """Offer to undo the decision just taken on the item (`text` says what it was); False when undo is off."""
     if not settings.UNDO_SECONDS:
         return False
     until = timezone.now() + timedelta(seconds=settings.UNDO_SECONDS)
-    request.session[SESSION_KEY] = {"item": str(item_id), "text": text, "until": until.isoformat(), "type": scope_type}
+    request.session[SESSION_KEY] = {
+        "item": str(item_id),
+        "text": text,
+        "until": until.isoformat(),
+        "list": listing_query,
+    }
     return True
 
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.queue, name="queue"),
     path("next/", views.next_item, name="next"),
     path("bulk/", views.bulk, name="bulk"),
+    path("shortcuts/", views.shortcuts, name="shortcuts"),
     path("second/<uuid:item_id>/", reliability_views.second_review, name="second_review"),
     path("adjudications/", reliability_views.adjudications, name="adjudications"),
     path("adjudications/<uuid:item_id>/", reliability_views.adjudicate, name="adjudicate"),
@@ -17,4 +18,5 @@ urlpatterns = [
     path("<uuid:item_id>/check/", views.recheck, name="check"),
     path("<uuid:item_id>/release/", views.release, name="release"),
     path("<uuid:item_id>/undo/", views.undo, name="undo"),
+    path("<uuid:item_id>/claim/", views.claim, name="claim"),
 ]

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -38,7 +39,9 @@ from reviewconsole.reviews import four_eyes, reliability_selectors, schema_form,
 from reviewconsole.reviews.confirmations import approval_confirmations
 from reviewconsole.reviews.forms import BulkApproveForm, DecisionForm, QueueFilterForm
 from reviewconsole.reviews.models import FirstApproval, ReviewItem, ReviewStatus
+from reviewconsole.reviews.preferences import SHORTCUTS_OFF_SESSION_KEY
 from reviewconsole.reviews.schemas import InvalidEdit, validated_edit
+from reviewconsole.reviews.templatetags.review_ui import humanize_code
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -47,6 +50,9 @@ REVIEW_PERM = "reviews.review_item"
 # Same value as services.REJECT_OUTCOME; the queue page does not import the services (they load CrewAI).
 REJECT_OUTCOME = "rejected"
 APPROVE_OUTCOME = "approved"
+# The item page's signed stamp of when it showed the item (`_opened_at`); a page older than this is stale.
+OPENED_SALT = "reviews.item-opened"
+OPENED_MAX_AGE = 24 * 60 * 60
 # Second reviews listed above the queue (oldest first).
 SECOND_REVIEW_ROWS = 20
 
@@ -84,22 +90,76 @@ def _wants_fragment(request: HtmxHttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-def _scope_type(data: Any) -> str:
-    """The output type the reviewer is working through (from the queue filter), kept from item to item."""
-    value = str(data.get("type", "") or "")
-    return value if len(value) <= 100 else ""
+# A list's query string longer than this is not a list the queue made: it is ignored.
+LIST_MAX_CHARS = 2000
+# The queue's parameters that make a list (the page number does not: the item page seeks its neighbours).
+LIST_KEYS = ("type", "status", "reason", "age", "conf_min", "conf_max", "findings", "sort", "q")
+SORT_WORDS = {
+    "oldest": "oldest first",
+    "newest": "newest first",
+    "confidence": "lowest confidence first",
+    "-confidence": "highest confidence first",
+}
 
 
-def _with_type(url: str, output_type: str) -> str:
-    return f"{url}?{urlencode({'type': output_type})}" if output_type else url
+@dataclass(frozen=True)
+class ReviewList:
+    """The queue list the reviewer works through: its filters, sort and search, carried from the queue to each
+    item and through its decision as the queue's query string (`query`), so that next and j/k follow it.
+
+    It is read like the queue's own filters (an invalid value drops that filter), and selects only from the
+    items the user may see (`selectors.queue_items`): a list can narrow what the user reaches, never widen it.
+    """
+
+    query: str
+    filters: dict[str, Any]
+    query_error: str = ""
+
+    @property
+    def param(self) -> str:
+        """The list as a parameter of an item's URL."""
+        return urlencode({"list": self.query}) if self.query else ""
+
+    @property
+    def sort(self) -> str:
+        return self.filters["sort"]
+
+    @property
+    def label(self) -> str:
+        """ "in Invoices · lowest confidence first · matching “acme”"."""
+        output_type = self.filters["output_type"]
+        words = [f"in {humanize_code(output_type)}s" if output_type else "in the queue", SORT_WORDS[self.sort]]
+        if self.filters["status"] != ReviewStatus.PENDING:
+            words.append(f"{self.filters['status'] or 'any'} status")
+        if self.filters["query"]:
+            words.append(f"matching “{self.filters['query']}”")
+        return " · ".join(words)
 
 
-def _item_url(item_id: Any, output_type: str = "") -> str:
-    return _with_type(reverse("reviews:item", args=[item_id]), output_type)
+def _review_list(raw: str, *, output_types: Any = ()) -> tuple[ReviewList, QueueFilterForm]:
+    """The list given by a query string in the queue's terms, and the queue's filter form read from it."""
+    values = QueryDict(raw if len(raw) <= LIST_MAX_CHARS else "")
+    form = QueueFilterForm(values or None, output_types=output_types)
+    filters = form.filters()
+    kept = [(key, values[key]) for key in LIST_KEYS if values.get(key) and key not in form.errors]
+    error = " ".join(form.errors.get("q", []))
+    return ReviewList(query=urlencode(kept), filters=filters, query_error=error), form
 
 
-def _queue_url(output_type: str = "") -> str:
-    return _with_type(reverse("reviews:queue"), output_type)
+def _carried_list(data: Any) -> ReviewList:
+    """The list an item page, a decision or "next" was given (`list`; an older link's `type`)."""
+    raw = str(data.get("list", "")) if "list" in data else urlencode({"type": str(data.get("type", ""))[:100]})
+    return _review_list(raw)[0]
+
+
+def _item_url(item_id: Any, listing: ReviewList | None = None) -> str:
+    url = reverse("reviews:item", args=[item_id])
+    return f"{url}?{listing.param}" if listing is not None and listing.query else url
+
+
+def _queue_url(listing: ReviewList | None = None) -> str:
+    url = reverse("reviews:queue")
+    return f"{url}?{listing.query}" if listing is not None and listing.query else url
 
 
 def _go(request: HtmxHttpRequest, url: str) -> HttpResponse:
@@ -131,12 +191,15 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     _require_perm(request)
     counts = selectors.queue_counts(user=request.user)
     allowed = selectors.reviewable_output_types(request.user)
-    form = QueueFilterForm(
-        request.GET or None, output_types=[count.output_type for count in counts] + sorted(allowed or ())
+    listing, form = _review_list(
+        request.GET.urlencode(), output_types=[count.output_type for count in counts] + sorted(allowed or ())
     )
-    filters = form.filters()
+    filters = listing.filters
     # The four-eyes mark: an item approved once shows who approved it.
     items = selectors.queue_items(user=request.user, **filters).select_related("first_approval__user")
+    if listing.query_error:
+        # A search that cannot be read finds nothing; the form says why.
+        items = items.none()
     if filters["status"] != ReviewStatus.PENDING:
         items = items.select_related("decision__user")
     page = selectors.queue_page(items, request.GET.get("page"))
@@ -168,14 +231,17 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         "counts": counts,
         "totals": selectors.queue_totals(counts),
         "filtered": any(
-            filters[key] not in (None, "") for key in ("output_type", "reason", "older_than_minutes", "findings")
+            filters[key] not in (None, "")
+            for key in ("output_type", "reason", "older_than_minutes", "findings", "query")
         )
+        or bool(listing.query_error)
         or filters["confidence_min"] is not None
         or filters["confidence_max"] is not None
         or filters["status"] != ReviewStatus.PENDING,
         "bulk_type": bulk_type,
         "second_reviews": list(reliability_selectors.second_reviews_for(user=request.user)[:SECOND_REVIEW_ROWS]),
         "scope_type": output_type,
+        "listing": listing,
         # The table's fragment also refreshes the count tabs, out of band.
         "oob": _wants_fragment(request),
     }
@@ -188,20 +254,22 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def next_item(request: HttpRequest) -> HttpResponse:
-    """The oldest item nobody else is on (of the type being worked through), or the queue when none is left."""
+    """The next item nobody else is on in the reviewer's list (after `after`, if given), or the list when none
+    is left."""
     _require_perm(request)
-    output_type = _scope_type(request.GET)
+    listing = _carried_list(request.GET)
     after = None
     try:
-        # Only its id is used, to skip it: no need to load it.
-        after = ReviewItem(id=uuid.UUID(request.GET["after"])) if request.GET.get("after") else None
+        if request.GET.get("after"):
+            # Sought from, so read in full; only among the items the user may see.
+            after = selectors.items_visible_to(request.user).filter(id=uuid.UUID(request.GET["after"])).first()
     except ValueError:
         after = None
-    found = selectors.next_item_for(user=request.user, after=after, output_type=output_type)
+    found = selectors.next_item_for(user=request.user, after=after, **listing.filters)
     if found is None:
         messages.info(request, "Nothing left to review here. Well done.")
-        return redirect(_queue_url(output_type))
-    return redirect(_item_url(found.id, output_type))
+        return redirect(_queue_url(listing))
+    return redirect(_item_url(found.id, listing))
 
 
 @login_required
@@ -212,7 +280,7 @@ def bulk(request: HtmxHttpRequest) -> HttpResponse:
     form = BulkApproveForm(request.POST)
     back = request.POST.get("next", "")
     if not (back.startswith(reverse("reviews:queue")) and url_has_allowed_host_and_scheme(back, {request.get_host()})):
-        back = _queue_url(request.POST.get("output_type", "")[:100])
+        back = _queue_url(_carried_list({"type": request.POST.get("output_type", "")}))
     if not form.is_valid():
         messages.error(request, " ".join(error for errors in form.errors.values() for error in errors))
         return _go(request, back)
@@ -270,16 +338,20 @@ def _claim_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
     }
 
 
-def _neighbours(request: HttpRequest, item: ReviewItem, output_type: str) -> tuple[Any, Any]:
-    """The pending items just before and after this one in queue order, for j/k."""
-    pending = selectors.queue_items(user=request.user, output_type=output_type).select_related(None).only("id")
-    before = Q(created_at__lt=item.created_at) | Q(created_at=item.created_at, id__lt=item.id)
-    after = Q(created_at__gt=item.created_at) | Q(created_at=item.created_at, id__gt=item.id)
-    # The plain range beside each OR lets the (status, created_at) index seek
-    # instead of walking every pending row.
-    previous = pending.filter(before, created_at__lte=item.created_at).order_by("-created_at", "-id").first()
-    following = pending.filter(after, created_at__gte=item.created_at).order_by("created_at", "id").first()
-    return previous, following
+def _place(request: HttpRequest, item: ReviewItem, listing: ReviewList) -> tuple[Any, Any, str]:
+    """The items before and after this one in the reviewer's list, for j/k, and where it stands in the list
+    ("4 of 37 in Invoices · lowest confidence first"; empty when the item is not in it). Each is a seek or
+    a capped count of the list's index range: the list is never read."""
+    items = selectors.queue_items(user=request.user, **listing.filters).select_related(None)
+    items = items.only("id", "created_at", "confidence")
+    previous = selectors.seek(items, item, listing.sort, backwards=True)
+    following = selectors.seek(items, item, listing.sort)
+    if not items.filter(id=item.id).exists():
+        return previous, following, ""
+    place, total, more = selectors.position_in(items, item, listing.sort)
+    # Past the counting cap, the place is known only to lie beyond it.
+    shown = f"{min(place, total):,}{'+' if place > total else ''}"
+    return previous, following, f"{shown} of {total:,}{'+' if more else ''} {listing.label}"
 
 
 def _run_inputs(inputs: Any) -> list[tuple[str, str, bool]]:
@@ -349,14 +421,15 @@ def _edit_tree(
     return schema_form.annotate(tree, findings, item.source_spans)
 
 
-def _edit_fragment(request: HtmxHttpRequest, item: ReviewItem, scope_type: str) -> HttpResponse:
+def _edit_fragment(request: HtmxHttpRequest, item: ReviewItem, listing: ReviewList) -> HttpResponse:
     """The edit form alone, fetched when the reviewer first presses Edit; a reload if the item was decided meanwhile."""
     if item.status != ReviewStatus.PENDING or not isinstance(item.output, dict):
         return HttpResponseClientRefresh()
     editing = _edit_tree(item)
     context = {
         "item": item,
-        "scope_type": scope_type,
+        "listing": listing,
+        "opened": _opened_stamp(item),
         "editing": editing,
         "findings": _labelled(item.findings, editing),
         "approve_outcome": _approve_outcome(item.outcomes),
@@ -368,7 +441,7 @@ def _item_context(
     request: HtmxHttpRequest,
     item: ReviewItem,
     *,
-    scope_type: str,
+    listing: ReviewList,
     form: DecisionForm | None = None,
     parsed: schema_form.ParseResult | None = None,
     edit_errors: list[dict[str, Any]] | None = None,
@@ -382,7 +455,7 @@ def _item_context(
     context = _claim_context(request, item)
     pending = context["pending"]
     decision = getattr(item, "decision", None)
-    previous, following = _neighbours(request, item, scope_type)
+    previous, following, position = _place(request, item, listing)
     approve = _approve_outcome(item.outcomes)
     first = getattr(item, "first_approval", None)
     awaiting_second = four_eyes.awaiting_second_approval(item)
@@ -396,7 +469,9 @@ def _item_context(
         {
             "findings": _labelled(findings, reading),
             "decision": decision,
-            "scope_type": scope_type,
+            "listing": listing,
+            "position": position,
+            "opened": _opened_stamp(item),
             "form": form,
             "confirmations": form.confirmations,
             "confirm_key": form.confirm_key,
@@ -427,7 +502,7 @@ def _item_context(
             "produced_by": engine_selectors.run_models(run_id=item.run_id, before=item.created_at),
             "previous": previous,
             "following": following,
-            "queue_url": _queue_url(scope_type),
+            "queue_url": _queue_url(listing),
             "alert": alert,
             "alert_level": alert_level,
         }
@@ -438,28 +513,47 @@ def _item_context(
 @login_required
 @require_GET
 def item(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
-    """The item page; opening it claims the item. An htmx heartbeat renews the claim and gets its banner; Edit
-    gets the edit form."""
+    """The item page. Looking claims nothing (browsing with j/k passes items by); starting work on it does:
+    the edit form (`?edit=1`, or Edit fetching it) and the reject form (`?reject=1`) claim it, as does `claim`.
+    Edit gets the edit form; the claim banner's fragment says whether it was decided meanwhile."""
     item = _get_item_for_user(request, item_id)
-    if item.status == ReviewStatus.PENDING and _services().review_item_claim(item_id=item.id, user=request.user):
+    listing = _carried_list(request.GET)
+    working = bool(request.GET.get("edit") or request.GET.get("reject")) and item.status == ReviewStatus.PENDING
+    if working and _services().review_item_claim(item_id=item.id, user=request.user):
         item = selectors.item_detail(item_id=item.id)
     target = request.htmx.target if _wants_fragment(request) else None
     if target == "claim-banner":
-        context = {**_claim_context(request, item), "heartbeat": True}
+        context = {**_claim_context(request, item), "listing": listing, "heartbeat": True}
         response = render(request, "reviews/item.html#claim-banner", context)
     elif target == "edit-slot":
-        response = _edit_fragment(request, item, _scope_type(request.GET))
+        response = _edit_fragment(request, item, listing)
     else:
         context = _item_context(
             request,
             item,
-            scope_type=_scope_type(request.GET),
+            listing=listing,
             mode="edit" if request.GET.get("edit") else "read",
             reject_open=bool(request.GET.get("reject")),
         )
         response = render(request, "reviews/item.html", context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+@login_required
+@require_POST
+def claim(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
+    """Start (or keep) working on the item: claim it so others see it is taken. The page calls this on "Work on
+    this", on the first key of a decision or edit, and every minute while the reviewer is active; htmx gets the
+    claim banner, a plain form post the item page."""
+    item = _get_item_for_user(request, item_id)
+    if item.status == ReviewStatus.PENDING and _services().review_item_claim(item_id=item.id, user=request.user):
+        item = selectors.item_detail(item_id=item.id)
+    listing = _carried_list(request.POST)
+    if not request.htmx:
+        return redirect(_item_url(item.id, listing))
+    context = {**_claim_context(request, item), "listing": listing, "heartbeat": True}
+    return render(request, "reviews/item.html#claim-banner", context)
 
 
 def _model_errors(item: ReviewItem, parsed: schema_form.ParseResult) -> list[dict[str, Any]]:
@@ -496,16 +590,16 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
     """
     services = _services()
     item = _get_item_for_user(request, item_id)
-    scope_type = _scope_type(request.POST)
+    listing = _carried_list(request.POST)
     if item.status != ReviewStatus.PENDING:
         message = str(services.AlreadyDecidedError(item))
-        return _item_response(request, item, status=409, scope_type=scope_type, alert=message, alert_level="error")
+        return _item_response(request, item, status=409, listing=listing, alert=message, alert_level="error")
 
     form = _decision_form(item, _reject_reasons(_policy(item)), request.POST)
     editing = bool(request.POST.get("edit"))
     parsed = schema_form.parse_form(item.schema, request.POST, original=item.output) if editing else None
     refused = {
-        "scope_type": scope_type,
+        "listing": listing,
         "form": form,
         "parsed": parsed,
         # An approval refused because an edit was open on the page opens it again.
@@ -525,10 +619,11 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
             edited_output=parsed.value if parsed is not None else None,
             comment=form.cleaned_data["comment"],
             reason_code=form.cleaned_data["reason_code"],
+            opened_at=_opened_at(request.POST.get("opened", ""), item),
         )
     except (services.AlreadyDecidedError, services.NeedsSecondApproverError) as error:
         item = selectors.item_detail(item_id=item.id)
-        return _item_response(request, item, status=409, scope_type=scope_type, alert=str(error), alert_level="error")
+        return _item_response(request, item, status=409, listing=listing, alert=str(error), alert_level="error")
     except services.EditValidationError as error:
         return _item_response(request, item, status=422, edit_errors=error.errors, **refused)
     except services.DecisionError as error:
@@ -539,13 +634,29 @@ def decide(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
     if isinstance(decision, FirstApproval):
         verb = f"{verb} (first of two approvals; it now awaits a second approver)"
     text = f"{verb}: {item.output_type} {_short(item.id)}."
-    if not undo_offers.offer(request, item_id=item.id, text=text, scope_type=scope_type):
+    if not undo_offers.offer(request, item_id=item.id, text=text, listing_query=listing.query):
         messages.success(request, text)
-    following = selectors.next_item_for(user=request.user, after=item, output_type=scope_type)
+    following = selectors.next_item_for(user=request.user, after=item, **listing.filters)
     if following is None:
         messages.info(request, "Nothing left to review here. Well done.")
-        return _go(request, _queue_url(scope_type))
-    return _go(request, _item_url(following.id, scope_type))
+        return _go(request, _queue_url(listing))
+    return _go(request, _item_url(following.id, listing))
+
+
+def _opened_stamp(item: ReviewItem) -> str:
+    """When this page shows `item`, signed: the decision's handling time runs from it (`_opened_at`)."""
+    return signing.dumps({"item": str(item.id), "at": timezone.now().timestamp()}, salt=OPENED_SALT)
+
+
+def _opened_at(signed: str, item: ReviewItem) -> datetime | None:
+    """When the reviewer's page showed `item`, from the page's signed stamp; None for a missing, forged, other
+    item's or future stamp (the handling time then runs from the reviewer's claim)."""
+    try:
+        stamp = signing.loads(signed, salt=OPENED_SALT, max_age=OPENED_MAX_AGE)
+        opened = datetime.fromtimestamp(float(stamp["at"]), tz=UTC)
+    except (signing.BadSignature, KeyError, TypeError, ValueError, OverflowError):
+        return None
+    return opened if stamp.get("item") == str(item.id) and opened <= timezone.now() else None
 
 
 def _live_edit(request: HttpRequest, item: ReviewItem) -> tuple[Any, list[dict[str, Any]]] | HttpResponse:
@@ -631,7 +742,10 @@ def release(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
     item = _get_item_for_user(request, item_id)
     _services().review_item_release(item_id=item.id, user=request.user)
     messages.info(request, f"Released {item.output_type} {_short(item.id)} back to the queue.")
-    return _go(request, _queue_url(_scope_type(request.POST)))
+    return _go(request, _queue_url(_carried_list(request.POST)))
+
+
+# ---------------------------------------------------------------- preferences
 
 
 @login_required
@@ -641,15 +755,33 @@ def undo(request: HtmxHttpRequest, item_id: UUID) -> HttpResponse:
     reviewer's to decide again. Too late, or someone else's decision: the item's page says so (409, 403)."""
     services = _services()
     item = _get_item_for_user(request, item_id)
-    scope_type = _scope_type(request.POST)
+    listing = _carried_list(request.POST)
     undo_offers.withdraw(request)
     try:
         services.review_item_undo(item_id=item.id, user=request.user)
     except services.DecisionError as error:
         status = error.status if isinstance(error, services.UndoRefusedError) else 409
         item = selectors.item_detail(item_id=item.id)
-        return _item_response(
-            request, item, status=status, scope_type=scope_type, alert=str(error), alert_level="error"
-        )
+        return _item_response(request, item, status=status, listing=listing, alert=str(error), alert_level="error")
     messages.success(request, f"Undone: {item.output_type} {_short(item.id)} is pending again, yours to decide.")
-    return _go(request, _item_url(item.id, scope_type))
+    return _go(request, _item_url(item.id, listing))
+
+
+@login_required
+@require_POST
+def shortcuts(request: HttpRequest) -> HttpResponse:
+    """Turn the single-key shortcuts on or off for the user (`enabled` "1" or "0"), then back to the page.
+
+    Kept in their preferences and, for the pages to read without a query, in their session (`<body
+    data-shortcuts>`); a new session reads the preference at login (`apps`).
+    """
+    enabled = request.POST.get("enabled")
+    if enabled not in ("0", "1"):
+        return HttpResponseBadRequest("enabled must be 1 (on) or 0 (off).", content_type="text/plain")
+    _services().reviewer_shortcuts_set(user=request.user, enabled=enabled == "1")
+    request.session[SHORTCUTS_OFF_SESSION_KEY] = enabled == "0"
+    messages.info(request, f"Keyboard shortcuts are {'on' if enabled == '1' else 'off'}.")
+    back = request.POST.get("next", "")
+    if not (back.startswith("/") and url_has_allowed_host_and_scheme(back, {request.get_host()})):
+        back = reverse("reviews:queue")
+    return redirect(back)

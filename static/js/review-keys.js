@@ -4,9 +4,16 @@
  * Loaded with <script src defer>: the CSP allows no inline script or handler. Everything is wired by
  * event delegation on the document, so content swapped in by htmx works without re-binding.
  *
- * Any element with data-key="x" is clicked when x is pressed (a approve, e edit, r reject, j/k next and
- * previous item, u queue). On the queue, j/k move a selection through the rows instead, Enter or o opens
- * the selected row, and x ticks it. ? toggles the help dialog. Keys are ignored while typing in a field.
+ * Any element with data-key="x" is clicked when x is pressed (a approve, e edit, j/k next and previous
+ * item, u queue). Reject is two keys: r shows the numbered reasons, a digit rejects with that reason, Esc
+ * cancels. On the queue, j/k move a selection through the rows instead, Enter or o opens the selected row,
+ * x ticks it and A (shift+a) approves the ticked rows (with bulk approval's confirmation). ? toggles the help
+ * dialog. Keys are ignored while typing in a field, and all of them when the user turned shortcuts off
+ * (<body data-shortcuts="off">, WCAG 2.1.4).
+ *
+ * Looking at an item claims nothing; starting work on it does (r, e, the first key typed in one of its
+ * forms): the claim banner's data-work-url is posted once, and its data-claim-url, present while the user
+ * holds the claim, every minute while they are active.
  */
 (function () {
   "use strict";
@@ -95,14 +102,82 @@
     return true;
   }
 
+  // ---- claim: on starting work, not on looking ----
+
+  var workClaimed = false;
+
+  function claimBanner() {
+    return document.querySelector("#claim-banner[data-work-url]");
+  }
+
+  function postClaim(banner, url) {
+    if (!window.htmx) return;
+    window.htmx.ajax("POST", url, { source: banner, target: "#claim-banner", swap: "outerHTML" });
+  }
+
+  function startWork() {
+    var banner = claimBanner();
+    if (workClaimed || !banner || banner.hasAttribute("data-claim-url")) return;
+    workClaimed = true;
+    postClaim(banner, banner.getAttribute("data-work-url"));
+  }
+
+  // ---- reject: r, then the reason's digit ----
+
+  var rejecting = false;
+
+  function rejectKeys() {
+    return document.querySelector("#reject-form [data-reject-keys]");
+  }
+
+  function startReject() {
+    var form = document.getElementById("reject-form");
+    var keys = rejectKeys();
+    if (!form || !keys) return false;
+    form.hidden = false;
+    keys.hidden = false;
+    rejecting = true;
+    if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
+    form.scrollIntoView({ block: "nearest" });
+    startWork();
+    return true;
+  }
+
+  function stopReject() {
+    var form = document.getElementById("reject-form");
+    var keys = rejectKeys();
+    rejecting = false;
+    if (keys) keys.hidden = true;
+    if (form) form.hidden = true;
+  }
+
+  function rejectWith(digit) {
+    var form = document.getElementById("reject-form");
+    var select = form && form.querySelector("select[name='reason_code']");
+    if (!select || digit < 1 || digit >= select.options.length) return false;
+    select.selectedIndex = digit;
+    rejecting = false;
+    form.requestSubmit();
+    return true;
+  }
+
   // ---- bulk selection ----
+
+  var SHOWN_SELECTED = 5;
 
   function updateBulk(form) {
     var counter = form.querySelector("[data-selected-count]");
     if (!counter) return;
     var boxes = form.querySelectorAll("input[name='items']");
-    var ticked = form.querySelectorAll("input[name='items']:checked").length;
-    counter.textContent = ticked ? ticked + " selected" : "None selected";
+    var checked = form.querySelectorAll("input[name='items']:checked");
+    var ticked = checked.length;
+    var names = Array.prototype.slice.call(checked, 0, SHOWN_SELECTED).map(function (box) {
+      return box.getAttribute("data-summary") || box.value;
+    });
+    if (ticked > SHOWN_SELECTED) names.push("and " + (ticked - SHOWN_SELECTED) + " more");
+    counter.textContent = ticked ? ticked + " selected: " + names.join(", ") : "None selected";
+    var label = form.querySelector("[data-bulk-label]");
+    if (label) label.textContent = ticked ? ticked + " selected" : "selected";
     var submit = form.querySelector("[data-bulk-submit]");
     if (submit) submit.disabled = ticked === 0;
     var all = form.querySelector("[data-check-all]");
@@ -121,14 +196,24 @@
 
   // ---- events ----
 
+  function shortcutsOff() {
+    return document.body.getAttribute("data-shortcuts") === "off";
+  }
+
   document.addEventListener("keydown", function (event) {
     lastActivity = Date.now();
-    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || shortcutsOff()) return;
     if (isTyping(event.target)) {
       if (event.key === "Escape") event.target.blur();
       return;
     }
     var key = event.key;
+    if (rejecting) {
+      if (key === "Escape") stopReject();
+      else if (/^[0-9]$/.test(key)) rejectWith(parseInt(key, 10));
+      event.preventDefault();
+      return;
+    }
     if (key === "?") {
       toggleDialog("keys-help");
       event.preventDefault();
@@ -151,6 +236,12 @@
         }
         return;
       }
+      if (key === "A") {
+        var bulk = document.querySelector("[data-bulk-submit]");
+        if (bulk && !bulk.disabled && bulk.form) bulk.form.requestSubmit(bulk);
+        event.preventDefault();
+        return;
+      }
       if (key === "x" && row) {
         var box = row.querySelector("input[type='checkbox']");
         if (box) {
@@ -162,6 +253,11 @@
       }
     }
 
+    if (key === "r" && startReject()) {
+      event.preventDefault();
+      return;
+    }
+    if (key === "e") startWork();
     var target = document.querySelector('[data-key="' + key.replace(/["\\]/g, "") + '"]');
     if (target && !target.disabled && target.getAttribute("aria-disabled") !== "true" && isShown(target)) {
       event.preventDefault();
@@ -220,6 +316,11 @@
 
   // ---- claim heartbeat: keep the item while the reviewer is at it, let it lapse when they are not ----
 
+  // The first key typed in one of the item's forms is starting work on it.
+  document.addEventListener("input", function (event) {
+    if (event.target instanceof Element && event.target.closest("#review-main form")) startWork();
+  });
+
   ["mousemove", "scroll", "click", "input"].forEach(function (type) {
     document.addEventListener(type, function () {
       lastActivity = Date.now();
@@ -230,7 +331,7 @@
     var banner = document.querySelector("#claim-banner[data-claim-url]");
     if (!banner || !window.htmx || document.visibilityState !== "visible") return;
     if (Date.now() - lastActivity > IDLE_AFTER_MS) return;
-    window.htmx.ajax("GET", banner.getAttribute("data-claim-url"), { target: "#claim-banner", swap: "outerHTML" });
+    postClaim(banner, banner.getAttribute("data-claim-url"));
   }, CLAIM_EVERY_MS);
 
   initBulk(document);

@@ -81,6 +81,9 @@ def test_approve_from_the_queue_opens_the_next_item(browse, rita, screenshot):
     rows.first.locator("a.row-title").click()
     arrive(page, item_path(first))
     expect(page.locator("#output-read")).to_contain_text("First draft")
+    # Looking claims nothing; "Work on this" does.
+    expect(page.locator("#claim-banner")).to_contain_text("Looking does not claim it")
+    page.get_by_role("button", name="Work on this").click()
     expect(page.locator("#claim-banner")).to_contain_text("You have this item")
     screenshot(page, "item")
 
@@ -229,16 +232,16 @@ def test_keyboard_flow(browse, rita):
     expect(page.locator("#edit-form")).to_be_hidden()
 
     page.keyboard.press("a")
-    # Then the oldest item nobody else has: the first one.
-    arrive(page, item_path(first))
+    # Then the next item of the list (the queue, oldest first): the third.
+    arrive(page, item_path(third))
     assert decision_of(second).outcome == "approved"
     assert decision_of(second).edited_output is None
     assert run_of(second).status == RunStatus.COMPLETED
 
-    page.keyboard.press("j")
-    arrive(page, item_path(third))
     page.keyboard.press("k")
     arrive(page, item_path(first))
+    page.keyboard.press("j")
+    arrive(page, item_path(third))
     page.keyboard.press("u")
     arrive(page, QUEUE)
     expect(page.locator("tr.queue-row")).to_have_count(2)
@@ -252,6 +255,7 @@ def test_two_reviewers_approving_at_once_make_one_decision(browse, rita, carl, s
     browse.expect_error(409, decide_path(item))
     page_rita, page_carl = browse.as_user(rita), browse.as_user(carl)
     page_rita.goto(item_path(item))
+    page_rita.get_by_role("button", name="Work on this").click()
     expect(page_rita.locator("#claim-banner")).to_contain_text("You have this item")
     page_carl.goto(item_path(item))
     expect(page_carl.locator("#claim-banner")).to_contain_text("Being reviewed by rita")
@@ -290,6 +294,8 @@ def test_second_reviewer_clicking_after_the_first_is_told_who_decided(browse, ri
     browse.expect_error(409, decide_path(item))
     page_rita, page_carl = browse.as_user(rita), browse.as_user(carl)
     page_rita.goto(item_path(item))
+    page_rita.get_by_role("button", name="Work on this").click()
+    expect(page_rita.locator("#claim-banner")).to_contain_text("You have this item")
     page_carl.goto(item_path(item))
     expect(page_carl.locator("#claim-banner")).to_contain_text("Being reviewed by rita")
 

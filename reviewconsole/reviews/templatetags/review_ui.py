@@ -160,3 +160,11 @@ def undo_bar(context: template.Context) -> dict[str, Any]:
         "offer": undo_offers.current(request) if request is not None else None,
         "csrf_token": context.get("csrf_token"),
     }
+
+
+@register.filter
+def summary_text(item: Any) -> str:
+    """An item in a few words for a bulk selection ("Acme Supplies Ltd INV-1042 205.00 EUR"): its first found
+    summary values, or its type and short id."""
+    found = [str(field.get("value", "")) for field in (item.summary or []) if field.get("found")][:3]
+    return " ".join(found) or f"{humanize_code(item.output_type)} {str(item.id)[:8]}"

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0018_output_keys_without_item'),
+        ('reviews', '0020_search_trigram_index'),
     ]
 
     operations = [

@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('engine', '0005_checkpoint_value_types'),
-        ('reviews', '0019_undo_window'),
+        ('reviews', '0021_undo_window'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
