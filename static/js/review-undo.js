@@ -14,5 +14,5 @@
     }, seconds * 1000);
   }
 
-  Array.prototype.forEach.call(document.querySelectorAll("form[data-undo-until]"), expire);
+  Array.prototype.forEach.call(document.querySelectorAll(".undo-bar[data-undo-seconds]"), expire);
 })();
