@@ -163,6 +163,15 @@ def _beyond(item: ReviewItem, sort: str, *, backwards: bool = False) -> Q:
             step |= Q(**{f"{field}__isnull": True})
         beyond |= equal & step
         equal &= Q(**{field: value})
+    # The plain range of the first key beside the OR lets the sort's index seek to the item instead of
+    # walking the list up to it.
+    first, descending, nullable = SORT_KEYS.get(sort, SORT_KEYS["oldest"])[0]
+    value = getattr(item, first)
+    if value is not None:
+        bound = Q(**{f"{first}__{'gte' if descending == backwards else 'lte'}": value})
+        if nullable and not backwards:
+            bound |= Q(**{f"{first}__isnull": True})
+        beyond &= bound
     return beyond
 
 
