@@ -530,7 +530,12 @@ def test_item_page_shows_the_output_for_reading_with_its_context(rita):
     assert "High value" in content
     assert "due in 59 min" in content or "due in 1 h" in content
     assert "Check the extracted invoice against the original text." in content
-    assert "Invoice Number: INV-1042\nWidgets | 10" in content  # the run's input, as written
+    # The run's input, as written, every line numbered.
+    lines = re.findall(
+        r'<span class="source__no" aria-hidden="true">(\d+)</span><span class="source__content">([^<]*)', content
+    )
+    assert [text for _, text in lines] == item.run.inputs["raw_invoice"].splitlines()
+    assert [number for number, _ in lines] == [str(n) for n in range(1, len(lines) + 1)]
     assert "review_invoice" in content
     assert reverse("engine:run_detail", args=[item.run_id]) in content
 

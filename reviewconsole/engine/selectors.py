@@ -17,7 +17,7 @@ from typing import Any
 from django.db.models import Case, CharField, F, QuerySet, Value, When
 
 from reviewconsole.engine import registry
-from reviewconsole.engine.models import FlowRun, RunTransition, Step, StepKind
+from reviewconsole.engine.models import FlowRun, RunDocument, RunTransition, Step, StepKind
 from reviewconsole.engine.pause_handler import pause_handler
 
 VIEW_RUNS = "engine.view_flowrun"
@@ -175,3 +175,13 @@ def run_latest_step_status(*, run_id: Any) -> dict[str, str]:
     for method, status in run_steps(run_id=run_id).filter(kind="method").values_list("method", "status"):
         latest[method] = status
     return latest
+
+
+def run_documents(*, run_id: Any) -> list[RunDocument]:
+    """The original files a run's inputs were read from, by input name."""
+    return list(RunDocument.objects.filter(run_id=run_id).order_by("input_name"))
+
+
+def run_document_get(*, run_id: Any, document_id: Any) -> RunDocument:
+    """One of a run's documents; raises RunDocument.DoesNotExist for another run's, as for a missing one."""
+    return RunDocument.objects.get(run_id=run_id, id=document_id)

@@ -16,4 +16,9 @@ urlpatterns = [
     path("<uuid:item_id>/decide/", views.decide, name="decide"),
     path("<uuid:item_id>/check/", views.recheck, name="check"),
     path("<uuid:item_id>/release/", views.release, name="release"),
+    path(
+        "<uuid:item_id>/documents/<uuid:document_id>/pages/<int:page>.png",
+        views.document_page,
+        name="document_page",
+    ),
 ]
