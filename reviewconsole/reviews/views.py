@@ -420,6 +420,8 @@ def _item_context(
             # A decided item reads as it was decided: with the reviewer's edit, whose changes the diff lists; one
             # awaiting a second approval as its first approver left it.
             "reading": reading,
+            # Amounts in the diff read in the currency of the output as shown.
+            "output_currency": schema_form.currency_of(reading.value),
             "first_approval": first,
             "awaiting_second": awaiting_second,
             "first_approver_is_me": awaiting_second and four_eyes.is_first_approver(first, request.user),
