@@ -184,7 +184,7 @@ Delivery | 1 | 40.00 | 40.00
 Payment terms: 30 days net
 Bank: NL91 ABNA 0417 1643 00
 Thank you for your order.
-Subtotal: 3,005.50
-Discount: -200.00
-Total: 2,805.50
+Purchase order: PO-4471
+Prices include VAT at 21%
+Total: 3,005.50
 """
