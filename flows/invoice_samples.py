@@ -159,3 +159,32 @@ SAMPLE_INPUTS: dict[str, dict[str, str]] = {
 """One invoice of each layout (label -> flow inputs): what a new user finds on first start. Each layout's
 first invoice is also the first of the seeded history, so the queue shows them as possible duplicates of
 the invoices reviewed before, with a link to each."""
+
+# Uploaded as a PDF by the demo seed, so a first start shows an invoice beside its original. Long enough
+# (25 lines) that its total comes last, as on paper.
+PDF_INVOICE = """Vendor: Northwind Office Supply
+Invoice Number: NW-20931
+Invoice Date: 2026-10-12
+Due Date: 2026-11-11
+Currency: EUR
+Bill to: Review Console Ltd, 4 Canal Street, Leeds
+Description | Qty | Unit price | Amount
+Copy paper A4, box | 12 | 24.50 | 294.00
+Toner cartridge, black | 6 | 89.00 | 534.00
+Toner cartridge, colour | 3 | 119.00 | 357.00
+Desk organiser | 10 | 14.90 | 149.00
+Whiteboard markers, pack | 15 | 6.40 | 96.00
+Office chair, mesh | 4 | 212.50 | 850.00
+Monitor arm | 5 | 48.00 | 240.00
+Filing cabinet, 3 drawers | 1 | 185.50 | 185.50
+Stapler, heavy duty | 4 | 24.75 | 99.00
+Notebooks, pack of 10 | 8 | 12.50 | 100.00
+Cable organiser | 20 | 3.05 | 61.00
+Delivery | 1 | 40.00 | 40.00
+Payment terms: 30 days net
+Bank: NL91 ABNA 0417 1643 00
+Thank you for your order.
+Purchase order: PO-4471
+Prices include VAT at 21%
+Total: 3,005.50
+"""

@@ -19,14 +19,17 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from reviewconsole.autonomy.services import policy_ensure
 from reviewconsole.engine import registry, tasks
 from reviewconsole.engine.models import FlowRun
 from reviewconsole.engine.services import run_create
+from reviewconsole.engine.uploads import read_upload
 from reviewconsole.reviews.models import FirstApproval, ReviewItem, ReviewStatus
 from reviewconsole.reviews.roles import role_grant
 from reviewconsole.reviews.services import decide
+from reviewconsole.simple_pdf import text_pdf
 
 SEED_TRIGGER = "seed"
 HISTORY_TRIGGER = "seed-history"
@@ -180,9 +183,21 @@ def history_seed(*, invoices: int = 40, leave_every: int = 4, progress: Callable
 
 
 def queue_seed() -> int:
-    """Queue one invoice of each layout for the worker, so a first start shows runs in progress."""
+    """Queue one invoice of each layout for the worker, and one uploaded as a PDF, so a first start shows runs in
+    progress and an invoice beside its original."""
     from flows import invoice_samples
 
     for inputs in invoice_samples.SAMPLE_INPUTS.values():
         run_create(flow_name="invoice_processing", inputs=inputs, trigger=SEED_TRIGGER)
-    return len(invoice_samples.SAMPLE_INPUTS)
+    pdf = SimpleUploadedFile(
+        "northwind-NW-20931.pdf", text_pdf(invoice_samples.PDF_INVOICE.splitlines(), size=11), "application/pdf"
+    )
+    # Read as the start form reads an upload: the flow gets the PDF's text, the run keeps the PDF.
+    reading = read_upload("pdf", pdf)
+    run_create(
+        flow_name="invoice_processing",
+        inputs={"raw_invoice": reading.text},
+        trigger=SEED_TRIGGER,
+        documents={"raw_invoice": (pdf, reading.pages)},
+    )
+    return len(invoice_samples.SAMPLE_INPUTS) + 1

@@ -9,6 +9,7 @@ Production (README, "Production"): STATIC_MANIFEST, TRUST_X_FORWARDED_PROTO, SEC
 WEB_CONCURRENCY, WORKERS, WORKER_HEARTBEAT_SECONDS, METRICS_TOKEN, METRICS_WINDOW_SECONDS, LOG_FORMAT
 """
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -222,6 +223,27 @@ STORAGES = {
 }
 # Without the manifest, WhiteNoise finds files where runserver does, so STATIC_ROOT need not exist.
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
+
+
+def _documents_storage() -> dict[str, object]:
+    """Where uploaded originals (an invoice's PDF) and their page images are kept: a directory by default, any
+    Django storage backend (object storage, say) by `DOCUMENTS_STORAGE` and its JSON `DOCUMENTS_STORAGE_OPTIONS`."""
+    backend = os.environ.get("DOCUMENTS_STORAGE", "").strip() or "django.core.files.storage.FileSystemStorage"
+    raw = os.environ.get("DOCUMENTS_STORAGE_OPTIONS", "").strip()
+    try:
+        options = json.loads(raw) if raw else {"location": str(BASE_DIR / "var" / "documents")}
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DOCUMENTS_STORAGE_OPTIONS must be a JSON object: {error}") from None
+    if not isinstance(options, dict):
+        raise ImproperlyConfigured('DOCUMENTS_STORAGE_OPTIONS must be a JSON object, like {"location": "/srv/docs"}')
+    return {"BACKEND": backend, "OPTIONS": options}
+
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "documents": _documents_storage(),
+}
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # HTMX reads the token from the page, not the cookie.

@@ -66,6 +66,19 @@ def _cache_of_its_own(settings):
     }
 
 
+@pytest.fixture(scope="session")
+def _documents_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("documents")
+
+
+@pytest.fixture(autouse=True)
+def _documents_of_its_own(settings, _documents_root):
+    """Uploaded originals and their page images go to a directory of the test's own, never var/documents."""
+    location = _documents_root / uuid.uuid4().hex
+    documents = {**settings.STORAGES["documents"], "OPTIONS": {"location": str(location)}}
+    settings.STORAGES = {**settings.STORAGES, "documents": documents}
+
+
 # Fixtures through which a test reaches the database (directly, or through a fixture that needs one).
 DATABASE_FIXTURES = {
     "db",

@@ -41,6 +41,7 @@ from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.http import HttpResponse
 from django.test import Client
@@ -50,10 +51,12 @@ from django_q.models import OrmQ, Schedule, Task
 
 from reviewconsole.autonomy.models import GateDecision, Route
 from reviewconsole.autonomy.services import policy_ensure
+from reviewconsole.engine.documents import document_store
 from reviewconsole.engine.models import ApiToken, Checkpoint, FlowRun, PendingFeedback, RunStatus, Step
 from reviewconsole.engine.tokens import api_token_create
 from reviewconsole.reviews.models import Decision, ReviewItem, ReviewStatus, SecondReview, SecondReviewStatus
 from reviewconsole.reviews.roles import role_grant
+from reviewconsole.simple_pdf import text_pdf
 from tests.people import user_in_role
 
 # ---------------------------------------------------------------- vocabulary
@@ -114,6 +117,8 @@ MATRIX: dict[str, dict[str, Row]] = {
     "reviews:shortcuts": {"POST": (LOGIN, 400, 400, 400, 400, 400)},
     # The live re-check of an edit: reads only, but like deciding, only for a type one may review.
     "reviews:check": {"POST": (LOGIN, 403, (200, 404), 200, 200, (200, 404))},
+    # A page of the document an item's run was read from: seen exactly like the item.
+    "reviews:document_page": {"GET": (LOGIN, 403, (200, 404), 200, 200, (200, 404))},
     # Second reviews: of items decided by `reviewer` (missing for them: a second review is someone else's), a
     # disagreement already given (409 to a POST). Adjudication and the reviewers page: managers, within scope.
     "reviews:second_review": {
@@ -311,7 +316,7 @@ def seed_world() -> World:
         cookies[name] = {key: morsel.value for key, morsel in client.cookies.items()}
     world = World(users=people, tokens=tokens, cookies=cookies)
 
-    runs, items, decisions, steps, checkpoints, gates, decided_items = {}, {}, {}, {}, {}, {}, {}
+    runs, items, decisions, steps, checkpoints, gates, decided_items, documents = {}, {}, {}, {}, {}, {}, {}, {}
     for target, flow_name, output_type in ((MINE, MINE_FLOW, MINE_TYPE), (OTHER, OTHER_FLOW, OTHER_TYPE)):
         runs[target], items[target] = _run_with_item(flow_name, output_type, f"{target}-input", decided=False)
         _, decided = _run_with_item(flow_name, output_type, f"{target}-decided-input", decided=True)
@@ -334,6 +339,12 @@ def seed_world() -> World:
             output_type=output_type, route=Route.HUMAN_REVIEW, run=runs[target], review_item=items[target]
         )
         policy_ensure(output_type=output_type)
+        documents[target] = document_store(
+            run=runs[target],
+            input_name="text",
+            upload=SimpleUploadedFile(f"{target}.pdf", text_pdf([f"{target}-input"]), "application/pdf"),
+            pages=1,
+        )
     untyped = FlowRun.objects.create(flow_name=UNTYPED_FLOW, status=RunStatus.QUEUED, inputs={"label": "untyped"})
 
     def pair(objects: dict[str, Any], attribute: str = "pk") -> dict[str, str]:
@@ -342,6 +353,8 @@ def seed_world() -> World:
     world.params = {
         "run_id": pair(runs),
         "item_id": pair(items),
+        "document_id": pair(documents),
+        "page": {MINE: "1"},
         "output_type": {MINE: MINE_TYPE, OTHER: OTHER_TYPE},
         "name": {MINE: MINE_FLOW, OTHER: OTHER_FLOW},
         # The admin's few parameters that are not an object's id.

@@ -82,6 +82,11 @@ def test_first_start_gives_every_role_real_work(credentials, client, django_user
     assert any(f["check"] == "line_items_vs_total" and "3,580.00" in f["message"] for f in findings)
     duplicates = [f["link"]["item"] for f in findings if f["check"] == "possible_duplicate"]
     assert duplicates and ReviewItem.objects.filter(id__in=duplicates, run__trigger="seed-history").exists()
+    # One invoice came as a PDF: its item shows the PDF's pages beside the fields.
+    uploaded = pending.get(run__documents__isnull=False)
+    page = reverse("reviews:document_page", args=[uploaded.id, uploaded.run.documents.get().id, 1])
+    assert page in client.get(reverse("reviews:item", args=[uploaded.id])).content.decode()
+    assert client.get(page)["Content-Type"] == "image/png"
     # Its tabs' counts, kept by every pause and decision of the seed, agree with the items.
     assert pending_counts_recount() == {}
 

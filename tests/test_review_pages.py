@@ -522,15 +522,21 @@ def test_item_page_shows_the_output_for_reading_with_its_context(rita):
     content = rita.get(item_url(item)).content.decode()
     read = re.search(r'<div id="output-read".*?</details>', content, re.S)[0]
     assert re.search(r"<dt[^>]*>Vendor</dt>\s*<dd[^>]*>Acme Supplies Ltd</dd>", read)
-    assert re.search(r"<dt[^>]*>Total Amount</dt>\s*<dd[^>]*>205</dd>", read)
-    assert re.search(r"<dt[^>]*>Due Date</dt>\s*<dd[^>]*><span class=\"out__empty\">", read)
+    # Amounts with their currency and two decimals; a value the model did not find says so.
+    assert re.search(r"<dt[^>]*>Total Amount</dt>\s*<dd[^>]*>205.00 EUR</dd>", read)
+    assert re.search(r"<dt[^>]*>Due Date</dt>\s*<dd[^>]*><span class=\"out__missing\">not found</span>", read)
     assert '<table class="table table--compact out-table">' in read
-    assert re.search(r"Widgets</span></td>\s*<td class=\"num\">10</td>\s*<td class=\"num\">12.5</td>", read)
+    assert re.search(r"Widgets</span></td>\s*<td class=\"num\">10</td>\s*<td class=\"num\">12.50 EUR</td>", read)
     assert '<meter class="conf__meter"' in content and "0.62" in content
     assert "High value" in content
     assert "due in 59 min" in content or "due in 1 h" in content
     assert "Check the extracted invoice against the original text." in content
-    assert "Invoice Number: INV-1042\nWidgets | 10" in content  # the run's input, as written
+    # The run's input, as written, every line numbered.
+    lines = re.findall(
+        r'<span class="source__no" aria-hidden="true">(\d+)</span><span class="source__content">([^<]*)', content
+    )
+    assert [text for _, text in lines] == item.run.inputs["raw_invoice"].splitlines()
+    assert [number for number, _ in lines] == [str(n) for n in range(1, len(lines) + 1)]
     assert "review_invoice" in content
     assert reverse("engine:run_detail", args=[item.run_id]) in content
 
@@ -757,8 +763,9 @@ def test_decided_item_is_read_only_with_its_decision_and_changes(rita, colleague
     assert 'id="reject-form"' not in content
     assert 'data-key="a"' not in content
     assert "Changed by carl" in content
-    assert re.search(r"Total Amount</dt>\s*<dd[^>]*>210</dd>", content)  # reads as decided
-    assert re.search(r'<td class="mono">total_amount</td>\s*<td class="diff__before">205.0</td>', content)
+    assert re.search(r"Total Amount</dt>\s*<dd[^>]*>210.00 EUR</dd>", content)  # reads as decided
+    change = r'<td class="mono">total_amount</td>\s*<td class="diff__before">205.00 EUR</td>\s*'
+    assert re.search(change + r'<td class="diff__after">210.00 EUR</td>', content)
     assert "total was off" in content
     assert 'class="tag">edited</span>' in content
     item.refresh_from_db()

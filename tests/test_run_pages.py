@@ -711,3 +711,27 @@ def test_pages_send_csp_and_have_no_inline_script_or_style(manager_client, clien
         assert "<style" not in content, name
         assert not EVENT_HANDLER.search(content), name
         assert 'hx-headers=\'{"X-CSRFToken": "' in content, name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_completed_reviewed_invoice_run_shows_no_pause_and_no_model_call_for_the_decision(viewer_client):
+    from reviewconsole.reviews.services import decide
+    from tests.test_invoice_flow import CLEAN
+
+    run = run_create(flow_name="invoice_processing", inputs={"raw_invoice": CLEAN})
+    item = ReviewItem.objects.get(run=run)
+    paused_at = Step.objects.get(run=run, method="review_invoice", status=StepStatus.PAUSED).started_at
+    decide(item_id=item.id, user=make_user("rita"), outcome="approved")
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED, run.error
+
+    # The review step is one row, from its pause to the end of the resumed method.
+    review = Step.objects.get(run=run, method="review_invoice")
+    assert (review.status, review.started_at) == (StepStatus.FINISHED, paused_at)
+    assert review.finished_at > paused_at
+    # Only the model's reading of the invoice is an LLM call; the person's decision is not.
+    assert list(Step.objects.filter(run=run, kind=StepKind.LLM).values_list("method", "model")) == [("extract", "demo")]
+    content = viewer_client.get(detail_url(run)).content.decode()
+    assert "Paused for review" not in content
+    assert content.count('class="tag tag--llm"') == 1
+    assert "status--paused" not in content  # nor in the diagram

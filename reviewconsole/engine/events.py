@@ -41,6 +41,8 @@ _CLOSING_FIELDS = ["status", "finished_at", "duration_ms", "error", "tokens_in",
 # and rows a checkpoint closed before CrewAI's close came, by _CHECKPOINTED + the opener's key.
 RowsAwaiting = dict[str, dict[str, Step]]
 _CHECKPOINTED = "checkpointed:"
+# The row of a paused step, by _RESUMING + its method, while its run resumes.
+_RESUMING = "resuming:"
 
 
 @dataclass
@@ -125,6 +127,12 @@ def _write_records(records: list[StepRecord], rows: RowsAwaiting) -> RowsAwaitin
         awaiting = rows[str(record.run_id)] = dict(rows.get(str(record.run_id), {}))
         opening = record.status in _OPENING_STATUSES
         if opening:
+            paused = awaiting.pop(_RESUMING + record.method, None) if record.kind == StepKind.METHOD else None
+            if paused is not None and record.status == StepStatus.STARTED:
+                # The paused step goes on: its row is the one this start's close ends (see `resuming`).
+                paused.status = StepStatus.STARTED
+                awaiting[record.event_key] = paused
+                continue
             earlier = awaiting.get(record.event_key)
             if earlier is not None:
                 if earlier.status != StepStatus.STARTED:
@@ -221,6 +229,24 @@ class StepCollector:
             deferred = [record for record in records if _awaits_close(record, closed)]
             self._pending = deferred
         return [record for record in records if not _awaits_close(record, closed)]
+
+    def resuming(self, run_id: Any, method: str) -> None:
+        """Note that `method`, paused for review, is resuming: its restart continues the paused row.
+
+        CrewAI runs the paused method again on resume, often in another worker process than the pause. Its
+        start and finish then close the paused row, so a run shows the step once, spanning the wait, and a
+        completed run shows no step still paused.
+        """
+        paused = (
+            Step.objects.filter(run_id=run_id, kind=StepKind.METHOD, method=method, status=StepStatus.PAUSED)
+            .order_by("-started_at", "-id")
+            .first()
+        )
+        if paused is None:
+            return
+        with self._write_lock:
+            awaiting = self._rows.setdefault(str(run_id), {})
+            awaiting[_RESUMING + method] = paused
 
     def write_now(self, record: StepRecord) -> None:
         """Write `record`, and the records received so far, in a commit of its own."""

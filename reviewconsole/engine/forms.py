@@ -5,7 +5,8 @@ renders the widgets and collects the raw strings; the pydantic model is the one
 validator, so the browser, the JSON API and the CLI accept exactly the same
 inputs, and its errors are put back on the field they name. A text input that
 declares an upload kind (see `uploads`) also gets a file field; the file's
-text then stands in for the typed value.
+text then stands in for the typed value, and the file itself is kept with the run
+(`documents`, handed to `services.run_create`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from typing import Any, Literal
 from annotated_types import Ge, Gt, Le, Lt, MaxLen
 from django import forms
 from django.core.exceptions import ImproperlyConfigured
+from django.core.files.uploadedfile import UploadedFile
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from reviewconsole.engine.models import RunStatus
 from reviewconsole.engine.registry import FlowSpec
-from reviewconsole.engine.uploads import UploadError, convert_upload, get_converter, upload_kind
+from reviewconsole.engine.uploads import UploadError, get_converter, read_upload, upload_kind
 from reviewconsole.inputs import UnsafeInputError, check_value
 
 # A str input whose name contains one of these is long text: a textarea.
@@ -171,6 +173,8 @@ class FlowInputForm(forms.Form):
         self._choices: dict[str, dict[str, Any]] = {}
         self._required: set[str] = set()
         self._uploads: dict[str, str] = {}  # input name -> upload kind
+        # Input name -> (the file its text was read from, its page count), once valid.
+        self.documents: dict[str, tuple[UploadedFile, int | None]] = {}
         for name, info in input_model.model_fields.items():
             self.fields[name], self._kinds[name], self._choices[name] = _form_field(name, info)
             if info.is_required():
@@ -206,10 +210,12 @@ class FlowInputForm(forms.Form):
             self.add_error(name + UPLOAD_SUFFIX, "Paste the text or upload a file, not both.")
             return None
         try:
-            return convert_upload(self._uploads[name], upload)
+            reading = read_upload(self._uploads[name], upload)
         except UploadError as error:
             self.add_error(name + UPLOAD_SUFFIX, str(error))
             return None
+        self.documents[name] = (upload, reading.pages)
+        return reading.text
 
     def _model_data(self, cleaned: dict[str, Any]) -> dict[str, Any]:
         """Raw form values → the dict handed to pydantic.

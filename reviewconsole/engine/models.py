@@ -3,7 +3,11 @@
 import uuid
 
 from django.conf import settings
+from django.core.files.storage import Storage, storages
+from django.core.signals import setting_changed
 from django.db import models
+from django.dispatch import receiver
+from django.utils.functional import LazyObject, empty
 
 
 class RunStatus(models.TextChoices):
@@ -231,3 +235,60 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} at {self.beat_at}"
+
+
+class _DocumentsStorage(LazyObject):
+    """The storage named "documents" in `settings.STORAGES`, looked up on first use.
+
+    A FileField keeps the storage it is given when the model class is built; this stand-in lets the setting
+    change after that (a test's own directory) as Django's `default_storage` does.
+    """
+
+    def _setup(self) -> None:
+        self._wrapped = storages["documents"]
+
+
+_documents_storage = _DocumentsStorage()
+
+
+@receiver(setting_changed)
+def _documents_storage_changed(*, setting: str, **kwargs: object) -> None:
+    if setting == "STORAGES":
+        _documents_storage._wrapped = empty
+
+
+def documents_storage() -> Storage:
+    """Where run documents are kept (see `RunDocument`)."""
+    return _documents_storage  # type: ignore[return-value]
+
+
+class RunDocument(models.Model):
+    """The original file a run input was read from (an invoice's PDF), kept as it was uploaded.
+
+    The flow sees only the input's text; the file stays for the people who check that text's reading. It lives in
+    the "documents" storage, so a deployment with many web machines can keep it in object storage.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="documents")
+    # The run input whose text was read from this file.
+    input_name = models.CharField(max_length=100)
+    file = models.FileField(storage=documents_storage, upload_to="originals/%Y/%m/", max_length=300)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    pages = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "input_name"], name="rundocument_one_per_input"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.input_name} of run {self.run_id})"
+
+    @property
+    def page_numbers(self) -> range:
+        return range(1, self.pages + 1)

@@ -1,20 +1,24 @@
-"""The child process that reads an uploaded PDF's text, under CPU-time and memory limits.
+"""The child process that reads an uploaded PDF's text, or draws one of its pages, under CPU-time and memory limits.
 
 A PDF is a program for its parser: a few kilobytes of Flate-compressed stream can inflate to gigabytes, and a
 content stream of millions of text operators keeps the parser busy for minutes. Page and file-size caps bound
-neither, so `uploads.pdf_to_text` runs this script in a child process (`python -I pdf_reader.py ...`) with
-limits the child sets on itself before it reads a byte of the file. Whatever the file does, only the child
-runs out of memory or CPU time, and the web process stays small.
+neither, so `uploads.read_pdf` and `documents.page_png` run this script in a child process
+(`python -I pdf_reader.py ...`) with limits the child sets on itself before it reads a byte of the file.
+Whatever the file does, only the child runs out of memory or CPU time, and the web process stays small.
 
-Run as a script; it imports only the standard library and pdfplumber (not Django, not the project). Arguments:
-max pages, CPU seconds, memory bytes, max characters of text. The PDF comes on stdin; one JSON object goes to
-stdout: `{"pages": [text, ...]}`, or `{"error": kind, "detail": ...}` with kind `pages` (too many), `damaged`
-(the parser failed) or `expensive` (out of memory, too deep, too much text). When the CPU limit strikes, the
+Run as a script; it imports only the standard library, pdfplumber and pypdfium2 (not Django, not the project).
+Arguments: the mode, CPU seconds, memory bytes, then the mode's own:
+- `text MAX_PAGES MAX_CHARS`: answers `{"pages": [text, ...]}`;
+- `render PAGE WIDTH` (PAGE from 1): answers `{"png": base64, "count": pages}`, the page drawn WIDTH pixels wide.
+The PDF comes on stdin; one JSON object goes to stdout: the answer, or `{"error": kind, "detail": ...}` with
+kind `pages` (too many, or no such page; with `count`), `damaged` (the parser failed) or `expensive` (out of
+memory, too deep, too much text). When the CPU limit strikes, the
 kernel kills the child (SIGXCPU) and nothing is written: the parent reads that from the exit status.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import resource
@@ -58,12 +62,35 @@ def read(data: bytes, *, max_pages: int, max_chars: int) -> dict[str, Any]:
     return {"pages": pages}
 
 
+def render(data: bytes, *, page: int, width: int) -> dict[str, Any]:
+    """Page `page` (from 1) drawn `width` pixels wide as a PNG, base64-encoded, with the document's page count."""
+    import pypdfium2
+
+    try:
+        pdf = pypdfium2.PdfDocument(data)
+        count = len(pdf)
+        if not 1 <= page <= count:
+            return {"error": "pages", "count": count}
+        drawn = pdf[page - 1]
+        bitmap = drawn.render(scale=width / max(drawn.get_width(), 1.0))
+        png = io.BytesIO()
+        bitmap.to_pil().save(png, format="PNG", optimize=True)
+    except MemoryError:
+        return {"error": "expensive", "detail": "drawing it needs too much memory"}
+    except Exception as error:  # pdfium reports a damaged file as a PdfiumError, and PIL its own way
+        return {"error": "damaged", "detail": str(error) or type(error).__name__}
+    return {"png": base64.b64encode(png.getvalue()).decode("ascii"), "count": count}
+
+
 def main(argv: list[str]) -> int:
-    max_pages, cpu_seconds, memory_bytes, max_chars = (int(value) for value in argv)
+    mode, cpu_seconds, memory_bytes, first, second = argv[0], *(int(value) for value in argv[1:])
     _limit(cpu_seconds, memory_bytes)
     data = sys.stdin.buffer.read()
     try:
-        answer = read(data, max_pages=max_pages, max_chars=max_chars)
+        if mode == "render":
+            answer = render(data, page=first, width=second)
+        else:
+            answer = read(data, max_pages=first, max_chars=second)
     except MemoryError:  # even building the answer can run out
         answer = {"error": "expensive", "detail": "reading it needs too much memory"}
     del data

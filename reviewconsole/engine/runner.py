@@ -188,6 +188,7 @@ def _execute(run_id: Any, worker: str) -> None:
         with _heartbeat.watching(execution, worker):
             pause = _open_pause(run)
             if pause is not None:
+                collector.resuming(run.id, pause.method)
                 outcome = pause_handler().resume(
                     flow_class=spec.flow_class, run=run, pause=pause, execution=execution, persistence=persistence
                 )

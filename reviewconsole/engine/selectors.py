@@ -18,7 +18,7 @@ from typing import Any
 from django.db.models import Case, CharField, Count, F, Max, QuerySet, Value, When
 
 from reviewconsole.engine import registry
-from reviewconsole.engine.models import FlowRun, RunTransition, Step, StepKind, WorkerHeartbeat
+from reviewconsole.engine.models import FlowRun, RunDocument, RunTransition, Step, StepKind, WorkerHeartbeat
 from reviewconsole.engine.pause_handler import pause_handler
 
 VIEW_RUNS = "engine.view_flowrun"
@@ -192,3 +192,13 @@ def run_counts_by_status() -> dict[str, int]:
 def steps_finished_since(since: datetime) -> QuerySet[Step]:
     """Steps that finished since `since`, with a duration (`step_finished_idx` bounds it to the window)."""
     return Step.objects.filter(finished_at__gte=since, duration_ms__isnull=False)
+
+
+def run_documents(*, run_id: Any) -> list[RunDocument]:
+    """The original files a run's inputs were read from, by input name."""
+    return list(RunDocument.objects.filter(run_id=run_id).order_by("input_name"))
+
+
+def run_document_get(*, run_id: Any, document_id: Any) -> RunDocument:
+    """One of a run's documents; raises RunDocument.DoesNotExist for another run's, as for a missing one."""
+    return RunDocument.objects.get(run_id=run_id, id=document_id)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F, Max, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from reviewconsole.engine.documents import document_store
 from reviewconsole.engine.enqueue import enqueue_on_commit, queue_size
 from reviewconsole.engine.models import FlowRun, RunStatus, RunTransition, Step, StepKind, StepStatus, WorkerHeartbeat
 from reviewconsole.engine.pause_handler import pause_handler
@@ -119,11 +121,18 @@ def run_enqueue_resume(*, run_id: Any, item_id: Any, requeue_of: datetime | None
 
 
 def run_create(
-    *, flow_name: str, inputs: dict[str, Any], user: Any = None, trigger: str = "ui", enqueue: bool = True
+    *,
+    flow_name: str,
+    inputs: dict[str, Any],
+    user: Any = None,
+    trigger: str = "ui",
+    enqueue: bool = True,
+    documents: Mapping[str, tuple[UploadedFile, int | None]] | None = None,
 ) -> FlowRun:
     """Create a queued run from inputs already validated against the flow's input model.
 
-    Side effects: a FlowRun row and a RunTransition row; `run_flow` is
+    Side effects: a FlowRun row and a RunTransition row; each of `documents` (input name -> the uploaded file
+    its text was read from, and its pages) kept in the documents storage with a RunDocument row; `run_flow` is
     enqueued on commit unless the caller executes the run itself (`enqueue=False`).
     """
     with transaction.atomic():
@@ -140,6 +149,8 @@ def run_create(
             actor=run.created_by,
             note=f"created via {trigger}",
         )
+        for input_name, (upload, pages) in (documents or {}).items():
+            document_store(run=run, input_name=input_name, upload=upload, pages=pages or 0)
         if enqueue:
             run_enqueue(run.id)
     return run

@@ -6,7 +6,9 @@ A flow's input model opts in per field::
 
 The start form then offers a file field beside the text box; an uploaded file
 is converted here and validated by the input model like typed text, so the
-flow itself only ever sees a string. Add a kind with `register_converter`.
+flow itself only ever sees a string. The file itself is kept with the run (see
+`documents`), for the people who check what was read from it. Add a kind with
+`register_converter`.
 """
 
 from __future__ import annotations
@@ -44,13 +46,21 @@ class UploadError(ValueError):
 
 
 @dataclass(frozen=True)
+class Reading:
+    """What an upload reads as: its text, and its number of pages when it has pages."""
+
+    text: str
+    pages: int | None = None
+
+
+@dataclass(frozen=True)
 class Converter:
     """One kind of upload: what the file field shows and accepts, and how a file becomes text."""
 
     kind: str
     label: str  # for people: "PDF"
     accept: str  # the file input's `accept` attribute, so the browser's picker offers the right files
-    to_text: Callable[[UploadedFile], str]
+    read: Callable[[UploadedFile], Reading]
 
 
 _converters: dict[str, Converter] = {}
@@ -75,15 +85,20 @@ def get_converter(kind: str) -> Converter:
         raise LookupError(f"No upload converter for '{kind}' (known: {', '.join(sorted(_converters))})") from None
 
 
-def convert_upload(kind: str, upload: UploadedFile) -> str:
-    """The text of `upload` read as `kind`; raises UploadError with a message for the person who sent it."""
+def read_upload(kind: str, upload: UploadedFile) -> Reading:
+    """`upload` read as `kind`; raises UploadError with a message for the person who sent it."""
     if upload.size is not None and upload.size > MAX_UPLOAD_BYTES:
         limit = filesizeformat(MAX_UPLOAD_BYTES)
         raise UploadError(f"{upload.name} is {filesizeformat(upload.size)}; files up to {limit} are accepted.")
-    return get_converter(kind).to_text(upload)
+    return get_converter(kind).read(upload)
 
 
-def pdf_to_text(upload: UploadedFile) -> str:
+def convert_upload(kind: str, upload: UploadedFile) -> str:
+    """The text of `upload` read as `kind` (see `read_upload`)."""
+    return read_upload(kind, upload).text
+
+
+def read_pdf(upload: UploadedFile) -> Reading:
     """The text of every page, pages separated by a blank line (pdfplumber's layout-free extraction).
 
     The parsing runs in a child process under CPU-time, memory and wall-clock limits (see `pdf_reader`): a
@@ -93,7 +108,7 @@ def pdf_to_text(upload: UploadedFile) -> str:
     if not upload.read(5).startswith(b"%PDF-"):
         raise UploadError(f"{upload.name} is not a PDF. Upload a PDF, or paste the text.")
     upload.seek(0)
-    answer = _read_in_child(upload.read())
+    answer = run_reader(upload.read(), "text", MAX_PDF_PAGES, MAX_PDF_TEXT_CHARS)
     if answer.get("error") == "pages":
         raise UploadError(f"{upload.name} has {answer['count']} pages; up to {MAX_PDF_PAGES} are read.")
     if answer.get("error") == "damaged":
@@ -103,14 +118,15 @@ def pdf_to_text(upload: UploadedFile) -> str:
     text = "\n\n".join(page.strip("\n") for page in answer["pages"] if page.strip())
     if not text:
         raise UploadError(f"{upload.name} contains no text (is it a scanned image?). Paste the text instead.")
-    return text
+    return Reading(text=text, pages=len(answer["pages"]))
 
 
-def _read_in_child(data: bytes) -> dict[str, Any]:
-    """`pdf_reader`'s answer for `data`; a child killed by a limit is answered as too expensive."""
-    limits = [MAX_PDF_PAGES, PDF_CPU_SECONDS, PDF_MEMORY_BYTES, MAX_PDF_TEXT_CHARS]
+def run_reader(data: bytes, mode: str, *arguments: int) -> dict[str, Any]:
+    """`pdf_reader`'s answer for `data` in `mode` ("text" or "render", see there); a child killed by a limit is
+    answered as too expensive."""
+    limits = [PDF_CPU_SECONDS, PDF_MEMORY_BYTES, *arguments]
     # -I: the child sees neither PYTHON* variables nor the current directory, only the interpreter's packages.
-    command = [sys.executable, "-I", str(Path(__file__).with_name("pdf_reader.py")), *map(str, limits)]
+    command = [sys.executable, "-I", str(Path(__file__).with_name("pdf_reader.py")), mode, *map(str, limits)]
     try:
         child = subprocess.run(command, input=data, capture_output=True, timeout=PDF_WALL_SECONDS, check=False)  # noqa: S603
     except subprocess.TimeoutExpired:
@@ -135,4 +151,4 @@ def _read_in_child(data: bytes) -> dict[str, Any]:
     return {"error": "damaged", "detail": f"the PDF reader stopped with exit status {child.returncode}"}
 
 
-register_converter(Converter(kind="pdf", label="PDF", accept=".pdf,application/pdf", to_text=pdf_to_text))
+register_converter(Converter(kind="pdf", label="PDF", accept=".pdf,application/pdf", read=read_pdf))

@@ -252,7 +252,9 @@ def flow_start(request: HttpRequest, name: str) -> HttpResponse:
     posted = request.method == "POST"
     form = FlowInputForm(spec.input_model, request.POST if posted else None, request.FILES if posted else None)
     if form.is_valid():
-        run = services.run_create(flow_name=spec.name, inputs=form.inputs, user=request.user, trigger="ui")
+        run = services.run_create(
+            flow_name=spec.name, inputs=form.inputs, user=request.user, trigger="ui", documents=form.documents
+        )
         messages.success(request, f"Started {spec.title}.")
         return redirect("engine:run_detail", run_id=run.id)
     context = {"spec": spec, "form": form, "diagram": _flow_diagram(spec, step_status=None)}

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from reviewconsole.llm.offline import OfflineLLM
 
 if TYPE_CHECKING:
-    from crewai.agents.agent_builder.base_agent import BaseAgent
     from crewai.utilities.types import LLMMessage
 
 OUTCOME_MODEL_NAME = "decision"
@@ -23,9 +22,10 @@ class OutcomeLLM(OfflineLLM):
     CrewAI's ``_collapse_to_outcome`` asks the LLM to map the reviewer's text to
     one of the emitted outcomes with a response model that has an ``outcome``
     field; this model's fixed answer makes that routing exact. It makes no
-    network call and does emit CrewAI's LLM call events (with word-count usage)
-    like ``DemoLLM``, so the decision step is visible in a run's timeline.
-    An outcome not in ``emit`` surfaces as CrewAI's ``HumanFeedbackCollapseError``.
+    network call and emits no LLM call events: the outcome is a person's
+    decision, recorded with the review, and a run's timeline must not show it
+    as a model's call. An outcome not in ``emit`` surfaces as CrewAI's
+    ``HumanFeedbackCollapseError``.
     """
 
     model: str = OUTCOME_MODEL_NAME
@@ -41,11 +41,9 @@ class OutcomeLLM(OfflineLLM):
             data.setdefault("provider", "decision")
         return data
 
-    def _answer(
-        self,
-        messages: list[LLMMessage],
-        response_model: type[BaseModel] | None,
-        from_agent: BaseAgent | None,
-        tools: list[dict[str, Any]] | None,
-    ) -> str:
+    def call(self, messages: str | list[LLMMessage], *args: Any, **kwargs: Any) -> str:
+        """The chosen outcome as JSON, whatever is asked; no events, hooks or usage (see the class)."""
         return json.dumps({"outcome": self.outcome})
+
+    async def acall(self, messages: str | list[LLMMessage], *args: Any, **kwargs: Any) -> str:
+        return self.call(messages)

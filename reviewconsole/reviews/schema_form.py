@@ -38,6 +38,14 @@ MAX_DEPTH = 8
 # Strings longer than this, or with a line break, get a textarea.
 LONG_TEXT = 120
 LONG_TEXT_NAMES = ("text", "description", "notes", "note", "body", "comment", "summary", "raw", "address")
+# A long text's editor gets a row per this many characters of a line, between these many rows: sized to its
+# text, as far as a screen allows (CSS `field-sizing: content` does it exactly where supported).
+TEXT_ROW_CHARS = 80
+TEXT_ROWS = (4, 30)
+# A number named like this (or ending "_" + one of them) is an amount of money: shown with two decimals and the
+# currency of the nearest object that names one.
+MONEY_NAMES = ("amount", "total", "subtotal", "price", "cost", "tax", "fee", "balance")
+CURRENCY_KEY = "currency"
 
 Kind = Literal[
     "text", "textarea", "number", "integer", "boolean", "tristate", "date", "datetime", "enum",
@@ -322,10 +330,25 @@ def input_value(spec: Spec, value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def display_value(spec: Spec, value: Any) -> str:
-    """`value` formatted for reading; empty when there is nothing to show."""
+def is_money(key: str) -> bool:
+    """Whether a number under `key` is an amount of money (see MONEY_NAMES)."""
+    key = key.lower()
+    return any(key == name or key.endswith("_" + name) for name in MONEY_NAMES)
+
+
+def money(value: float, currency: str = "") -> str:
+    """An amount as people read one: "2,805.50 EUR"."""
+    return f"{value:,.2f} {currency}" if currency else f"{value:,.2f}"
+
+
+def display_value(spec: Spec, value: Any, *, currency: str | None = None) -> str:
+    """`value` formatted for reading; empty when there is nothing to show. `currency`, given for an amount of
+    money ("" when no currency is known), shows it with two decimals and that currency."""
     if value is None or isinstance(value, Raw):
         return str(value or "")
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if currency is not None and numeric and (not isinstance(value, float) or math.isfinite(value)):
+        return money(value, currency)
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if spec.kind == "enum":
@@ -389,6 +412,8 @@ class FormField:
     # What the output type's checks say about this field (`annotate`), and the source lines it was read from.
     findings: list[dict[str, Any]] = field(default_factory=list)
     source_lines: list[int] = field(default_factory=list)
+    # For an amount of money: the currency it is in ("" when none is known); None for anything else.
+    currency: str | None = None
 
     kind = property(lambda self: self.spec.kind)
     label = property(lambda self: self.spec.label)
@@ -411,7 +436,14 @@ class FormField:
 
     @property
     def display(self) -> str:
-        return display_value(self.spec, self.value)
+        return display_value(self.spec, self.value, currency=self.currency)
+
+    @property
+    def text_rows(self) -> int:
+        """Rows for the editor of a long text: enough for its text (wrapped lines counted), within TEXT_ROWS."""
+        lines = self.input_value.split("\n")
+        wanted = sum(max(1, math.ceil(len(line) / TEXT_ROW_CHARS)) for line in lines) + 1
+        return max(TEXT_ROWS[0], min(TEXT_ROWS[1], wanted))
 
     @property
     def display_items(self) -> list[str]:
@@ -470,8 +502,11 @@ class FormField:
 
     @property
     def not_found(self) -> bool:
-        """A required field the checks found without a value: "not found", not its empty or default value."""
-        return any(item.get("check") == MISSING for item in self.findings)
+        """A value the model did not find: one its checks report missing (whatever default stands in for it),
+        or a scalar field left without a value. Read as "not found", never as a value or a blank."""
+        if any(item.get("check") == MISSING for item in self.findings):
+            return True
+        return self.spec.kind in SCALAR_KINDS and self.value in (None, "")
 
     @property
     def finding_level(self) -> str:
@@ -577,7 +612,25 @@ def build_form(
     spec = root_spec(schema, original if original is not None else value)
     tree = _build(spec, (), value, blank=False, extra_rows=extra_rows)
     _attach(tree, errors or [])
+    _mark_money(tree, "")
     return tree
+
+
+def currency_of(value: Any) -> str:
+    """The currency an object names (its "currency" field), or ""."""
+    named = value.get(CURRENCY_KEY) if isinstance(value, Mapping) else None
+    return named.strip() if isinstance(named, str) else ""
+
+
+def _mark_money(node: FormField, currency: str) -> None:
+    """Give each amount of money under `node` the currency of its nearest object that names one."""
+    currency = currency_of(node.value) or currency
+    if node.spec.kind in NUMERIC_KINDS and node.path and is_money(node.path[-1]):
+        node.currency = currency
+    for child in node.children:
+        _mark_money(child, currency)
+    for row in node.rows:
+        _mark_money(row.node, currency)
 
 
 # ---------------------------------------------------------------- POST → JSON

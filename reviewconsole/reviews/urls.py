@@ -19,4 +19,9 @@ urlpatterns = [
     path("<uuid:item_id>/release/", views.release, name="release"),
     path("<uuid:item_id>/undo/", views.undo, name="undo"),
     path("<uuid:item_id>/claim/", views.claim, name="claim"),
+    path(
+        "<uuid:item_id>/documents/<uuid:document_id>/pages/<int:page>.png",
+        views.document_page,
+        name="document_page",
+    ),
 ]

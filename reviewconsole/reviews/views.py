@@ -21,11 +21,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotModified, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh, reswap, retarget
@@ -33,7 +33,9 @@ from django_htmx.middleware import HtmxDetails
 
 from reviewconsole.autonomy import selectors as autonomy_selectors
 from reviewconsole.autonomy.models import AutonomyPolicy, default_reject_reasons
+from reviewconsole.engine import documents
 from reviewconsole.engine import selectors as engine_selectors
+from reviewconsole.engine.models import RunDocument
 from reviewconsole.inputs import UnsafeInputError, json_loads
 from reviewconsole.reviews import four_eyes, reliability_selectors, schema_form, selectors, undo_offers
 from reviewconsole.reviews.confirmations import approval_confirmations
@@ -53,6 +55,8 @@ APPROVE_OUTCOME = "approved"
 # The item page's signed stamp of when it showed the item (`_opened_at`); a page older than this is stale.
 OPENED_SALT = "reviews.item-opened"
 OPENED_MAX_AGE = 24 * 60 * 60
+# A page image is the same for as long as the run exists: a day before the browser asks again.
+DOCUMENT_PAGE_MAX_AGE = 24 * 60 * 60
 # Second reviews listed above the queue (oldest first).
 SECOND_REVIEW_ROWS = 20
 
@@ -354,17 +358,37 @@ def _place(request: HttpRequest, item: ReviewItem, listing: ReviewList) -> tuple
     return previous, following, f"{shown} of {total:,}{'+' if more else ''} {listing.label}"
 
 
-def _run_inputs(inputs: Any) -> list[tuple[str, str, bool]]:
-    """(name, text, is_json) per run input: text inputs shown as written, the rest as JSON."""
+@dataclass(frozen=True)
+class SourceInput:
+    """One run input as the item page shows it: text in full, line by line and numbered; the rest as JSON."""
+
+    name: str
+    text: str
+    is_json: bool
+    # (number, line) for text; empty for JSON.
+    lines: list[tuple[int, str]]
+    # The output's fields name lines of this input (source spans): its lines get ids to highlight.
+    spans: bool = False
+
+
+def _run_inputs(inputs: Any, spans_input: str = "") -> list[SourceInput]:
+    """The run's inputs for the page; `spans_input` is the one the output's source spans point into."""
     if not isinstance(inputs, dict):
-        return [("inputs", schema_form.display_value(schema_form.Spec("json", ""), inputs), True)]
+        return [SourceInput("inputs", schema_form.display_value(schema_form.Spec("json", ""), inputs), True, [])]
     shown = []
     for name, value in inputs.items():
         if isinstance(value, str):
-            shown.append((name, value, False))
+            lines = list(enumerate(value.splitlines(), start=1))
+            shown.append(SourceInput(name, value, False, lines, spans=bool(spans_input) and name == spans_input))
         else:
-            shown.append((name, schema_form.display_value(schema_form.Spec("json", ""), value), True))
+            shown.append(SourceInput(name, schema_form.display_value(schema_form.Spec("json", ""), value), True, []))
     return shown
+
+
+def _spans_input(item: ReviewItem) -> str:
+    """The run input the flow read the output from, when it gave source spans."""
+    name = (item.source_spans or {}).get("input")
+    return name if isinstance(name, str) else ""
 
 
 def _readable(findings: list[dict[str, Any]], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -394,15 +418,6 @@ def _edit_findings(item: ReviewItem) -> list[dict[str, Any]]:
     event = selectors.item_events(item_id=item.id).filter(kind="decided").first()
     findings = event.detail.get("findings") if event is not None and isinstance(event.detail, dict) else None
     return findings if isinstance(findings, list) else []
-
-
-def _source_lines(item: ReviewItem) -> tuple[str, list[tuple[int, str]]]:
-    """The run input the flow read the output from, numbered by line, when the flow gave source spans."""
-    name = (item.source_spans or {}).get("input")
-    text = item.run.inputs.get(name) if name and isinstance(item.run.inputs, dict) else None
-    if not isinstance(text, str):
-        return "", []
-    return name, list(enumerate(text.splitlines(), start=1))
 
 
 def _edit_tree(
@@ -480,7 +495,8 @@ def _item_context(
             # A decided item reads as it was decided: with the reviewer's edit, whose changes the diff lists; one
             # awaiting a second approval as its first approver left it.
             "reading": reading,
-            "source_lines": _source_lines(item),
+            # Amounts in the diff read in the currency of the output as shown.
+            "output_currency": schema_form.currency_of(reading.value),
             "first_approval": first,
             "awaiting_second": awaiting_second,
             "first_approver_is_me": awaiting_second and four_eyes.is_first_approver(first, request.user),
@@ -493,7 +509,8 @@ def _item_context(
             "can_edit": can_edit,
             "further_outcomes": [o for o in item.outcomes if o not in (approve, REJECT_OUTCOME)],
             "output_json": schema_form.display_value(schema_form.Spec("json", ""), item.output),
-            "run_inputs": _run_inputs(item.run.inputs),
+            "run_inputs": _run_inputs(item.run.inputs, _spans_input(item)),
+            "documents": engine_selectors.run_documents(run_id=item.run_id),
             # A flow may send several output types to review: the run, and its other items, may hold types
             # this reviewer may not see.
             "run_visible": engine_selectors.run_is_visible_to(request.user, item.run),
@@ -785,3 +802,29 @@ def shortcuts(request: HttpRequest) -> HttpResponse:
     if not (back.startswith("/") and url_has_allowed_host_and_scheme(back, {request.get_host()})):
         back = reverse("reviews:queue")
     return redirect(back)
+
+
+@login_required
+@require_GET
+def document_page(request: HttpRequest, item_id: UUID, document_id: UUID, page: int) -> HttpResponse:
+    """Page `page` of the document the item's run was read from, as a PNG; seen by whoever may see the item.
+
+    The image of a page never changes: it is cached by the browser (privately: it is behind a login) and
+    revalidated by its ETag.
+    """
+    item = _get_item_for_user(request, item_id)
+    try:
+        document = engine_selectors.run_document_get(run_id=item.run_id, document_id=document_id)
+    except RunDocument.DoesNotExist:
+        raise Http404("No such document") from None
+    etag = documents.page_etag(document, page)
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponseNotModified()
+    else:
+        try:
+            response = HttpResponse(documents.page_png(document, page), content_type="image/png")
+        except documents.DocumentPageError as error:
+            raise Http404(str(error)) from None
+    response["ETag"] = etag
+    patch_cache_control(response, private=True, max_age=DOCUMENT_PAGE_MAX_AGE)
+    return response

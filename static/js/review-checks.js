@@ -2,7 +2,8 @@
  * Findings and source lines on the item page.
  *
  * - Focusing a field (an edit input, or a row of the output as read) that carries data-source-lines highlights
- *   those lines of the source text, and scrolls them into view within the source panel.
+ *   those lines of the source text, and scrolls them into view within the source panel (which scrolls on its own
+ *   beside the fields on a wide screen).
  * - When the live re-check (#edit-findings, refreshed by htmx as the edit form changes) comes back, each
  *   field's findings list in the form is refilled from it (as text: findings are built from LLM output), and
  *   the field's aria-describedby names its list only while it has findings.
@@ -23,7 +24,19 @@
       line.classList.add(HIGHLIGHT);
       first = first || line;
     });
-    if (first) first.scrollIntoView({ block: "nearest" });
+    if (first) reveal(first);
+  }
+
+  // Scroll the source panel, where it scrolls beside the fields, so the line shows; never the page, which would
+  // take the focused field out of view.
+  function reveal(line) {
+    var panel = line.closest(".review-source");
+    if (!panel || panel.scrollHeight <= panel.clientHeight) return;
+    var top = line.getBoundingClientRect().top - panel.getBoundingClientRect().top;
+    var bottom = top + line.offsetHeight;
+    if (top < 0 || bottom > panel.clientHeight) {
+      panel.scrollTop += top - Math.max(0, (panel.clientHeight - line.offsetHeight) / 2);
+    }
   }
 
   document.addEventListener("focusin", function (event) {

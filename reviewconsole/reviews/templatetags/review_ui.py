@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from reviewconsole.reviews import undo_offers
+from reviewconsole.reviews import schema_form, undo_offers
 from reviewconsole.reviews.reasons import reason_label
 
 register = template.Library()
@@ -134,6 +134,15 @@ def as_json(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@register.simple_tag
+def diff_value(value: Any, path: str, currency: str = "") -> str:
+    """One side of a diff's change: an amount of money with its currency and two decimals, as the output reads."""
+    key = str(path).rsplit(".", 1)[-1]
+    if isinstance(value, int | float) and not isinstance(value, bool) and schema_form.is_money(key):
+        return schema_form.display_value(schema_form.Spec("number", key), value, currency=currency)
+    return as_json(value)
 
 
 @register.filter
