@@ -272,21 +272,52 @@ def test_every_page_has_no_serious_accessibility_violation_and_fits_a_phone(brow
     )
 
 
+# How the element under the keyboard's focus is drawn: its outline and shadow, which show the focus here.
+FOCUS_LOOK = """el => { const s = getComputedStyle(el);
+    return [s.outlineStyle === 'none' ? 0 : parseFloat(s.outlineWidth), s.boxShadow]; }"""
+
+
+def _tab_through(page: Page, presses: int) -> list[dict[str, Any]]:
+    """Press Tab `presses` times; for each element reached, how it looks focused and, afterwards, unfocused."""
+    reached = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        focused = page.evaluate_handle("document.activeElement")
+        if focused.evaluate("el => el === document.body"):
+            break
+        name = focused.evaluate("el => el.tagName + (el.className ? '.' + el.className : '') + ' ' + el.textContent")
+        reached.append(
+            {"name": " ".join(name.split())[:80], "element": focused, "focused": focused.evaluate(FOCUS_LOOK)}
+        )
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    for entry in reached:
+        entry["unfocused"] = entry["element"].evaluate(FOCUS_LOOK)
+    return reached
+
+
+def _without_focus_ring(reached: list[dict[str, Any]]) -> list[str]:
+    """The controls whose focus shows neither as an outline of 2 px or more nor as a change of their shadow."""
+    return [
+        entry["name"] for entry in reached if entry["focused"][0] < 2 and entry["focused"][1] == entry["unfocused"][1]
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_type_tab_reached_by_the_keyboard_shows_a_focus_ring(browse: Browse):
-    invoice_item()
+def test_every_control_reached_by_the_keyboard_shows_its_focus(browse: Browse):
+    item = invoice_item(MISMATCH)
     page = browse.as_user(make_user("rita"))
     page.goto(reverse("reviews:queue"))
-    tab = page.locator(".type-tabs a").first
-    # Tab until the first type tab has the focus: focus-visible applies to keyboard focus only.
-    for _ in range(30):
-        page.keyboard.press("Tab")
-        if tab.evaluate("el => el === document.activeElement"):
-            break
-    else:
-        pytest.fail("Tab never reached the queue's first type tab")
-    ring = tab.evaluate(
-        "el => { const s = getComputedStyle(el); return [s.outlineStyle, s.outlineWidth, s.boxShadow]; }"
-    )
-    outline_style, outline_width, box_shadow = ring
-    assert (outline_style != "none" and outline_width != "0px") or box_shadow != "none", ring
+    reached = _tab_through(page, 40)
+    # The queue's type tabs, its filters (select, input, button) and its rows' links are among them.
+    names = " ".join(entry["name"] for entry in reached)
+    for control in ("A.type-tab", "SELECT", "INPUT", "BUTTON", "A.row-title"):
+        assert control in names, f"Tab never reached {control}: {names}"
+    assert not _without_focus_ring(reached), _without_focus_ring(reached)
+
+    # An item: breadcrumbs, buttons, the raw output's <summary>, the decision.
+    page.goto(reverse("reviews:item", args=[item.id]))
+    reached = _tab_through(page, 40)
+    names = " ".join(entry["name"] for entry in reached)
+    for control in ("SUMMARY", "BUTTON.btn btn--approve"):
+        assert control in names, f"Tab never reached {control}: {names}"
+    assert not _without_focus_ring(reached), _without_focus_ring(reached)
