@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 # The settings refuse to start without SECRET_KEY: `make run` makes one on first use and keeps it here.
 SECRET_KEY_FILE := var/secret-key
 
-.PHONY: install chromium run serve test lint bench clean
+.PHONY: install chromium axe run serve test lint bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -23,7 +23,16 @@ lint: install
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-test: lint chromium
+# axe-core for the accessibility browser tests, from the npm registry at the version tests/browser/package-lock.json
+# pins (needs Node and npm); installed again only when the lock file changes.
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund
+	@touch $@
+
+axe: $(AXE)
+
+test: lint chromium axe
 	$(PY) -m pytest
 
 $(SECRET_KEY_FILE):
