@@ -213,14 +213,6 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 # to them, so browsers may cache them for ever. Off (tests, `make run`), files are served as they are in static/,
 # which needs no collectstatic first.
 STATIC_MANIFEST = _env_flag("STATIC_MANIFEST")
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if STATIC_MANIFEST
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
-    },
-}
 # Without the manifest, WhiteNoise finds files where runserver does, so STATIC_ROOT need not exist.
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 
@@ -241,7 +233,11 @@ def _documents_storage() -> dict[str, object]:
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
     "documents": _documents_storage(),
 }
 
