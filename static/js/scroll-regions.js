@@ -2,8 +2,7 @@
 //
 // What overflows a box that cannot take the focus is out of a keyboard user's reach (WCAG 2.1.1). Every box
 // that overflows becomes a focusable region named after its section's heading, so arrow keys scroll it and a
-// screen reader says what it is; a box that fits stays out of the tab order. Checked again when the window
-// changes size and after htmx swaps new content in.
+// screen reader says what it is; a box that fits stays out of the tab order.
 (function () {
   "use strict";
 
@@ -16,7 +15,9 @@
     var caption = box.querySelector("caption");
     if (caption && caption.textContent.trim()) return caption.textContent.trim();
     for (var node = box.parentElement; node && node !== document.body; node = node.parentElement) {
-      var title = node.querySelector(":scope > h2, :scope > h3, :scope > summary, :scope > header h2, :scope > header h3");
+      var title = node.querySelector(
+        ":scope > h2, :scope > h3, :scope > summary, :scope > header h2, :scope > header h3, :scope > .panel__head .panel__title"
+      );
       if (title && title.textContent.trim()) return title.textContent.trim().replace(/\s+/g, " ");
       var label = node.getAttribute("aria-label");
       if (label) return label;
@@ -40,28 +41,32 @@
     }
   }
 
-  function updateAll() {
-    document.querySelectorAll(BOXES).forEach(update);
-  }
+  // A box's overflow changes when it or its content changes size (a panel that htmx loads later, a narrower
+  // window): each box and its content are watched, and boxes that htmx swaps in are watched too.
+  var observer = "ResizeObserver" in window ? new ResizeObserver(function (entries) {
+    entries.forEach(function (entry) {
+      var box = entry.target.matches(BOXES) ? entry.target : entry.target.parentElement;
+      if (box && box.matches(BOXES)) update(box);
+    });
+  }) : null;
 
-  var pending = null;
-  function later() {
-    if (pending === null) {
-      pending = window.requestAnimationFrame(function () {
-        pending = null;
-        updateAll();
-      });
-    }
+  function watchAll() {
+    document.querySelectorAll(BOXES).forEach(function (box) {
+      update(box);
+      if (observer && !box.hasAttribute("data-scroll-watched")) {
+        box.setAttribute("data-scroll-watched", "");
+        observer.observe(box);
+        if (box.firstElementChild) observer.observe(box.firstElementChild);
+      }
+    });
   }
 
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", updateAll);
+    document.addEventListener("DOMContentLoaded", watchAll);
   } else {
-    updateAll();
+    watchAll();
   }
-  window.addEventListener("load", updateAll);
-  window.addEventListener("resize", later);
-  document.addEventListener("htmx:afterSettle", later);
+  document.addEventListener("htmx:afterSettle", watchAll);
   // A closed <details> (a chart's table, a raw JSON view) measures nothing until it opens.
-  document.addEventListener("toggle", later, true);
+  document.addEventListener("toggle", watchAll, true);
 })();

@@ -258,7 +258,8 @@ def test_every_page_has_no_serious_accessibility_violation_and_fits_a_phone(brow
         for visit in visits:
             page = pages[visit.user]
             page.set_viewport_size(viewport)
-            response = page.goto(visit.path)
+            # Once the parts that htmx loads after the page (a type page's reviewing panel) are in.
+            response = page.goto(visit.path, wait_until="networkidle")
             assert response is not None and response.status == visit.status, (visit, response and response.status)
             violations = _axe(page)
             for violation in violations:
