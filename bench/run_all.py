@@ -3,8 +3,9 @@
     .venv/bin/python bench/run_all.py [--quick] [--no-redis] [NAME ...]      (`make bench` = --quick)
 
 Runs, each as a subprocess whose output streams through: bench/engine.py (engine overhead),
-bench/reviews.py (reviewer pages at scale), bench/resume.py (decision to flow resumed) and bench/stats.py
-(dashboard statistics). NAMEs (engine, reviews, resume, stats) run only those. Each script's last line holds
+bench/reviews.py (reviewer pages at scale), bench/resume.py (decision to flow resumed), bench/stats.py
+(dashboard statistics) and bench/scale.py (throughput with 1 and 2 workers). NAMEs (engine, reviews, resume,
+stats, scale) run only those. Each script's last line holds
 its figures as key=value pairs; the summary compares them with the targets of DESIGN.md "Performance targets".
 A script that is missing is reported as "not run"; one that fails or prints no figure as "failed", and the
 runner exits 1 after the summary. A missed target does not change the exit status: on a shared machine a
@@ -91,6 +92,17 @@ BENCHMARKS = (
         ),
     ),
     Benchmark("stats", postgres=True, redis=False, metrics=(Metric("stats_p95_max_ms", 100.0),)),
+    Benchmark(
+        "scale",
+        postgres=True,
+        redis=True,
+        metrics=(
+            Metric("scale_pause_fps_1", unit=" flows/s"),
+            Metric("scale_pause_ratio_2", unit=""),
+            Metric("scale_complete_fps_1", unit=" flows/s"),
+            Metric("scale_complete_ratio_2", unit=""),
+        ),
+    ),
 )
 
 

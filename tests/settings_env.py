@@ -21,6 +21,7 @@ VARIABLES = (
     "DB_POOL_MIN_SIZE",
     "DB_POOL_MAX_SIZE",
     "DB_POOL_TIMEOUT",
+    "RETENTION_DAYS",
 )
 
 

@@ -55,6 +55,10 @@ class PauseHandler(Protocol):
     def lost_resumes_requeue(self) -> int:
         """Queue `resume_flow` again for answers whose task was lost with a worker; how many."""
 
+    def runs_purged(self, *, run_ids: list[Any]) -> dict[str, int]:
+        """Inside a retention purge's transaction: drop the copies of these runs' inputs and outputs the answers
+        keep (the answers themselves stay); the counts removed per kind."""
+
     def run_pauses(self, *, run_id: Any) -> Any:
         """The records of the run's pauses (with their answers), oldest first, for the run's page and API."""
 

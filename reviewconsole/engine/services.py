@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -475,3 +476,75 @@ def steps_interrupt_open(*, run_id: Any) -> int:
     return Step.objects.filter(run_id=run_id, status=StepStatus.STARTED).update(
         status=StepStatus.INTERRUPTED, finished_at=timezone.now(), error="worker stopped during this step"
     )
+
+
+# Runs purged per transaction: small enough that a purge never holds many rows locked or loads many ids.
+PURGE_BATCH_SIZE = 500
+
+
+def runs_purge_expired(*, days: int, batch_size: int = PURGE_BATCH_SIZE) -> Counter[str]:
+    """Remove the inputs, state, output and uploaded files of runs that finished over `days` days ago.
+
+    What stays: the run itself (status, times, error message, steps, transitions) and everything the pause
+    handler keeps of its pauses' answers (decisions and their verdicts); the autonomy figures read only those.
+    Works in batches of `batch_size` runs, each in a transaction of its own, so a million old runs never sit
+    in memory or in one lock. Several workers may purge at once: each batch takes its rows with
+    `SKIP LOCKED` and sets `purged_at` only where it is still null, so no run is purged twice.
+
+    Side effects per run: `inputs`, `state`, `result` and `traceback` emptied and `purged_at` stamped; its
+    checkpoints deleted; its pauses' context and state emptied; the pause handler's `runs_purged` for its
+    pauses' copies; the files of every FileField on the run deleted from their storage once the batch has
+    committed. Returns the counts per kind removed (logged).
+    """
+    removed: Counter[str] = Counter()
+    if days <= 0:
+        return removed
+    cutoff = timezone.now() - timedelta(days=days)
+    while (batch := _runs_purge_batch(cutoff=cutoff, limit=batch_size)) is not None:
+        removed.update(batch)
+    if removed:
+        logger.info(
+            "retention (%d days): removed %s", days, ", ".join(f"{count} {kind}" for kind, count in removed.items())
+        )
+    return removed
+
+
+def _run_file_fields() -> list[Any]:
+    from django.db.models import FileField
+
+    return [field for field in FlowRun._meta.concrete_fields if isinstance(field, FileField)]
+
+
+def _runs_purge_batch(*, cutoff: datetime, limit: int) -> Counter[str] | None:
+    """Purge up to `limit` of the oldest runs that finished before `cutoff`; the counts removed, None if none."""
+    from reviewconsole.engine.models import Checkpoint, PendingFeedback
+
+    file_fields = _run_file_fields()
+    removed: Counter[str] = Counter()
+    with transaction.atomic():
+        due = FlowRun.objects.filter(finished_at__lt=cutoff, purged_at__isnull=True).order_by("finished_at")
+        # Rows another purge holds are skipped, not waited for: it purges them.
+        rows = list(
+            due.select_for_update(skip_locked=True).values_list("id", *(f.attname for f in file_fields))[:limit]
+        )
+        if not rows:
+            return None
+        run_ids = [row[0] for row in rows]
+        files = [(field, name) for row in rows for field, name in zip(file_fields, row[1:], strict=True) if name]
+        blank_files = {field.attname: "" for field in file_fields}
+        removed["runs"] = FlowRun.objects.filter(id__in=run_ids, purged_at__isnull=True).update(
+            inputs={}, state={}, result=None, traceback="", purged_at=timezone.now(), **blank_files
+        )
+        flow_uuids = [str(run_id) for run_id in run_ids]
+        removed["checkpoints"] = Checkpoint.objects.filter(flow_uuid__in=flow_uuids).delete()[0]
+        removed["pauses"] = PendingFeedback.objects.filter(flow_uuid__in=flow_uuids).update(context={}, state={})
+        removed.update(pause_handler().runs_purged(run_ids=run_ids))
+        # Only once the rows no longer name them: a rollback must not leave a run pointing at a deleted file.
+        transaction.on_commit(lambda: _files_delete(files))
+    removed["files"] = len(files)
+    return removed
+
+
+def _files_delete(files: list[tuple[Any, str]]) -> None:
+    for field, name in files:
+        field.storage.delete(name)

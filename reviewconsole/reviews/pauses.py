@@ -44,5 +44,8 @@ class ReviewQueue:
     def lost_resumes_requeue(self) -> int:
         return services.review_items_requeue_lost_resumes()
 
+    def runs_purged(self, *, run_ids: list[Any]) -> dict[str, int]:
+        return {"review item outputs": services.review_items_purge_data(run_ids=run_ids)}
+
     def run_pauses(self, *, run_id: Any) -> QuerySet[ReviewItem]:
         return selectors.review_items_of_run(run_id=run_id)
