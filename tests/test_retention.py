@@ -18,7 +18,7 @@ from flows.invoices import OUTPUT_TYPE
 from reviewconsole.autonomy.models import GateDecision
 from reviewconsole.engine import services as engine_services
 from reviewconsole.engine.models import Checkpoint, FlowRun, PendingFeedback, RunStatus
-from reviewconsole.engine.services import run_create, runs_purge_expired
+from reviewconsole.engine.services import RunStateError, run_create, run_retry, runs_purge_expired
 from reviewconsole.engine.tasks import purge_expired_runs
 from reviewconsole.reviews.models import Decision, ReviewItem
 from reviewconsole.reviews.services import decide
@@ -131,6 +131,15 @@ def test_purged_runs_show_that_retention_removed_their_data(manager):
         page = response.content.decode()
         assert f"removed by retention after {DAYS + 3} days" in page
         assert raw not in page
+
+
+def test_a_purged_run_cannot_be_retried(manager):
+    run = _decided_invoices(manager, 1)[0]
+    _age([run], DAYS + 1)
+    runs_purge_expired(days=DAYS)
+    FlowRun.objects.filter(id=run.id).update(status=RunStatus.FAILED)
+    with pytest.raises(RunStateError, match="removed by retention"):
+        run_retry(run_id=run.id, actor=manager)
 
 
 def test_unset_retention_keeps_everything(manager, settings):

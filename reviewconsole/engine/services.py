@@ -365,15 +365,18 @@ def run_cancel(*, run_id: Any, actor: Any) -> None:
 def run_retry(*, run_id: Any, actor: Any) -> RunStatus:
     """Take a failed or cancelled run up again; returns the status it moved to.
 
-    A run whose pause is still open with its review item cancelled (it was cancelled while it waited for
-    review) goes back to waiting, the item back in the queue (the pause handler's `run_reopened`): running it
-    would only resume that pause, which has no decision. Any other run is queued, its error cleared, and
+    A run purged by retention has nothing to run on and is refused. A run whose pause is still open with its
+    review item cancelled (it was cancelled while it waited for review) goes back to waiting, the item back
+    in the queue (the pause handler's `run_reopened`): running it would only resume that pause, which has no
+    decision. Any other run is queued, its error cleared, and
     `run_flow` enqueued on commit; finished steps are replayed, not repeated.
     """
     with transaction.atomic():
         status = run_lock(run_id=run_id)
         if status not in (RunStatus.FAILED, RunStatus.CANCELLED):
             raise RunStateError("Only a failed or cancelled run can be retried.")
+        if FlowRun.objects.filter(id=run_id, purged_at__isnull=False).exists():
+            raise RunStateError("Its inputs were removed by retention; start a new run instead.")
         to = RunStatus.QUEUED
         if pause_handler().run_reopened(run_id=run_id):
             to = RunStatus.WAITING_REVIEW
