@@ -4,8 +4,9 @@
 
 Runs, each as a subprocess whose output streams through: bench/engine.py (engine overhead),
 bench/reviews.py (reviewer pages at scale), bench/resume.py (decision to flow resumed), bench/stats.py
-(dashboard statistics) and bench/exports.py (server memory of the streamed exports, on SQLite and PostgreSQL).
-NAMEs (engine, reviews, resume, stats, exports) run only those. Each script's last line holds
+(dashboard statistics), bench/exports.py (server memory of the streamed exports, on SQLite and PostgreSQL)
+and bench/scale.py (throughput with 1 and 2 workers). NAMEs (engine, reviews, resume, stats, exports, scale) run
+only those. Each script's last line holds
 its figures as key=value pairs; the summary compares them with the targets of DESIGN.md "Performance targets".
 A script that is missing is reported as "not run"; one that fails or prints no figure as "failed", and the
 runner exits 1 after the summary. A missed target does not change the exit status: on a shared machine a
@@ -97,6 +98,17 @@ BENCHMARKS = (
         postgres=True,
         redis=False,
         metrics=(Metric("exports_growth_max_mb", 200.0, unit=" MB"), Metric("exports_peak_rss_mb", unit=" MB")),
+    ),
+    Benchmark(
+        "scale",
+        postgres=True,
+        redis=True,
+        metrics=(
+            Metric("scale_pause_fps_1", unit=" flows/s"),
+            Metric("scale_pause_ratio_2", unit=""),
+            Metric("scale_complete_fps_1", unit=" flows/s"),
+            Metric("scale_complete_ratio_2", unit=""),
+        ),
     ),
 )
 

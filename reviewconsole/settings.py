@@ -25,15 +25,16 @@ def _env_bool(name: str, default: bool = False) -> bool:
     return os.environ.get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
 
 
-def _env_positive_int(name: str, default: int) -> int:
-    """A whole number above zero from the environment; anything else stops start-up naming the variable."""
+def _env_positive_int(name: str, default: int, *, zero_allowed: bool = False) -> int:
+    """A whole number above zero (or zero) from the environment; anything else stops start-up naming the variable."""
     raw = os.environ.get(name, "").strip() or str(default)
     try:
         value = int(raw)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise ImproperlyConfigured(f"{name} must be a whole number above zero, not {raw!r}")
+        value = -1
+    if value < (0 if zero_allowed else 1):
+        expected = "zero or a whole number above it" if zero_allowed else "a whole number above zero"
+        raise ImproperlyConfigured(f"{name} must be {expected}, not {raw!r}")
     return value
 
 
@@ -319,6 +320,10 @@ RUN_LEASE_SECONDS = int(os.environ.get("RUN_LEASE_SECONDS", "60"))
 # Attempts at one stretch of a run (from its start, a retry or a resume to its next pause or end) whose
 # worker stopped without finishing (killed, or past TASK_TIMEOUT_SECONDS): after this many it fails.
 RUN_MAX_ATTEMPTS = int(os.environ.get("RUN_MAX_ATTEMPTS", "3"))
+
+# Finished runs older than this many days lose their inputs, state, output and uploaded files (decisions,
+# verdicts and statistics stay); 0 keeps everything for ever. See engine.services.runs_purge_expired.
+RETENTION_DAYS = _env_positive_int("RETENTION_DAYS", 0, zero_allowed=True)
 
 DEMO_LLM_DELAY_MS = int(os.environ.get("DEMO_LLM_DELAY_MS", "0"))
 # The rolling evidence window of the autonomy statistics ("the last N days").

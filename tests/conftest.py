@@ -130,3 +130,32 @@ def flow_modules(settings, monkeypatch):
             monkeypatch.delitem(sys.modules, module, raising=False)
 
     return use
+
+
+@pytest.fixture
+def start_cluster(transactional_db, tmp_path, monkeypatch):
+    """Returns `start(**env)`: a real qcluster (tests/workers.py) on the test database, its steps logging side
+    effects to one file; `start.output()` is every cluster's log. Stops them all after the test.
+    """
+    from django_q.conf import Conf
+
+    from tests.workers import QCluster, worker_env
+
+    # Tasks go to the broker the clusters read, not inline (pytest-env sets TASKS_SYNC=1).
+    monkeypatch.setattr(Conf, "SYNC", False)
+    started: list[QCluster] = []
+
+    def start(**env: str) -> QCluster:
+        log = tmp_path / f"qcluster-{len(started) + 1}.log"
+        cluster = QCluster(worker_env(SIDE_EFFECT_LOG=str(tmp_path / "effects.log"), **env), log)
+        started.append(cluster)
+        return cluster
+
+    start.output = lambda: "\n".join(cluster.output() for cluster in started)
+    # Depending on transactional_db makes this teardown run before the test database is flushed, so no worker
+    # holds a connection or writes during it.
+    yield start
+    for cluster in started:
+        cluster.stop()
+    # Captured output is only shown when the test fails.
+    print(start.output())

@@ -31,6 +31,7 @@ VARIABLES = (
     "WEB_CONCURRENCY",
     "WORKERS",
     "UNDO_SECONDS",
+    "RETENTION_DAYS",
 )
 
 

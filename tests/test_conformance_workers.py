@@ -14,35 +14,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from django_q.conf import Conf
 
 from reviewconsole.engine.models import FlowRun, RunStatus
 from reviewconsole.engine.services import run_create
 from tests.conformance.cases import KILLS, Review
 from tests.conformance.harness import decide_pending
-from tests.workers import QCluster, wait_for, worker_env
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def start_cluster(transactional_db, tmp_path, monkeypatch):
-    """Starts qcluster processes logging side effects to one file; stops them all after the test."""
-    # Tasks go to the broker the clusters read, not inline (pytest-env sets TASKS_SYNC=1).
-    monkeypatch.setattr(Conf, "SYNC", False)
-    started: list[QCluster] = []
-
-    def start(**env: str) -> QCluster:
-        log = tmp_path / f"qcluster-{len(started) + 1}.log"
-        cluster = QCluster(worker_env(SIDE_EFFECT_LOG=str(tmp_path / "effects.log"), **env), log)
-        started.append(cluster)
-        return cluster
-
-    start.output = lambda: "\n".join(cluster.output() for cluster in started)
-    yield start
-    for cluster in started:
-        cluster.stop()
-    print(start.output())
 
 
 def _effects(tmp_path: Path) -> Counter:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.files.storage import storages
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from PIL import Image
 
 from reviewconsole.engine import documents
-from reviewconsole.engine.models import FlowRun, RunDocument
+from reviewconsole.engine.models import FlowRun, RunDocument, documents_storage
+from reviewconsole.engine.services import runs_purge_expired
 from reviewconsole.reviews.models import ReviewItem
 from tests.people import client_for, user_in_role
 from tests.test_flow_uploads import FILE_FIELD, INVOICE_LINES, START_URL, make_pdf, upload
@@ -157,3 +160,22 @@ def test_a_document_that_can_no_longer_be_drawn_is_404_not_500(uploaded):
         kept.write(b"%PDF-1.4\ndamaged since")
 
     assert client_for(user_in_role("rita", "reviewer", "invoice")).get(page_url(item, document, 1)).status_code == 404
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def test_retention_deletes_the_document_and_its_drawn_pages_with_the_runs_inputs(uploaded):
+    item, document, _ = uploaded
+    assert client_for(user_in_role("rita", "reviewer", "invoice")).get(page_url(item, document, 1)).status_code == 200
+    storage = documents_storage()
+    drawn = storage.listdir(f"renders/{document.id}")[1]
+    assert drawn and storage.exists(document.file.name)
+    FlowRun.objects.filter(id=item.run_id).update(finished_at=timezone.now() - timedelta(days=31))
+
+    removed = runs_purge_expired(days=30)
+
+    assert removed["runs"] == 1 and removed["uploaded documents"] == 1
+    assert not RunDocument.objects.filter(id=document.id).exists()
+    assert not storage.exists(document.file.name)
+    assert not any(storage.exists(f"renders/{document.id}/{name}") for name in drawn)

@@ -74,15 +74,20 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, details
         time.sleep(0.2)
 
 
+def _state_and_group(stat: Path) -> tuple[str, int] | None:
+    """A process's state letter and process group from its /proc stat file; None once it has exited."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None  # the process exited while we looked
+    return fields[0], int(fields[2])
+
+
 def group_alive(pgid: int) -> bool:
     """Whether any process of the group still runs (zombies awaiting their reaper do not count)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process exited while we looked
-        state, process_group = fields[0], int(fields[2])
-        if process_group == pgid and state != "Z":
+        found = _state_and_group(stat)
+        if found and found[1] == pgid and found[0] != "Z":
             return True
     return False
 
@@ -133,6 +138,11 @@ class QCluster:
 
     def alive(self) -> bool:
         return group_alive(self.pgid)
+
+    def holds(self, pid: int) -> bool:
+        """Whether process `pid` (a worker, as a run's `worker` names it) belongs to this cluster."""
+        found = _state_and_group(Path(f"/proc/{pid}/stat"))
+        return bool(found) and found[1] == self.pgid
 
     def _signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):  # the whole group is already gone

@@ -49,8 +49,26 @@ def document_store(*, run: FlowRun, input_name: str, upload: UploadedFile, pages
     return document
 
 
+def _renders_dir(document_id: Any) -> str:
+    return f"renders/{document_id}"
+
+
 def _render_name(document: RunDocument, page: int) -> str:
-    return f"renders/{document.id}/page-{page}-w{PAGE_WIDTH_PX}.png"
+    return f"{_renders_dir(document.id)}/page-{page}-w{PAGE_WIDTH_PX}.png"
+
+
+def documents_files_delete(files: list[tuple[Any, str]]) -> None:
+    """Delete from the storage the files of deleted documents, given as (document id, file name), and every
+    page image drawn of them."""
+    storage = documents_storage()
+    for document_id, name in files:
+        storage.delete(name)
+        try:
+            _, drawn = storage.listdir(_renders_dir(document_id))
+        except FileNotFoundError:
+            continue
+        for render in drawn:
+            storage.delete(f"{_renders_dir(document_id)}/{render}")
 
 
 def page_etag(document: RunDocument, page: int) -> str:

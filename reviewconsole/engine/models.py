@@ -50,6 +50,8 @@ class FlowRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When retention (RETENTION_DAYS) removed the run's inputs, state, output and files; null while kept.
+    purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -66,6 +68,12 @@ class FlowRun(models.Model):
                 condition=models.Q(enqueued_at__isnull=False),
                 name="run_status_enqueued_idx",
             ),
+            # Retention: the finished runs not purged yet, oldest first (the rest stay out of the index).
+            models.Index(
+                fields=["finished_at"],
+                condition=models.Q(purged_at__isnull=True, finished_at__isnull=False),
+                name="run_unpurged_finished_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -74,6 +82,13 @@ class FlowRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_RUN_STATUSES
+
+    @property
+    def purged_after_days(self) -> int | None:
+        """How many days after it finished retention removed the run's data; None while it is kept."""
+        if self.purged_at is None or self.finished_at is None:
+            return None
+        return (self.purged_at - self.finished_at).days
 
 
 class RunTransition(models.Model):

@@ -60,6 +60,10 @@ class PauseHandler(Protocol):
 
         Called by every worker's heartbeat, every few seconds: cheap when there is nothing to release."""
 
+    def runs_purged(self, *, run_ids: list[Any]) -> dict[str, int]:
+        """Inside a retention purge's transaction: drop the copies of these runs' inputs and outputs the answers
+        keep (the answers themselves stay); the counts removed per kind."""
+
     def run_pauses(self, *, run_id: Any) -> Any:
         """The records of the run's pauses (with their answers), oldest first, for the run's page and API."""
 

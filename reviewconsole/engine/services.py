@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -375,15 +376,18 @@ def run_cancel(*, run_id: Any, actor: Any) -> None:
 def run_retry(*, run_id: Any, actor: Any) -> RunStatus:
     """Take a failed or cancelled run up again; returns the status it moved to.
 
-    A run whose pause is still open with its review item cancelled (it was cancelled while it waited for
-    review) goes back to waiting, the item back in the queue (the pause handler's `run_reopened`): running it
-    would only resume that pause, which has no decision. Any other run is queued, its error cleared, and
+    A run purged by retention has nothing to run on and is refused. A run whose pause is still open with its
+    review item cancelled (it was cancelled while it waited for review) goes back to waiting, the item back
+    in the queue (the pause handler's `run_reopened`): running it would only resume that pause, which has no
+    decision. Any other run is queued, its error cleared, and
     `run_flow` enqueued on commit; finished steps are replayed, not repeated.
     """
     with transaction.atomic():
         status = run_lock(run_id=run_id)
         if status not in (RunStatus.FAILED, RunStatus.CANCELLED):
             raise RunStateError("Only a failed or cancelled run can be retried.")
+        if FlowRun.objects.filter(id=run_id, purged_at__isnull=False).exists():
+            raise RunStateError("Its inputs were removed by retention; start a new run instead.")
         to = RunStatus.QUEUED
         if pause_handler().run_reopened(run_id=run_id):
             to = RunStatus.WAITING_REVIEW
@@ -500,3 +504,61 @@ def worker_heartbeat_record(*, worker: str) -> None:
     now = timezone.now()
     WorkerHeartbeat.objects.update_or_create(worker=worker, defaults={"beat_at": now})
     WorkerHeartbeat.objects.filter(beat_at__lt=now - HEARTBEAT_KEPT).delete()
+
+
+# Runs purged per transaction: small enough that a purge never holds many rows locked or loads many ids.
+PURGE_BATCH_SIZE = 500
+
+
+def runs_purge_expired(*, days: int, batch_size: int = PURGE_BATCH_SIZE) -> Counter[str]:
+    """Remove the inputs, state, output and uploaded files of runs that finished over `days` days ago.
+
+    What stays: the run itself (status, times, error message, steps, transitions) and everything the pause
+    handler keeps of its pauses' answers (decisions and their verdicts); the autonomy figures read only those.
+    Works in batches of `batch_size` runs, each in a transaction of its own, so a million old runs never sit
+    in memory or in one lock. Several workers may purge at once: each batch takes its rows with
+    `SKIP LOCKED` and sets `purged_at` only where it is still null, so no run is purged twice.
+
+    Side effects per run: `inputs`, `state`, `result` and `traceback` emptied and `purged_at` stamped; its
+    checkpoints deleted; its pauses' context and state emptied; the pause handler's `runs_purged` for its
+    pauses' copies; its uploaded documents deleted, their files and page images from the storage once the
+    batch has committed. Returns the counts per kind removed (logged).
+    """
+    removed: Counter[str] = Counter()
+    if days <= 0:
+        return removed
+    cutoff = timezone.now() - timedelta(days=days)
+    while (batch := _runs_purge_batch(cutoff=cutoff, limit=batch_size)) is not None:
+        removed.update(batch)
+    if removed:
+        logger.info(
+            "retention (%d days): removed %s", days, ", ".join(f"{count} {kind}" for kind, count in removed.items())
+        )
+    return removed
+
+
+def _runs_purge_batch(*, cutoff: datetime, limit: int) -> Counter[str] | None:
+    """Purge up to `limit` of the oldest runs that finished before `cutoff`; the counts removed, None if none."""
+    from reviewconsole.engine.documents import documents_files_delete
+    from reviewconsole.engine.models import Checkpoint, PendingFeedback, RunDocument
+
+    removed: Counter[str] = Counter()
+    with transaction.atomic():
+        due = FlowRun.objects.filter(finished_at__lt=cutoff, purged_at__isnull=True).order_by("finished_at")
+        # Rows another purge holds are skipped, not waited for: it purges them.
+        run_ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
+        if not run_ids:
+            return None
+        removed["runs"] = FlowRun.objects.filter(id__in=run_ids, purged_at__isnull=True).update(
+            inputs={}, state={}, result=None, traceback="", purged_at=timezone.now()
+        )
+        flow_uuids = [str(run_id) for run_id in run_ids]
+        removed["checkpoints"] = Checkpoint.objects.filter(flow_uuid__in=flow_uuids).delete()[0]
+        removed["pauses"] = PendingFeedback.objects.filter(flow_uuid__in=flow_uuids).update(context={}, state={})
+        removed.update(pause_handler().runs_purged(run_ids=run_ids))
+        documents = RunDocument.objects.filter(run_id__in=run_ids)
+        files = list(documents.values_list("id", "file"))
+        removed["uploaded documents"] = documents.delete()[0]
+        # Only once the rows no longer name them: a rollback must not leave a run pointing at a deleted file.
+        transaction.on_commit(lambda: documents_files_delete(files))
+    return removed

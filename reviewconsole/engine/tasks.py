@@ -41,3 +41,10 @@ def start_scheduled_run(flow_name: str, inputs_json: str = "{}") -> str:
     spec = get_flow(flow_name)
     inputs = spec.input_model.model_validate_json(inputs_json)
     return str(services.run_create(flow_name=spec.name, inputs=inputs.model_dump(mode="json"), trigger="schedule").id)
+
+
+def purge_expired_runs() -> dict[str, int]:
+    """The retention schedule: remove run data older than RETENTION_DAYS (nothing when it is 0)."""
+    from django.conf import settings
+
+    return dict(services.runs_purge_expired(days=settings.RETENTION_DAYS))

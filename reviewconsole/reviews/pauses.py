@@ -47,5 +47,8 @@ class ReviewQueue:
     def held_resumes_release(self) -> int:
         return services.review_items_release_held_resumes()
 
+    def runs_purged(self, *, run_ids: list[Any]) -> dict[str, int]:
+        return {"review item outputs": services.review_items_purge_data(run_ids=run_ids)}
+
     def run_pauses(self, *, run_id: Any) -> QuerySet[ReviewItem]:
         return selectors.review_items_of_run(run_id=run_id)

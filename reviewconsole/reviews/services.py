@@ -577,6 +577,16 @@ def review_items_requeue_lost_resumes() -> int:
     return requeued
 
 
+def review_items_purge_data(*, run_ids: list[Any]) -> int:
+    """Empty the output and source spans the runs' review items hold, for retention; how many items.
+
+    Only finished runs are purged, so their items are decided, expired or cancelled: nothing on the item
+    pages needs the output any more, and the decision (with its diff) and verdict stay for the figures.
+    Side effects: the items' `output` nulled and `source_spans` emptied.
+    """
+    return ReviewItem.objects.filter(run_id__in=run_ids).update(output=None, source_spans={})
+
+
 def review_items_cancel_for_run(*, run_id: Any) -> int:
     """Cancel the run's pending items, so nobody decides on a cancelled run.
 
