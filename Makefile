@@ -55,7 +55,7 @@ serve: private export SECRET_KEY ?= $(shell cat $(SECRET_KEY_FILE) 2>/dev/null)
 serve: install $(SECRET_KEY_FILE)
 	$(PY) manage.py serve
 
-# Every benchmark in --quick mode, then a summary against DESIGN.md's targets: about 9 min on 2 cores (15 the
+# Every benchmark in --quick mode, then a summary against DESIGN.md's targets: several minutes on 2 cores (more the
 # first time). Needs the local PostgreSQL, and Redis on 127.0.0.1:6379 for the Redis figures; see bench/run_all.py -h.
 bench: install
 	$(PY) bench/run_all.py --quick
