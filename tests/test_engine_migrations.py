@@ -6,5 +6,7 @@ from django_q.models import Schedule
 def test_migrations_leave_no_minute_schedule_for_the_sweeper():
     # Non-transactional on purpose: transactional tests flush migration data.
     # Workers sweep from their heartbeat, at an interval that follows the lease (tests/test_queue_sweeper.py).
-    assert not Schedule.objects.filter(func__startswith="reviewconsole.engine.").exists()
+    engine_schedules = Schedule.objects.filter(func__startswith="reviewconsole.engine.")
+    assert not engine_schedules.filter(schedule_type=Schedule.MINUTES).exists()
+    assert not engine_schedules.filter(func__contains="sweep").exists()
     assert Schedule.objects.filter(func__startswith="reviewconsole.").exists(), "the other schedules stay"

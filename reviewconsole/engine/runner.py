@@ -93,8 +93,12 @@ class _Heartbeat:
         # A third of the lease, so two renewals can fail before it runs out.
         beat = max(0.5, min(lease / 3, 5.0))
         next_sweep = time.monotonic()
-        # The first round at once: a new worker reports (and sweeps) as soon as it is up, not a beat later.
+        if self._sweeps:
+            # A new worker reports at once (/readyz), but sweeps only after a beat: a sweep at start-up would find
+            # the runs queued for it not yet claimed, and queue them again.
+            self._report()
         while True:
+            time.sleep(beat)
             with self._lock:
                 current = list(self._current.values())
             for execution, worker in current:
@@ -102,7 +106,7 @@ class _Heartbeat:
             if self._sweeps and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + lease / 2
                 # Beside the sweep, which only a qcluster worker runs: the beat says a worker is there (/readyz).
-                self._guarded(lambda: services.worker_heartbeat_record(worker=worker_name()), "record a heartbeat")
+                self._report()
                 self._guarded(services.runs_sweep, "sweep")
             if self._sweeps:
                 # Every beat, not every sweep: a resume held back for an undo window waits at most one beat more.
@@ -110,7 +114,9 @@ class _Heartbeat:
             if not current:
                 # Idle: give the connection back rather than hold one per worker process.
                 connection.close()
-            time.sleep(beat)
+
+    def _report(self) -> None:
+        self._guarded(lambda: services.worker_heartbeat_record(worker=worker_name()), "record a heartbeat")
 
     @staticmethod
     def _renew(execution: Execution, worker: str) -> None:
