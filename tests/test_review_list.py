@@ -144,6 +144,9 @@ def test_the_queue_searches_and_refuses_a_bad_query_with_the_field_error(rita, f
     assert response.status_code == 200
     page = response.content.decode()
     assert "Search: Ensure this value has at most 200 characters" in page and '<tr id="item-' not in page
+    # However long the query string, the search is read and refused: never the whole queue instead.
+    page = client.get(reverse("reviews:queue"), {"q": "a" * 5000}).content.decode()
+    assert "Search: Ensure this value has at most 200 characters" in page and '<tr id="item-' not in page
     # A NUL is refused before any view reads it (`inputs.UnsafeInputMiddleware`).
     assert client.get(reverse("reviews:queue"), {"q": "acme\x00"}).status_code == 400
 

@@ -142,7 +142,7 @@ class ReviewList:
 
 def _review_list(raw: str, *, output_types: Any = ()) -> tuple[ReviewList, QueueFilterForm]:
     """The list given by a query string in the queue's terms, and the queue's filter form read from it."""
-    values = QueryDict(raw if len(raw) <= LIST_MAX_CHARS else "")
+    values = QueryDict(raw)
     form = QueueFilterForm(values or None, output_types=output_types)
     filters = form.filters()
     kept = [(key, values[key]) for key in LIST_KEYS if values.get(key) and key not in form.errors]
@@ -153,7 +153,7 @@ def _review_list(raw: str, *, output_types: Any = ()) -> tuple[ReviewList, Queue
 def _carried_list(data: Any) -> ReviewList:
     """The list an item page, a decision or "next" was given (`list`; an older link's `type`)."""
     raw = str(data.get("list", "")) if "list" in data else urlencode({"type": str(data.get("type", ""))[:100]})
-    return _review_list(raw)[0]
+    return _review_list(raw if len(raw) <= LIST_MAX_CHARS else "")[0]
 
 
 def _item_url(item_id: Any, listing: ReviewList | None = None) -> str:
